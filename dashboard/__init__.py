@@ -1,0 +1,1 @@
+"""Streamlit dashboard: a gRPC client of the control plane."""
