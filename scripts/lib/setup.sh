@@ -1,0 +1,87 @@
+# Shared set-up for scripts/run.sh and scripts/test.sh (sourced, not run).
+# Installs what is missing (apt and pip), regenerates the gRPC code, and makes a Docker engine
+# reachable. Idempotent: a second run on the same machine does almost nothing.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export SERVERSINC_HOME="${SERVERSINC_HOME:-$ROOT/.serversinc}"
+VENV="$ROOT/.venv"
+STARTED_DOCKERD=""
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+need_apt() {
+  # need_apt CMD PACKAGE...: installs PACKAGEs when CMD is not on PATH.
+  local cmd="$1"; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  APT_MISSING+=("$@")
+}
+
+ensure_system_packages() {
+  APT_MISSING=()
+  need_apt git git
+  need_apt dockerd docker.io
+  need_apt busybox busybox-static
+  need_apt haproxy haproxy
+  need_apt wrk wrk
+  need_apt curl curl
+  [ -x /bin/busybox ] && file_is_static /bin/busybox || APT_MISSING+=(busybox-static)
+  for extra in "$@"; do need_apt "${extra%%:*}" "${extra#*:}"; done
+  if [ ${#APT_MISSING[@]} -gt 0 ]; then
+    log "installing system packages: ${APT_MISSING[*]}"
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${APT_MISSING[@]}" >/dev/null
+  fi
+}
+
+file_is_static() {
+  # busybox-static's binary runs in a FROM scratch image; a dynamic one would not.
+  ! ldd "$1" >/dev/null 2>&1
+}
+
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256"
+  local want; want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing Python packages (pinned in requirements.txt)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip setuptools wheel
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    echo "$want" > "$stamp"
+  fi
+  log "generating gRPC code from protos/"
+  "$VENV/bin/python" "$ROOT/scripts/gen_protos.py"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+}
+
+docker_up() { docker info >/dev/null 2>&1 || "$VENV/bin/python" -c 'import docker,sys; docker.from_env().ping()' >/dev/null 2>&1; }
+
+ensure_docker() {
+  if docker_up; then return 0; fi
+  log "starting dockerd (published ports bind to 127.0.0.1 only)"
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    rm -f /var/run/docker.pid  # left by a dockerd killed earlier: the next start would refuse
+  fi
+  mkdir -p "$SERVERSINC_HOME"
+  nohup dockerd --ip 127.0.0.1 >"$SERVERSINC_HOME/dockerd.log" 2>&1 &
+  STARTED_DOCKERD=$!
+  for _ in $(seq 1 120); do
+    docker_up && return 0
+    kill -0 "$STARTED_DOCKERD" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "dockerd did not start; its log:" >&2
+  tail -20 "$SERVERSINC_HOME/dockerd.log" >&2
+  return 1
+}
+
+stop_docker_if_started() {
+  if [ -n "$STARTED_DOCKERD" ] && kill -0 "$STARTED_DOCKERD" 2>/dev/null; then
+    log "stopping the dockerd this script started"
+    kill "$STARTED_DOCKERD" 2>/dev/null
+    for _ in $(seq 1 40); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.25; done
+  fi
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the platform on the embedded defaults: SQLite under .serversinc/, a local Tugboat agent,
+# the control-plane API and its deploy workers. Prints the addresses; Ctrl-C stops everything.
+set -euo pipefail
+source "$(dirname "$0")/lib/setup.sh"
+
+API="${SERVERSINC_API:-127.0.0.1:50051}"
+AGENT="${SERVERSINC_AGENT:-127.0.0.1:50052}"
+
+ensure_system_packages
+ensure_venv
+ensure_docker
+mkdir -p "$SERVERSINC_HOME/logs"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  log "stopping"
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_docker_if_started
+}
+trap cleanup INT TERM EXIT
+
+start() {
+  # start NAME CMD...: runs CMD in the background, its output in .serversinc/logs/NAME.log
+  local name="$1"; shift
+  "$@" >>"$SERVERSINC_HOME/logs/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+wait_grpc() {
+  "$VENV/bin/python" - "$1" <<'PY'
+import sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+channel = grpc.insecure_channel(sys.argv[1])
+grpc.channel_ready_future(channel).result(timeout=30)
+health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+PY
+}
+
+start agent "$VENV/bin/tugboat" --host "${AGENT%:*}" --port "${AGENT##*:}" --home "$SERVERSINC_HOME/agent"
+wait_grpc "$AGENT" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
+start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
+wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
+
+cat <<MSG
+
+Serversinc is running.
+  control plane (gRPC)  $API
+  Tugboat agent (gRPC)  $AGENT
+  state and logs        $SERVERSINC_HOME
+  CLI                   $VENV/bin/serversinc --help
+Ctrl-C stops everything.
+MSG
+wait -n "${PIDS[@]}" || true
+log "a process exited; see $SERVERSINC_HOME/logs/"

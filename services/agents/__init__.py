@@ -1,0 +1,1 @@
+"""How the control plane talks to Tugboat agents: a domain port and its gRPC adapter."""

@@ -1,0 +1,155 @@
+"""The gRPC adapter for the agent port: TugboatService calls in, plain dataclasses out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timezone
+
+import grpc
+from tugboat.v1 import tugboat_pb2 as pb
+from tugboat.v1 import tugboat_pb2_grpc
+
+from services.agents.port import (
+    AgentCancelled,
+    AgentError,
+    AgentInfo,
+    AgentTimeout,
+    AgentUnavailable,
+    BuildSpec,
+    BuildUpdate,
+    CancelToken,
+    ContainerView,
+    DeployUpdate,
+    LogEntry,
+    ReleaseSpec,
+)
+
+
+def agent_channel(address: str) -> grpc.Channel:
+    """The one place agent channels are made (credentials are added here)."""
+    return grpc.insecure_channel(address, options=[("grpc.enable_retries", 1)])
+
+
+class AgentClient:
+    def __init__(self, address: str, channel: grpc.Channel | None = None):
+        self.address = address
+        self.channel = channel or agent_channel(address)
+        self.stub = tugboat_pb2_grpc.TugboatServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _stream(self, call, cancel: CancelToken):
+        """Iterates a server stream; cancelling the token cancels the call on the agent too."""
+        unregister = cancel.on_cancel(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            raise self._error(err, cancel) from None
+        finally:
+            unregister()
+
+    def _error(self, err: grpc.RpcError, cancel: CancelToken | None = None) -> AgentError:
+        code = err.code()
+        if code == grpc.StatusCode.CANCELLED and cancel is not None and cancel.cancelled:
+            return AgentCancelled("cancelled")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return AgentTimeout("deadline exceeded")
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return AgentUnavailable(f"agent at {self.address} is unreachable: {err.details()}")
+        return AgentError(f"agent error ({code.name}): {err.details()}")
+
+    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]:
+        request = pb.BuildRequest(
+            app=spec.app, deployment_id=spec.deployment_id, repo_url=spec.repo_url, commit_sha=spec.commit_sha,
+            dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
+        )
+        for ev in self._stream(self.stub.Build(request, timeout=timeout), cancel):
+            update = BuildUpdate(line=ev.line, step_current=ev.step_current, step_total=ev.step_total,
+                                 error=ev.error, cancelled=ev.cancelled)
+            if ev.HasField("result"):
+                r = ev.result
+                update.image, update.image_id, update.skipped = r.image, r.image_id, r.skipped
+                update.commit_message, update.seconds, update.done = r.commit_message, r.seconds, True
+            if ev.error:
+                update.done = True
+            yield update
+
+    def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]:
+        request = pb.DeployRequest(
+            app=spec.app, deployment_id=spec.deployment_id, image=spec.image, commit_sha=spec.commit_sha,
+            port=spec.port, health_path=spec.health_path, health_timeout_seconds=spec.health_timeout_seconds,
+            stop_grace_seconds=spec.stop_grace_seconds, env=spec.env,
+        )
+        for ev in self._stream(self.stub.Deploy(request, timeout=timeout), cancel):
+            failure = pb.FailureKind.Name(ev.failure).removeprefix("FAILURE_KIND_") if ev.failure else ""
+            yield DeployUpdate(
+                step=pb.DeployStep.Name(ev.step).removeprefix("DEPLOY_STEP_"), message=ev.message,
+                container_id=ev.container_id, url=ev.url, failure=failure, error=ev.error,
+            )
+
+    def cancel(self, deployment_id: int) -> None:
+        try:
+            self.stub.Cancel(pb.CancelRequest(deployment_id=deployment_id), timeout=5)
+        except grpc.RpcError:
+            pass  # nothing running there any more
+
+    def list_containers(self, app: str) -> list[ContainerView]:
+        try:
+            resp = self.stub.ListContainers(pb.ListContainersRequest(app=app), timeout=10)
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+        return [
+            ContainerView(
+                id=c.id, name=c.name, app=c.app, deployment_id=c.deployment_id, commit_sha=c.commit_sha,
+                image=c.image, state=c.state, direct_url=c.direct_url,
+                created=c.create_time.ToDatetime(tzinfo=timezone.utc) if c.HasField("create_time") else None,
+                serving=c.serving,
+            )
+            for c in resp.containers
+        ]
+
+    def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]:
+        call = self.stub.StreamLogs(pb.StreamLogsRequest(app=app, follow=follow, tail=tail))
+        for entry in self._stream(call, CancelToken()):
+            yield LogEntry(
+                time=entry.time.ToDatetime(tzinfo=timezone.utc) if entry.HasField("time") else None,
+                text=entry.text, container_id=entry.container_id,
+            )
+
+    def remove_app(self, app: str) -> int:
+        try:
+            return self.stub.RemoveApp(pb.RemoveAppRequest(app=app), timeout=120).removed
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+
+    def info(self, *, timeout: float = 3.0) -> AgentInfo:
+        try:
+            i = self.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout)
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+        return AgentInfo(i.agent_version, i.docker_version, i.hostname, i.running_containers)
+
+
+class AgentDirectory:
+    """One client per server address, made on first use and reused (channels are expensive)."""
+
+    def __init__(self, factory=AgentClient):
+        self._factory = factory
+        self._clients: dict[str, AgentClient] = {}
+        self._lock = threading.Lock()
+
+    def for_address(self, address: str) -> AgentClient:
+        with self._lock:
+            client = self._clients.get(address)
+            if client is None:
+                client = self._clients[address] = self._factory(address)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+

@@ -1,0 +1,157 @@
+"""The agent port: what the deploy pipeline needs from a server's agent, in plain Python types.
+
+The pipeline depends on this, not on gRPC, so its logic reads as the deploy flow and nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class CancelToken:
+    """Set once when a deployment is cancelled; callbacks (e.g. cancelling a gRPC call) run at once."""
+
+    def __init__(self) -> None:
+        # True when the cancel comes from a shutting-down worker: the deployment is left to resume.
+        self.shutdown = False
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks = list(self._callbacks)
+        for cb in callbacks:
+            cb()
+
+    def on_cancel(self, cb: Callable[[], None]) -> Callable[[], None]:
+        """Runs `cb` on cancel (now, if already cancelled); returns a function that unregisters it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(cb)
+                return lambda: self._callbacks.remove(cb) if cb in self._callbacks else None
+        cb()
+        return lambda: None
+
+
+class AgentError(Exception):
+    """The agent refused or failed a call; the message is for people."""
+
+
+class AgentUnavailable(AgentError):
+    """The agent could not be reached."""
+
+
+class AgentTimeout(AgentError):
+    """The call ran past its deadline."""
+
+
+class AgentCancelled(AgentError):
+    """The call was cancelled by us."""
+
+
+@dataclass
+class BuildSpec:
+    app: str
+    deployment_id: int
+    repo_url: str
+    commit_sha: str
+    dockerfile: str
+    context_dir: str
+    force: bool
+
+
+@dataclass
+class BuildUpdate:
+    """One line of build output, and on the last update the result or the error."""
+
+    line: str = ""
+    step_current: int = 0
+    step_total: int = 0
+    image: str = ""
+    image_id: str = ""
+    skipped: bool = False
+    commit_message: str = ""
+    seconds: float = 0.0
+    error: str = ""
+    cancelled: bool = False
+    done: bool = False
+
+
+@dataclass
+class ReleaseSpec:
+    app: str
+    deployment_id: int
+    image: str
+    commit_sha: str
+    port: int
+    health_path: str
+    health_timeout_seconds: int
+    stop_grace_seconds: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeployUpdate:
+    """One step of a Deploy stream. `step` is START, HEALTH, SWITCH, STOP_OLD or DONE."""
+
+    step: str
+    message: str = ""
+    container_id: str = ""
+    url: str = ""
+    failure: str = ""  # BUILD, START, HEALTH, SWITCH, CANCELLED
+    error: str = ""
+
+
+@dataclass
+class ContainerView:
+    id: str
+    name: str
+    app: str
+    deployment_id: int
+    commit_sha: str
+    image: str
+    state: str
+    direct_url: str
+    created: datetime | None
+    serving: bool
+
+
+@dataclass
+class LogEntry:
+    time: datetime | None
+    text: str
+    container_id: str
+
+
+@dataclass
+class AgentInfo:
+    agent_version: str
+    docker_version: str
+    hostname: str
+    running_containers: int
+
+
+class Agent(Protocol):
+    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]: ...
+
+    def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]: ...
+
+    def list_containers(self, app: str) -> list[ContainerView]: ...
+
+    def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]: ...
+
+    def remove_app(self, app: str) -> int: ...
+
+    def info(self, *, timeout: float = 3.0) -> AgentInfo: ...

@@ -1,0 +1,116 @@
+"""Converters between database rows / domain views and protobuf messages. Only this module and
+the servicers import *_pb2 on the control plane."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from serversinc.v1 import app_pb2, deployment_pb2, git_service_pb2, server_service_pb2
+
+from services.apps.spec import AppSpec
+from services.core.states import EventKind, Phase, State, Trigger
+from services.db.models import App
+from services.deployments.events import Event
+from services.deployments.service import DeploymentView
+
+
+def ts(value: datetime | str | None) -> Timestamp | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    t = Timestamp()
+    t.FromDatetime(value)
+    return t
+
+
+def state_pb(state: str) -> int:
+    return deployment_pb2.DeploymentState.Value(f"DEPLOYMENT_STATE_{state}")
+
+
+def phase_pb(phase: str) -> int:
+    return deployment_pb2.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{phase}") if phase else 0
+
+
+def trigger_from_pb(value: int) -> Trigger:
+    if value == 0:
+        return Trigger.API
+    return Trigger(deployment_pb2.DeploymentTrigger.Name(value).removeprefix("DEPLOYMENT_TRIGGER_"))
+
+
+def spec_from_pb(app: app_pb2.App) -> AppSpec:
+    return AppSpec(
+        name=app.name, repo_url=app.repo_url, branch=app.branch, port=app.port, health_path=app.health_path,
+        dockerfile=app.dockerfile, context_dir=app.context_dir, env=dict(app.env), server=app.server,
+        health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
+        stop_grace_seconds=app.stop_grace_seconds,
+    )
+
+
+def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None) -> app_pb2.App:
+    msg = app_pb2.App(
+        name=app.name, repo_url=app.repo_url, branch=app.branch, port=app.port, health_path=app.health_path,
+        dockerfile=app.dockerfile, context_dir=app.context_dir, env=dict(app.env or {}), server=app.server.name,
+        health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
+        stop_grace_seconds=app.stop_grace_seconds, url=app.url or "",
+        status=app_pb2.AppStatus.Value(f"APP_STATUS_{status}") if status else 0,
+        create_time=ts(app.created_at), update_time=ts(app.updated_at),
+    )
+    if current is not None:
+        dep = current.row
+        msg.current_deployment = f"deployments/{dep.id}"
+        msg.current_commit = dep.commit_sha
+        msg.current_commit_message = dep.commit_message
+        if dep.finished_at:
+            msg.last_deploy_time.CopyFrom(ts(dep.finished_at))
+    return msg
+
+
+def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
+    d = view.row
+    msg = deployment_pb2.Deployment(
+        name=f"deployments/{d.id}", id=d.id, app=d.app.name, state=state_pb(d.state), phase=phase_pb(d.phase),
+        trigger=deployment_pb2.DeploymentTrigger.Value(f"DEPLOYMENT_TRIGGER_{d.trigger}"), rebuild=d.rebuild,
+        requested_commit_sha=d.requested_commit_sha, commit_sha=d.commit_sha, commit_message=d.commit_message,
+        image=d.image, image_id=d.image_id, build_skipped=d.build_skipped, build_seconds=d.build_seconds,
+        deploy_seconds=d.deploy_seconds, failure_phase=phase_pb(d.failure_phase), failure_reason=d.failure_reason,
+        queue_position=view.queue_position, container_id=d.container_id, url=d.url,
+        source_deployment=f"deployments/{d.source_deployment_id}" if d.source_deployment_id else "",
+        superseded_by=f"deployments/{d.superseded_by_id}" if d.superseded_by_id else "",
+        create_time=ts(d.created_at), start_time=ts(d.started_at), end_time=ts(d.finished_at),
+    )
+    for t in d.phase_timings or []:
+        msg.phase_timings.add(phase=phase_pb(t["phase"]), start_time=ts(t["start"]), end_time=ts(t.get("end")))
+    if d.release:
+        r = d.release
+        msg.release.CopyFrom(deployment_pb2.Release(
+            image=r["image"], image_id=r["image_id"], commit_sha=r["commit_sha"], env=r.get("env", {}),
+            port=r["port"], health_path=r["health_path"], health_timeout_seconds=r["health_timeout_seconds"],
+            stop_grace_seconds=r["stop_grace_seconds"],
+        ))
+    return msg
+
+
+def event_to_pb(e: Event) -> deployment_pb2.DeploymentEvent:
+    return deployment_pb2.DeploymentEvent(
+        deployment=f"deployments/{e.deployment_id}", seq=e.seq, time=ts(e.time),
+        kind=deployment_pb2.EventKind.Value(f"EVENT_KIND_{e.kind}"), phase=phase_pb(e.phase), message=e.message,
+        step_current=e.step_current, step_total=e.step_total, state=state_pb(e.state) if e.state else 0,
+    )
+
+
+def server_to_pb(server, info=None, error: str = "") -> server_service_pb2.Server:
+    msg = server_service_pb2.Server(name=server.name, address=server.address, create_time=ts(server.created_at))
+    if info is not None:
+        msg.state = server_service_pb2.SERVER_STATE_ONLINE
+        msg.docker_version, msg.agent_version = info.docker_version, info.agent_version
+        msg.running_containers = info.running_containers
+    else:
+        msg.state = server_service_pb2.SERVER_STATE_OFFLINE
+        msg.error = error
+    return msg
+
+
+def branch_to_pb(branch) -> git_service_pb2.Branch:
+    return git_service_pb2.Branch(name=branch.name, commit_sha=branch.sha)

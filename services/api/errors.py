@@ -1,0 +1,88 @@
+"""The one map from domain errors to gRPC status codes, with AIP-193 ErrorInfo details.
+
+Servicer methods are wrapped by `translate_errors`; anything unexpected becomes INTERNAL with an
+id to find it in the log, never a stack trace to the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.core.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+DOMAIN = "serversinc.dev"
+
+CODES = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_for(err: DomainError) -> tuple[grpc.StatusCode, str, str]:
+    for cls in type(err).__mro__:
+        if cls in CODES:
+            return CODES[cls], err.message, err.reason
+    return grpc.StatusCode.UNKNOWN, err.message, err.reason
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str) -> None:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _handle(context, err: Exception, name: str) -> None:
+    if isinstance(err, DomainError):
+        abort(context, *status_for(err))
+    incident = uuid.uuid4().hex[:12]
+    log.exception("internal error %s in %s", incident, name)
+    abort(context, grpc.StatusCode.INTERNAL, f"internal error (incident {incident} in the control-plane log)", "INTERNAL")
+
+
+def _already_aborted(context) -> bool:
+    """True when the method itself called context.abort (which raises to unwind)."""
+    code = context.code()
+    return code is not None and code != grpc.StatusCode.OK
+
+
+def translate_errors(method):
+    """Wraps a unary or server-streaming servicer method."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as err:  # noqa: BLE001 - translated, never leaked
+                if _already_aborted(context):
+                    raise
+                if not context.is_active():
+                    return
+                _handle(context, err, method.__qualname__)
+
+        return stream
+
+    @functools.wraps(method)
+    def unary(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as err:  # noqa: BLE001
+            if _already_aborted(context):
+                raise
+            _handle(context, err, method.__qualname__)
+
+    return unary

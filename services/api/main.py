@@ -1,0 +1,34 @@
+"""`serversinc-api`: runs the control plane (gRPC API + deploy workers) until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from services.api.server import run_server
+from services.config import Settings
+from services.platform import Platform
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="serversinc-api", description=__doc__)
+    parser.add_argument("--listen", default=settings.api_address, help="host:port (default %(default)s)")
+    parser.add_argument("--agent", default=settings.local_agent_address, help="address of the 'local' server's agent")
+    args = parser.parse_args(argv)
+    settings.local_agent_address = args.agent
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    host, _, port = args.listen.rpartition(":")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with run_server(Platform(settings), host=host, port=int(port)) as (_, bound):
+        logging.info("control plane listening on %s:%s (database %s)", host, bound, settings.database_url)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

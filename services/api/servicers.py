@@ -1,0 +1,156 @@
+"""gRPC servicers of the control plane: each method translates a request into one domain call."""
+
+from __future__ import annotations
+
+from serversinc.v1 import (
+    app_service_pb2,
+    app_service_pb2_grpc,
+    deployment_service_pb2,
+    deployment_service_pb2_grpc,
+    git_service_pb2,
+    git_service_pb2_grpc,
+    server_service_pb2,
+    server_service_pb2_grpc,
+    app_pb2,
+    git_service_pb2 as git_pb2,
+)
+
+from services.api import converters as conv
+from services.api.errors import translate_errors
+from services.apps import status as app_status
+from services.apps.spec import SETTABLE
+from services.core import paging
+from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.deployments.service import DeploymentView, parse_name
+from services.platform import Platform
+
+
+class AppServicer(app_service_pb2_grpc.AppServiceServicer):
+    def __init__(self, platform: Platform):
+        self.p = platform
+
+    def _to_pb(self, apps):
+        info = app_status.overview(self.p.db, apps)
+        return [
+            conv.app_to_pb(a, info[a.id][0], DeploymentView(info[a.id][1]) if info[a.id][1] is not None else None)
+            for a in apps
+        ]
+
+    @translate_errors
+    def CreateApp(self, request, context):
+        return self._to_pb([self.p.apps.create(conv.spec_from_pb(request.app))])[0]
+
+    @translate_errors
+    def GetApp(self, request, context):
+        return self._to_pb([self.p.apps.get(request.name)])[0]
+
+    @translate_errors
+    def ListApps(self, request, context):
+        apps, token = self.p.apps.list(page_size=request.page_size, page_token=request.page_token)
+        return app_service_pb2.ListAppsResponse(apps=self._to_pb(apps), next_page_token=token)
+
+    @translate_errors
+    def UpdateApp(self, request, context):
+        paths = list(request.update_mask.paths) or list(SETTABLE)
+        bad = [p for p in paths if p not in SETTABLE]
+        if bad:
+            raise InvalidArgument(f"cannot update {', '.join(bad)}: settable fields are {', '.join(SETTABLE)}")
+        spec = conv.spec_from_pb(request.app)
+        changes = {p: getattr(spec, p) for p in paths}
+        return self._to_pb([self.p.apps.update(request.app.name, changes)])[0]
+
+    @translate_errors
+    def DeleteApp(self, request, context):
+        self.p.delete_app(request.name)
+        return app_service_pb2.DeleteAppResponse()
+
+    @translate_errors
+    def ListAppContainers(self, request, context):
+        containers = self.p.app_containers(request.name)
+        return app_service_pb2.ListAppContainersResponse(
+            containers=[
+                app_pb2.Container(
+                    id=c.id, name=c.name, app=c.app, deployment=f"deployments/{c.deployment_id}" if c.deployment_id else "",
+                    commit_sha=c.commit_sha, image=c.image, state=c.state, direct_url=c.direct_url,
+                    create_time=conv.ts(c.created),
+                )
+                for c in containers
+            ]
+        )
+
+    @translate_errors
+    def StreamAppLogs(self, request, context):
+        for entry in self.p.app_logs(request.name, follow=request.follow, tail=request.tail or 100):
+            if not context.is_active():
+                return
+            yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
+
+
+class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
+    def __init__(self, platform: Platform):
+        self.p = platform
+
+    @translate_errors
+    def CreateDeployment(self, request, context):
+        view = self.p.deployments.create(
+            request.app, rebuild=request.rebuild, commit_sha=request.commit_sha,
+            trigger=conv.trigger_from_pb(request.trigger), source_deployment=request.source_deployment,
+        )
+        return conv.deployment_to_pb(view)
+
+    @translate_errors
+    def GetDeployment(self, request, context):
+        return conv.deployment_to_pb(self.p.deployments.get(parse_name(request.name)))
+
+    @translate_errors
+    def ListDeployments(self, request, context):
+        views, token = self.p.deployments.list(request.app, page_size=request.page_size, page_token=request.page_token)
+        return deployment_service_pb2.ListDeploymentsResponse(
+            deployments=[conv.deployment_to_pb(v) for v in views], next_page_token=token
+        )
+
+    @translate_errors
+    def CancelDeployment(self, request, context):
+        return conv.deployment_to_pb(self.p.deployments.cancel(parse_name(request.name)))
+
+    @translate_errors
+    def WatchDeployment(self, request, context):
+        events = self.p.deployments.watch(parse_name(request.name), request.after_seq, is_active=context.is_active)
+        for event in events:
+            yield conv.event_to_pb(event)
+
+
+class GitServicer(git_service_pb2_grpc.GitServiceServicer):
+    def __init__(self, platform: Platform):
+        self.p = platform
+
+    @translate_errors
+    def ResolveCommit(self, request, context):
+        sha = self.p.git.resolve(request.repo_url, request.ref or "main")
+        return git_pb2.Commit(sha=sha)
+
+    @translate_errors
+    def ListBranches(self, request, context):
+        size = paging.page_size(request.page_size, default=100, maximum=1000)
+        after = paging.decode(request.page_token).get("after", "")
+        branches = [b for b in self.p.git.branches(request.repo_url) if b.name > after]
+        page = branches[:size]
+        token = paging.encode({"after": page[-1].name}) if len(branches) > size else ""
+        return git_service_pb2.ListBranchesResponse(branches=[conv.branch_to_pb(b) for b in page], next_page_token=token)
+
+
+class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
+    def __init__(self, platform: Platform):
+        self.p = platform
+
+    @translate_errors
+    def GetServer(self, request, context):
+        server, info, error = self.p.server_status(request.name)
+        return conv.server_to_pb(server, info, error)
+
+    @translate_errors
+    def ListServers(self, request, context):
+        servers, token = self.p.list_servers(page_size=request.page_size, page_token=request.page_token)
+        return server_service_pb2.ListServersResponse(
+            servers=[conv.server_to_pb(*self.p.server_status(s.name)) for s in servers], next_page_token=token
+        )

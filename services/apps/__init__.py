@@ -1,0 +1,1 @@
+"""Apps: what a user registers (repository, branch, port, health check, env)."""

@@ -1,0 +1,85 @@
+"""App use cases: create, read, list, update and delete apps, with validation before any write."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy.exc import IntegrityError
+
+from services.apps import repository as repo
+from services.apps.spec import SETTABLE, AppSpec
+from services.core import paging
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.core.states import State
+from services.db.models import App
+from services.db.session import Database
+from services.deployments import repository as deployments
+
+
+class AppService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, spec: AppSpec) -> App:
+        spec = spec.with_defaults().validate()
+        with self.db.session() as s:
+            if repo.get_app(s, spec.name):
+                raise AlreadyExists(f"app {spec.name!r} already exists")
+            server = repo.get_server(s, spec.server)
+            if server is None:
+                raise NotFound(f"server {spec.server!r} is not registered")
+            app = App(**{k: getattr(spec, k) for k in SETTABLE if k != "server"}, name=spec.name, server=server)
+            s.add(app)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise AlreadyExists(f"app {spec.name!r} already exists") from None
+        return self.get(spec.name)
+
+    def get(self, name: str) -> App:
+        with self.db.read() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise NotFound(f"app {name!r} not found")
+            return app
+
+    def list(self, *, page_size: int, page_token: str) -> tuple[list[App], str]:
+        size = paging.page_size(page_size, default=50, maximum=500)
+        after = paging.decode(page_token).get("after", "")
+        with self.db.read() as s:
+            apps = repo.list_apps(s, after=after, limit=size + 1)
+        more = len(apps) > size
+        apps = apps[:size]
+        return apps, paging.encode({"after": apps[-1].name}) if more else ""
+
+    def update(self, name: str, changes: dict) -> App:
+        unknown = set(changes) - set(SETTABLE)
+        if unknown:
+            raise InvalidArgument(f"cannot update {', '.join(sorted(unknown))}: settable fields are {', '.join(SETTABLE)}")
+        with self.db.session() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise NotFound(f"app {name!r} not found")
+            current = AppSpec(name=app.name, **{k: getattr(app, k) for k in SETTABLE if k != "server"}, server=app.server.name)
+            spec = replace(current, **changes).with_defaults().validate()
+            for key in SETTABLE:
+                if key == "server":
+                    if spec.server != app.server.name:
+                        server = repo.get_server(s, spec.server)
+                        if server is None:
+                            raise NotFound(f"server {spec.server!r} is not registered")
+                        app.server = server
+                else:
+                    setattr(app, key, getattr(spec, key))
+        return self.get(name)
+
+    def delete(self, name: str, *, active_states=(State.RUNNING,)) -> App:
+        """Deletes the row; the caller removes the containers first (see the API layer)."""
+        with self.db.session() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise NotFound(f"app {name!r} not found")
+            if deployments.has_state(s, app.id, active_states):
+                raise FailedPrecondition(f"app {name!r} has a deployment in progress: cancel it or wait")
+            s.delete(app)
+            return app

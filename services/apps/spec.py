@@ -1,0 +1,64 @@
+"""AppSpec: the settable fields of an app, with defaults and validation, free of storage and transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from services.config import LOCAL_SERVER
+from services.core import validation as v
+
+DEFAULT_PORT = 8080
+DEFAULT_HEALTH_PATH = "/"
+DEFAULT_DOCKERFILE = "Dockerfile"
+
+
+@dataclass
+class AppSpec:
+    name: str
+    repo_url: str
+    branch: str = "main"
+    port: int = 0
+    health_path: str = ""
+    dockerfile: str = ""
+    context_dir: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    server: str = ""
+    health_timeout_seconds: int = 0
+    build_timeout_seconds: int = 0
+    stop_grace_seconds: int = 0
+
+    def with_defaults(self) -> "AppSpec":
+        """Zero values mean "the default", as in proto3."""
+        return AppSpec(
+            name=self.name,
+            repo_url=self.repo_url.strip(),
+            branch=self.branch or "main",
+            port=self.port or DEFAULT_PORT,
+            health_path=self.health_path or DEFAULT_HEALTH_PATH,
+            dockerfile=self.dockerfile or DEFAULT_DOCKERFILE,
+            context_dir=self.context_dir or ".",
+            env=dict(self.env),
+            server=self.server or LOCAL_SERVER,
+            health_timeout_seconds=self.health_timeout_seconds,
+            build_timeout_seconds=self.build_timeout_seconds,
+            stop_grace_seconds=self.stop_grace_seconds,
+        )
+
+    def validate(self) -> "AppSpec":
+        v.app_name(self.name)
+        v.repo_url(self.repo_url)
+        v.branch(self.branch)
+        v.port(self.port)
+        v.health_path(self.health_path)
+        v.relative_path(self.dockerfile, "dockerfile")
+        if not self.dockerfile or self.dockerfile == ".":
+            raise v.InvalidArgument("dockerfile must name a file")
+        v.relative_path(self.context_dir, "context directory")
+        v.env(self.env)
+        v.seconds(self.health_timeout_seconds, "health timeout", maximum=3600)
+        v.seconds(self.build_timeout_seconds, "build timeout", maximum=6 * 3600)
+        v.seconds(self.stop_grace_seconds, "stop grace period", maximum=3600)
+        return self
+
+
+SETTABLE = tuple(f.name for f in fields(AppSpec) if f.name != "name")

@@ -1,0 +1,61 @@
+"""Control-plane settings: the defaults table of DESIGN.md, each overridable by an environment variable.
+
+One place for every default, so the CLI, the API server, the worker and the tests agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_API = "127.0.0.1:50051"
+DEFAULT_AGENT = "127.0.0.1:50052"
+LOCAL_SERVER = "local"
+
+
+def serversinc_home() -> Path:
+    """The state folder: database, certificates, agent state, logs (`.serversinc/` by default)."""
+    return Path(os.environ.get("SERVERSINC_HOME", REPO_ROOT / ".serversinc"))
+
+
+@dataclass
+class Settings:
+    """What the control plane needs to run; `from_env` reads the environment once."""
+
+    home: Path
+    database_url: str
+    api_address: str = DEFAULT_API
+    # The agent the "local" server points at; created at start-up when missing.
+    local_agent_address: str = DEFAULT_AGENT
+    # Worker threads: deployments of different apps run in parallel, one per app at a time.
+    workers: int = 4
+    # How long a claimed job stays claimed without a heartbeat before another worker may take it.
+    job_lease_seconds: float = 30.0
+    # Phase deadlines (seconds); per-app values override build and health.
+    resolve_timeout: float = 30.0
+    build_timeout: float = 900.0
+    health_timeout: int = 30
+    # Start + switch + stop-old, beyond the health timeout.
+    deploy_margin: float = 60.0
+    stop_grace: int = 10
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        home = Path(overrides.pop("home", None) or serversinc_home())
+        url = overrides.pop("database_url", None) or os.environ.get(
+            "SERVERSINC_DATABASE_URL", f"sqlite:///{home / 'serversinc.db'}"
+        )
+        settings = cls(
+            home=home,
+            database_url=url,
+            api_address=os.environ.get("SERVERSINC_API", DEFAULT_API),
+            local_agent_address=os.environ.get("SERVERSINC_AGENT", DEFAULT_AGENT),
+            workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
+        )
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        return settings

@@ -1,0 +1,1 @@
+"""Domain pieces shared by every control-plane package: errors, validation, value types."""

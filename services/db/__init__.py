@@ -1,0 +1,1 @@
+"""Database: typed models, the engine and sessions. Only repositories build queries."""

@@ -1,0 +1,149 @@
+"""SQLAlchemy 2 typed models for apps, deployments, their events, the job queue and servers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can name what they change.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC and always returns timezone-aware datetimes (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Server(Base):
+    """A server running a Tugboat agent."""
+
+    __tablename__ = "servers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    address: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    repo_url: Mapped[str] = mapped_column(String(2048))
+    branch: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int]
+    health_path: Mapped[str] = mapped_column(String(1024))
+    dockerfile: Mapped[str] = mapped_column(String(1024))
+    context_dir: Mapped[str] = mapped_column(String(1024))
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
+    health_timeout_seconds: Mapped[int] = mapped_column(default=0)
+    build_timeout_seconds: Mapped[int] = mapped_column(default=0)
+    stop_grace_seconds: Mapped[int] = mapped_column(default=0)
+    # What serves now: set when a deployment succeeds.
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    current_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    server: Mapped[Server] = relationship(lazy="joined")
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_app_id_id", "app_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    phase: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(16))
+    rebuild: Mapped[bool] = mapped_column(default=False)
+    requested_commit_sha: Mapped[str] = mapped_column(String(40), default="")
+    source_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    commit_sha: Mapped[str] = mapped_column(String(40), default="")
+    commit_message: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str] = mapped_column(String(255), default="")
+    image_id: Mapped[str] = mapped_column(String(255), default="")
+    build_skipped: Mapped[bool] = mapped_column(default=False)
+    build_seconds: Mapped[float] = mapped_column(default=0.0)
+    deploy_seconds: Mapped[float] = mapped_column(default=0.0)
+    # [{"phase": "BUILD", "start": iso, "end": iso|None}, ...]
+    phase_timings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    failure_phase: Mapped[str] = mapped_column(String(16), default="")
+    failure_reason: Mapped[str] = mapped_column(Text, default="")
+    container_id: Mapped[str] = mapped_column(String(128), default="")
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    # What ran: image, image_id, commit, env, port, health and stop settings.
+    release: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    superseded_by_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    app: Mapped[App] = relationship(lazy="joined")
+
+
+class DeploymentEvent(Base):
+    __tablename__ = "deployment_events"
+    __table_args__ = (UniqueConstraint("deployment_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    step_current: Mapped[int] = mapped_column(default=0)
+    step_total: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Job(Base):
+    """A durable unit of work: carry out one deployment. Claimed with a lease."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    # queued -> claimed -> done
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Deployments: queueing, the event log, the deploy pipeline and its bookkeeping."""

@@ -1,0 +1,131 @@
+"""The deployment event log: every event is stored first, then watchers are woken.
+
+Watchers never receive events from memory: they wake up and read what is stored after their last
+seq, so a late or reconnecting watcher sees exactly what a live one saw, and nothing is lost if
+it is slow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from services.core.states import EventKind, Phase, State
+from services.db.models import DeploymentEvent, utcnow
+from services.db.session import Database
+from services.deployments import repository as repo
+
+
+class Notifier:
+    """Per-deployment change counters with one condition variable: cheap and race-free waiting."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._versions: dict[int, int] = {}
+
+    def version(self, deployment_id: int) -> int:
+        with self._cond:
+            return self._versions.get(deployment_id, 0)
+
+    def notify(self, deployment_id: int) -> None:
+        with self._cond:
+            self._versions[deployment_id] = self._versions.get(deployment_id, 0) + 1
+            self._cond.notify_all()
+
+    def wait(self, deployment_id: int, seen: int, timeout: float) -> int:
+        """Blocks until the version moves past `seen` or the timeout; returns the version."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._versions.get(deployment_id, 0) != seen, timeout=timeout)
+            return self._versions.get(deployment_id, 0)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event, detached from the database."""
+
+    deployment_id: int
+    seq: int
+    time: object
+    kind: EventKind
+    phase: Phase
+    message: str = ""
+    step_current: int = 0
+    step_total: int = 0
+    state: State | None = None
+
+    @classmethod
+    def from_row(cls, row: DeploymentEvent) -> "Event":
+        return cls(
+            deployment_id=row.deployment_id,
+            seq=row.seq,
+            time=row.created_at,
+            kind=EventKind(row.kind),
+            phase=Phase(row.phase),
+            message=row.message,
+            step_current=row.step_current,
+            step_total=row.step_total,
+            state=State(row.state) if row.state else None,
+        )
+
+
+class EventLog:
+    # How long a watcher sleeps without a wake-up before it looks at the database anyway; covers
+    # writers in another process (several API replicas on PostgreSQL).
+    POLL_SECONDS = 1.0
+
+    def __init__(self, db: Database, notifier: Notifier | None = None):
+        self.db = db
+        self.notifier = notifier or Notifier()
+
+    def append(self, session, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", *,
+               step_current: int = 0, step_total: int = 0, state: State | None = None) -> None:
+        """Adds an event inside the caller's transaction; the caller calls `notify` after commit."""
+        seq = repo.last_seq(session, deployment_id) + 1
+        session.add(
+            DeploymentEvent(
+                deployment_id=deployment_id, seq=seq, created_at=utcnow(), kind=str(kind), phase=str(phase),
+                message=message, step_current=step_current, step_total=step_total,
+                state=str(state) if state else "",
+            )
+        )
+        session.flush()
+
+    def emit(self, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", **kw) -> None:
+        """Stores one event in its own transaction, then wakes the watchers."""
+        with self.db.session() as s:
+            self.append(s, deployment_id, kind, phase, message, **kw)
+        self.notifier.notify(deployment_id)
+
+    def emit_many(self, deployment_id: int, items: list[tuple]) -> None:
+        """Stores several events in one transaction (a burst of build lines), then wakes watchers once."""
+        if not items:
+            return
+        with self.db.session() as s:
+            for kind, phase, message, kw in items:
+                self.append(s, deployment_id, kind, phase, message, **kw)
+        self.notifier.notify(deployment_id)
+
+    def follow(self, deployment_id: int, after_seq: int, *, is_active=lambda: True) -> Iterator[Event]:
+        """Yields stored events after `after_seq`, then new ones as they are stored, until the
+        deployment's terminal STATE event (or the caller goes away)."""
+        last = after_seq
+        while is_active():
+            seen = self.notifier.version(deployment_id)
+            with self.db.read() as s:
+                rows = [Event.from_row(r) for r in repo.events_after(s, deployment_id, last)]
+                finished = not rows and _is_terminal(s, deployment_id)
+            for event in rows:
+                yield event
+                last = event.seq
+                if event.kind == EventKind.STATE and event.state and event.state.terminal:
+                    return
+            if finished:
+                return
+            if not rows:
+                self.notifier.wait(deployment_id, seen, self.POLL_SECONDS)
+
+
+def _is_terminal(session, deployment_id: int) -> bool:
+    dep = repo.get(session, deployment_id)
+    return dep is None or State(dep.state).terminal

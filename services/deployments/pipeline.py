@@ -1,0 +1,216 @@
+"""The deploy pipeline: RESOLVE -> BUILD -> START -> HEALTH -> SWITCH -> STOP_OLD -> DONE.
+
+Plain domain logic over two ports (git, the agent). Every phase has a deadline; every failure
+ends the deployment with the phase and a reason; a cancel or a lost agent stream is checked
+against what the agent actually serves, so the record never claims what did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from services.agents.port import (
+    Agent,
+    AgentCancelled,
+    AgentError,
+    AgentTimeout,
+    BuildSpec,
+    CancelToken,
+    ReleaseSpec,
+)
+from services.config import Settings
+from services.core.errors import DomainError
+from services.core.states import Phase, State
+from services.deployments.recorder import DeploymentSnapshot, Recorder
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+_AGENT_STEPS = {"START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SWITCH, "STOP_OLD": Phase.STOP_OLD}
+_FAILURE_PHASES = {"BUILD": Phase.BUILD, "START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SWITCH}
+
+
+class PhaseFailed(Exception):
+    def __init__(self, phase: Phase, reason: str):
+        super().__init__(reason)
+        self.phase = phase
+        self.reason = reason
+
+
+class Cancelled(Exception):
+    pass
+
+
+class DeployPipeline:
+    def __init__(self, settings: Settings, recorder_factory: Callable[[int], Recorder], git, agents):
+        self.settings = settings
+        self.recorders = recorder_factory
+        self.git = git
+        self.agents = agents
+
+    def run(self, deployment_id: int, *, attempt: int, cancel: CancelToken) -> None:
+        rec = self.recorders(deployment_id)
+        snap = rec.begin(resuming=attempt > 1)
+        if snap is None:
+            return
+        agent: Agent = self.agents.for_address(snap.server_address)
+        if attempt > MAX_ATTEMPTS:
+            rec.finish(State.FAILED, reason=f"gave up after {MAX_ATTEMPTS} attempts: the control plane stopped during each")
+            return
+        if attempt > 1:
+            rec.log(f"resuming after a control-plane restart (attempt {attempt}); starting again from RESOLVE")
+            serving = self._serving(agent, snap)
+            if serving:
+                rec.log("its container already serves: the deploy had finished before the restart")
+                spec = self._release_spec(snap, snap.image, snap.commit_sha)
+                rec.finish(State.SUCCEEDED, app_url=serving[0], url=serving[0], container_id=serving[1],
+                           release=self._release_record(spec, snap.image_id))
+                return
+        if snap.cancel_requested:
+            rec.finish(State.CANCELLED, reason="cancelled before it started")
+            return
+        try:
+            self._run(rec, snap, agent, cancel)
+        except Cancelled:
+            if getattr(cancel, "shutdown", False):
+                return  # left RUNNING: the next control plane resumes it
+            rec.finish(State.CANCELLED, reason=f"cancelled during {rec.phase_now.lower()}; the previous release keeps serving")
+        except PhaseFailed as failed:
+            rec.finish(State.FAILED, reason=failed.reason, failure_phase=failed.phase)
+        except DomainError as err:
+            rec.finish(State.FAILED, reason=err.message)
+        except AgentError as err:
+            rec.finish(State.FAILED, reason=f"{rec.phase_now.lower()} failed: {err}")
+        except Exception:  # a bug: record it truthfully, keep the worker alive
+            log.exception("deployment %s crashed in %s", deployment_id, rec.phase_now)
+            rec.finish(State.FAILED, reason=f"internal error during {rec.phase_now.lower()} (see the control-plane log)")
+
+    def _check_cancel(self, rec: Recorder, cancel: CancelToken) -> None:
+        if cancel.cancelled or rec.cancel_requested():
+            raise Cancelled()
+
+    def _run(self, rec: Recorder, snap: DeploymentSnapshot, agent: Agent, cancel: CancelToken) -> None:
+        release = snap.source_release
+        rec.phase(Phase.RESOLVE)
+        if release:
+            sha = release["commit_sha"]
+            rec.log(f"redeploying the release of deployment {snap.source_id}: {release['image']}")
+            rec.update(commit_sha=sha, commit_message=snap.source_commit_message)
+        else:
+            sha = snap.requested_commit_sha or snap.commit_sha
+            if not sha:
+                try:
+                    sha = self.git.resolve(snap.repo_url, snap.branch, timeout=self.settings.resolve_timeout)
+                except DomainError as err:
+                    raise PhaseFailed(Phase.RESOLVE, err.message) from None
+            rec.log(f"commit {sha[:12]} ({'requested' if snap.requested_commit_sha else 'head of ' + snap.branch})")
+            rec.update(commit_sha=sha)
+        self._check_cancel(rec, cancel)
+
+        rec.phase(Phase.BUILD)
+        if release:
+            image, image_id = release["image"], release["image_id"]
+            rec.log("no build: the release's image is reused")
+            rec.update(image=image, image_id=image_id, build_skipped=True, build_seconds=0.0)
+        else:
+            image, image_id = self._build(rec, snap, sha, agent, cancel)
+        self._check_cancel(rec, cancel)
+
+        spec = self._release_spec(snap, image, sha)
+        url, container_id, deploy_seconds = self._deploy(rec, snap, spec, agent, cancel)
+        rec.finish(State.SUCCEEDED, app_url=url, url=url, container_id=container_id, deploy_seconds=deploy_seconds,
+                   release=self._release_record(spec, image_id))
+
+    def _release_spec(self, snap: DeploymentSnapshot, image: str, sha: str) -> ReleaseSpec:
+        """What to run: the source release's settings for a rollback, else the app's current ones."""
+        src = snap.source_release or {}
+        return ReleaseSpec(
+            app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha,
+            port=src.get("port") or snap.port,
+            health_path=src.get("health_path") or snap.health_path,
+            health_timeout_seconds=src.get("health_timeout_seconds") or snap.health_timeout_seconds
+            or self.settings.health_timeout,
+            stop_grace_seconds=src.get("stop_grace_seconds") or snap.stop_grace_seconds or self.settings.stop_grace,
+            env=dict(src["env"]) if "env" in src else dict(snap.env),
+        )
+
+    @staticmethod
+    def _release_record(spec: ReleaseSpec, image_id: str) -> dict:
+        return {
+            "image": spec.image, "image_id": image_id, "commit_sha": spec.commit_sha, "env": spec.env,
+            "port": spec.port, "health_path": spec.health_path,
+            "health_timeout_seconds": spec.health_timeout_seconds, "stop_grace_seconds": spec.stop_grace_seconds,
+        }
+
+    def _build(self, rec: Recorder, snap: DeploymentSnapshot, sha: str, agent: Agent, cancel: CancelToken):
+        timeout = snap.build_timeout_seconds or self.settings.build_timeout
+        spec = BuildSpec(app=snap.app, deployment_id=snap.id, repo_url=snap.repo_url, commit_sha=sha,
+                         dockerfile=snap.dockerfile, context_dir=snap.context_dir, force=snap.rebuild)
+        started = time.monotonic()
+        try:
+            for update in agent.build(spec, timeout=timeout, cancel=cancel):
+                if update.line:
+                    rec.log(update.line)
+                if update.step_current and update.step_total:
+                    rec.progress(update.step_current, update.step_total)
+                if update.cancelled:
+                    raise Cancelled()
+                if update.error:
+                    raise PhaseFailed(Phase.BUILD, f"build failed: {update.error}")
+                if update.done:
+                    seconds = 0.0 if update.skipped else (update.seconds or time.monotonic() - started)
+                    if update.skipped:
+                        rec.log(f"image {update.image} exists: build skipped")
+                    rec.update(image=update.image, image_id=update.image_id, build_skipped=update.skipped,
+                               build_seconds=round(seconds, 3), commit_message=update.commit_message)
+                    return update.image, update.image_id
+        except AgentCancelled:
+            raise Cancelled() from None
+        except AgentTimeout:
+            raise PhaseFailed(Phase.BUILD, f"build exceeded its deadline of {timeout:g}s") from None
+        raise PhaseFailed(Phase.BUILD, "the agent ended the build without a result")
+
+    def _deploy(self, rec: Recorder, snap: DeploymentSnapshot, spec: ReleaseSpec, agent: Agent, cancel: CancelToken):
+        timeout = spec.health_timeout_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
+        started = time.monotonic()
+        container_id = ""
+        try:
+            for update in agent.deploy(spec, timeout=timeout, cancel=cancel):
+                container_id = update.container_id or container_id
+                phase = _AGENT_STEPS.get(update.step)
+                if update.failure == "CANCELLED":
+                    raise Cancelled()
+                if update.failure:
+                    raise PhaseFailed(_FAILURE_PHASES.get(update.failure, rec.phase_now), update.error or update.message)
+                if phase and phase != rec.phase_now:
+                    rec.phase(phase, update.message)
+                elif update.message:
+                    rec.log(update.message)
+                if update.step == "DONE":
+                    if container_id:
+                        rec.update(container_id=container_id)
+                    return update.url, container_id, round(time.monotonic() - started, 3)
+        except (AgentCancelled, AgentTimeout, AgentError) as err:
+            # The stream is gone; what serves now is the truth.
+            outcome = self._serving(agent, snap)
+            if outcome:
+                rec.log("the new container serves: traffic had switched before the stream ended")
+                return outcome[0], outcome[1], round(time.monotonic() - started, 3)
+            if isinstance(err, AgentCancelled):
+                raise Cancelled() from None
+            if isinstance(err, AgentTimeout):
+                raise PhaseFailed(rec.phase_now, f"{rec.phase_now.lower()} exceeded its deadline of {timeout:g}s") from None
+            raise
+        raise PhaseFailed(rec.phase_now, "the agent ended the deploy without a result")
+
+    def _serving(self, agent: Agent, snap: DeploymentSnapshot) -> tuple[str, str] | None:
+        """(url, container id) when this deployment's container is the one serving, else None."""
+        try:
+            for c in agent.list_containers(snap.app):
+                if c.deployment_id == snap.id and c.serving and c.state == "running":
+                    return c.direct_url, c.id
+        except AgentError:
+            return None
+        return None

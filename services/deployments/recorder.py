@@ -1,0 +1,153 @@
+"""Writes a running deployment's progress: phases with timings, log lines, progress, the outcome.
+
+Each call is its own short transaction followed by a watcher wake-up, so what a watcher sees is
+always what is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.core.states import EventKind, Phase, State
+from services.db.models import App, Deployment, utcnow
+from services.db.session import Database
+from services.deployments import repository as repo
+from services.deployments.events import EventLog
+from services.jobs.queue import JobQueue
+
+
+@dataclass
+class DeploymentSnapshot:
+    """What the pipeline needs to know about a deployment and its app, read once at the start."""
+
+    id: int
+    app: str
+    app_id: int
+    repo_url: str
+    branch: str
+    rebuild: bool
+    requested_commit_sha: str
+    commit_sha: str
+    image: str
+    image_id: str
+    port: int
+    health_path: str
+    dockerfile: str
+    context_dir: str
+    env: dict[str, str]
+    server_address: str
+    health_timeout_seconds: int
+    build_timeout_seconds: int
+    stop_grace_seconds: int
+    cancel_requested: bool
+    source_release: dict | None = None
+    source_id: int | None = None
+    source_commit_message: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Recorder:
+    def __init__(self, db: Database, events: EventLog, queue: JobQueue, deployment_id: int):
+        self.db = db
+        self.events = events
+        self.queue = queue
+        self.id = deployment_id
+        self.phase_now = Phase.QUEUED
+        self.phase_started: dict[Phase, datetime] = {}
+
+    def begin(self, *, resuming: bool) -> DeploymentSnapshot | None:
+        """QUEUED -> RUNNING (or picks up a RUNNING one after a restart). None: nothing to do."""
+        with self.db.session() as s:
+            dep = repo.get(s, self.id)
+            if dep is None:
+                return None
+            state = State(dep.state)
+            if state.terminal or (state == State.RUNNING and not resuming):
+                self.queue.finish(s, self.id)
+                return None
+            app: App = dep.app
+            if state == State.QUEUED:
+                dep.state = str(State.RUNNING)
+                dep.started_at = utcnow()
+                self.events.append(s, self.id, EventKind.STATE, Phase.QUEUED, "started", state=State.RUNNING)
+            source = repo.get(s, dep.source_deployment_id) if dep.source_deployment_id else None
+            snap = DeploymentSnapshot(
+                id=dep.id, app=app.name, app_id=app.id, repo_url=app.repo_url, branch=app.branch,
+                rebuild=dep.rebuild, requested_commit_sha=dep.requested_commit_sha, commit_sha=dep.commit_sha,
+                image=dep.image, image_id=dep.image_id, port=app.port, health_path=app.health_path, dockerfile=app.dockerfile, context_dir=app.context_dir,
+                env=dict(app.env or {}), server_address=app.server.address,
+                health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
+                stop_grace_seconds=app.stop_grace_seconds, cancel_requested=dep.cancel_requested,
+                source_release=dict(source.release) if source is not None and source.release else None,
+                source_id=source.id if source is not None else None,
+                source_commit_message=source.commit_message if source is not None else "",
+            )
+            self.phase_now = Phase(dep.phase)
+        self.events.notifier.notify(self.id)
+        return snap
+
+    def cancel_requested(self) -> bool:
+        with self.db.read() as s:
+            dep = repo.get(s, self.id)
+            return bool(dep and dep.cancel_requested)
+
+    def phase(self, phase: Phase, message: str = "") -> None:
+        now = utcnow()
+        with self.db.session() as s:
+            dep = repo.get(s, self.id)
+            timings = [dict(t) for t in dep.phase_timings or []]
+            for t in timings:
+                if t.get("end") is None:
+                    t["end"] = now.isoformat()
+            if phase != Phase.DONE:
+                timings.append({"phase": str(phase), "start": now.isoformat(), "end": None})
+            dep.phase_timings = timings
+            dep.phase = str(phase)
+            self.events.append(s, self.id, EventKind.PHASE, phase, message or phase.lower().replace("_", " "))
+        self.phase_now = phase
+        self.phase_started[phase] = now
+        self.events.notifier.notify(self.id)
+
+    def log(self, message: str, phase: Phase | None = None) -> None:
+        self.events.emit(self.id, EventKind.LOG, phase or self.phase_now, message)
+
+    def progress(self, current: int, total: int) -> None:
+        self.events.emit(self.id, EventKind.PROGRESS, self.phase_now, f"step {current}/{total}",
+                         step_current=current, step_total=total)
+
+    def update(self, **fields) -> None:
+        with self.db.session() as s:
+            dep = repo.get(s, self.id)
+            for key, value in fields.items():
+                setattr(dep, key, value)
+
+    def finish(self, state: State, *, reason: str = "", failure_phase: Phase | None = None,
+               app_url: str | None = None, **fields) -> None:
+        """Ends the deployment: final fields, closed timings, the job done, the terminal event last."""
+        now = utcnow()
+        with self.db.session() as s:
+            dep: Deployment = repo.get(s, self.id)
+            for key, value in fields.items():
+                setattr(dep, key, value)
+            timings = [dict(t) for t in dep.phase_timings or []]
+            for t in timings:
+                if t.get("end") is None:
+                    t["end"] = now.isoformat()
+            dep.phase_timings = timings
+            dep.state = str(state)
+            dep.finished_at = now
+            if state == State.SUCCEEDED:
+                dep.phase = str(Phase.DONE)
+                dep.app.current_deployment_id = dep.id
+                if app_url is not None:
+                    dep.app.url = app_url
+            else:
+                dep.failure_phase = str(failure_phase or self.phase_now)
+                dep.failure_reason = reason
+            self.queue.finish(s, self.id)
+            if reason:
+                self.events.append(s, self.id, EventKind.LOG, self.phase_now, reason)
+            summary = state.lower() if state == State.SUCCEEDED else f"{state.lower()} at {dep.failure_phase.lower()}: {reason}"
+            self.events.append(s, self.id, EventKind.STATE, Phase(dep.phase), summary, state=state)
+        self.events.notifier.notify(self.id)

@@ -1,0 +1,148 @@
+"""Deployment use cases for API callers: queue, read, list, cancel and watch deployments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.apps import repository as apps_repo
+from services.core import paging
+from services.core import validation as v
+from services.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.core.states import PAST_SWITCH, EventKind, Phase, State, Trigger
+from services.db.models import Deployment, utcnow
+from services.db.session import Database
+from services.deployments import repository as repo
+from services.deployments.events import EventLog
+from services.jobs.queue import JobQueue
+
+
+@dataclass
+class DeploymentView:
+    """A deployment with the facts computed at read time (its place in the queue)."""
+
+    row: Deployment
+    queue_position: int = 0
+
+
+def parse_name(name: str) -> int:
+    """Accepts "deployments/42" or "42"."""
+    raw = name.removeprefix("deployments/")
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InvalidArgument(f"deployment name {name!r} is not of the form deployments/ID")
+    return int(raw)
+
+
+class CancelRegistry:
+    """Running deployments register a cancel callback here; CancelDeployment calls it."""
+
+    def __init__(self) -> None:
+        self._callbacks: dict[int, callable] = {}
+
+    def register(self, deployment_id: int, callback) -> None:
+        self._callbacks[deployment_id] = callback
+
+    def unregister(self, deployment_id: int) -> None:
+        self._callbacks.pop(deployment_id, None)
+
+    def cancel(self, deployment_id: int) -> bool:
+        callback = self._callbacks.get(deployment_id)
+        if callback:
+            callback()
+        return callback is not None
+
+
+class DeploymentService:
+    def __init__(self, db: Database, events: EventLog, queue: JobQueue, cancels: CancelRegistry):
+        self.db = db
+        self.events = events
+        self.queue = queue
+        self.cancels = cancels
+
+    def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
+               trigger: Trigger = Trigger.API, source_deployment: str = "") -> DeploymentView:
+        v.app_name(app_name)
+        if commit_sha:
+            v.commit_sha(commit_sha)
+        with self.db.session() as s:
+            app = apps_repo.get_app(s, app_name)
+            if app is None:
+                raise NotFound(f"app {app_name!r} not found")
+            source_id = None
+            if source_deployment:
+                source_id = parse_name(source_deployment)
+                source = repo.get(s, source_id)
+                if source is None or source.app_id != app.id:
+                    raise NotFound(f"deployment {source_deployment!r} of app {app_name!r} not found")
+                if source.state != State.SUCCEEDED or not source.release:
+                    raise FailedPrecondition(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
+                trigger = Trigger.ROLLBACK
+            dep = Deployment(
+                app=app, app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
+                rebuild=rebuild, requested_commit_sha=commit_sha, source_deployment_id=source_id,
+                created_at=utcnow(),
+            )
+            s.add(dep)
+            s.flush()
+            self.queue.enqueue(s, dep)
+            self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})", state=State.QUEUED)
+            dep_id = dep.id
+        self.events.notifier.notify(dep_id)
+        self.queue.wake()
+        return self.get(dep_id)
+
+    def get(self, deployment_id: int) -> DeploymentView:
+        with self.db.read() as s:
+            dep = repo.get(s, deployment_id)
+            if dep is None:
+                raise NotFound(f"deployment {deployment_id} not found")
+            positions = repo.queue_positions(s, [dep.app_id]) if dep.state == State.QUEUED else {}
+            return DeploymentView(dep, positions.get(dep.id, 0))
+
+    def list(self, app_name: str, *, page_size: int, page_token: str) -> tuple[list[DeploymentView], str]:
+        size = paging.page_size(page_size, default=20, maximum=500)
+        before = paging.decode(page_token).get("before")
+        with self.db.read() as s:
+            app_id = None
+            if app_name:
+                app = apps_repo.get_app(s, app_name)
+                if app is None:
+                    raise NotFound(f"app {app_name!r} not found")
+                app_id = app.id
+            rows = repo.list_for_app(s, app_id, before=before, limit=size + 1)
+            more = len(rows) > size
+            rows = rows[:size]
+            positions = repo.queue_positions(s, {r.app_id for r in rows if r.state == State.QUEUED})
+        token = paging.encode({"before": rows[-1].id}) if more else ""
+        return [DeploymentView(r, positions.get(r.id, 0)) for r in rows], token
+
+    def cancel(self, deployment_id: int) -> DeploymentView:
+        """A queued deployment ends CANCELLED at once; a running one is asked to stop and ends
+        CANCELLED when its worker has undone what it started."""
+        with self.db.session() as s:
+            dep = repo.get(s, deployment_id)
+            if dep is None:
+                raise NotFound(f"deployment {deployment_id} not found")
+            state = State(dep.state)
+            if state.terminal:
+                raise FailedPrecondition(f"deployment {deployment_id} already finished ({state.lower()})")
+            if Phase(dep.phase) in PAST_SWITCH:
+                raise FailedPrecondition(f"deployment {deployment_id} already switched traffic: deploy again or roll back instead")
+            if state == State.QUEUED:
+                dep.state = str(State.CANCELLED)
+                dep.failure_phase = str(Phase.QUEUED)
+                dep.failure_reason = "cancelled while queued"
+                dep.finished_at = utcnow()
+                self.queue.finish(s, dep.id)
+                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, "cancelled while queued", state=State.CANCELLED)
+            else:
+                dep.cancel_requested = True
+        self.events.notifier.notify(deployment_id)
+        if state == State.RUNNING:
+            self.cancels.cancel(deployment_id)
+        return self.get(deployment_id)
+
+    def watch(self, deployment_id: int, after_seq: int, *, is_active=lambda: True):
+        if after_seq < 0:
+            raise InvalidArgument("after_seq must not be negative")
+        self.get(deployment_id)  # NOT_FOUND before the stream starts
+        return self.events.follow(deployment_id, after_seq, is_active=is_active)

@@ -1,0 +1,1 @@
+"""Reading remote git repositories (branch heads) without cloning them."""

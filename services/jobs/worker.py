@@ -1,0 +1,93 @@
+"""Deploy workers: threads that claim jobs, run the pipeline, and keep their leases alive.
+
+Deployments of different apps run in parallel; the claim query never hands out a second job for
+an app whose job is still leased, so one app's deployments run one after the other, oldest first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from services.agents.port import CancelToken
+from services.deployments.pipeline import DeployPipeline
+from services.deployments.service import CancelRegistry
+from services.jobs.queue import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    # Longest sleep between claims when nothing wakes the worker: only matters for leases that
+    # expire (work of a crashed worker); new jobs wake it at once.
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, queue: JobQueue, pipeline: DeployPipeline, cancels: CancelRegistry, *, threads: int = 4):
+        self.queue = queue
+        self.pipeline = pipeline
+        self.cancels = cancels
+        self.name = f"worker-{uuid.uuid4().hex[:8]}"
+        self._threads = [threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True) for i in range(threads)]
+        self._heart = threading.Thread(target=self._heartbeat, name=f"{self.name}-lease", daemon=True)
+        self._stopping = threading.Event()
+        self._running: dict[int, tuple[int, CancelToken]] = {}  # job id -> (deployment id, token)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+        self._heart.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops claiming; running deployments are interrupted and left for the next start to resume."""
+        self._stopping.set()
+        with self._lock:
+            tokens = [token for _, token in self._running.values()]
+        for token in tokens:
+            token.shutdown = True
+            token.cancel()
+        for _ in self._threads:
+            self.queue.wake()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                claimed = self.queue.claim(self.name)
+            except Exception:
+                log.exception("claiming a job failed")
+                claimed = None
+            if claimed is None:
+                expiry = self.queue.seconds_until_lease_expiry()
+                wait = self.IDLE_SECONDS if expiry is None else min(self.IDLE_SECONDS, expiry + 0.05)
+                self.queue.wait(wait)
+                continue
+            self._run(*claimed)
+
+    def _run(self, job_id: int, deployment_id: int) -> None:
+        token = CancelToken()
+        with self._lock:
+            self._running[job_id] = (deployment_id, token)
+        self.cancels.register(deployment_id, token.cancel)
+        try:
+            self.pipeline.run(deployment_id, attempt=self.queue.attempts(job_id), cancel=token)
+        except Exception:
+            log.exception("deployment %s: pipeline crashed", deployment_id)
+        finally:
+            self.cancels.unregister(deployment_id)
+            with self._lock:
+                self._running.pop(job_id, None)
+            self.queue.wake()  # the app's next deployment may now be claimable
+
+    def _heartbeat(self) -> None:
+        interval = max(1.0, self.queue.lease.total_seconds() / 3)
+        while not self._stopping.wait(interval):
+            with self._lock:
+                job_ids = list(self._running)
+            if job_ids:
+                try:
+                    self.queue.heartbeat(job_ids, self.name)
+                except Exception:
+                    log.exception("extending leases failed")

@@ -1,0 +1,111 @@
+"""The composition root: builds the control plane's parts from Settings and wires them together.
+
+Also holds the few use cases that span apps and their agent (delete, containers, logs, servers).
+"""
+
+from __future__ import annotations
+
+from services.agents.client import AgentDirectory
+from services.agents.port import AgentError
+from services.apps import repository as apps_repo
+from services.apps.service import AppService
+from services.config import LOCAL_SERVER, Settings
+from services.core import paging
+from services.core.errors import NotFound, Unavailable
+from services.db.models import Server
+from services.db.session import Database
+from services.deployments.events import EventLog
+from services.deployments.pipeline import DeployPipeline
+from services.deployments.recorder import Recorder
+from services.deployments.service import CancelRegistry, DeploymentService
+from services.gitops.resolver import GitResolver
+from services.jobs.queue import JobQueue
+from services.jobs.worker import Worker
+
+
+class Platform:
+    def __init__(self, settings: Settings, *, agents: AgentDirectory | None = None, git: GitResolver | None = None):
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.database_url)
+        self.events = EventLog(self.db)
+        self.queue = JobQueue(self.db, lease_seconds=settings.job_lease_seconds)
+        self.cancels = CancelRegistry()
+        self.apps = AppService(self.db)
+        self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
+        self.git = git or GitResolver(timeout=settings.resolve_timeout)
+        self.agents = agents or AgentDirectory()
+        self.pipeline = DeployPipeline(
+            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id), self.git, self.agents
+        )
+        self.worker = Worker(self.queue, self.pipeline, self.cancels, threads=settings.workers)
+
+    def bootstrap(self) -> None:
+        """Schema, the local server row, and (single-process SQLite) reclaiming interrupted jobs."""
+        self.db.create_schema()
+        with self.db.session() as s:
+            local = apps_repo.get_server(s, LOCAL_SERVER)
+            if local is None:
+                s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
+            elif local.address != self.settings.local_agent_address:
+                local.address = self.settings.local_agent_address
+        if self.db.url.startswith("sqlite"):
+            # SQLite means one control-plane process: any claim in the table belongs to a process
+            # that is gone, so its deployments resume now instead of after the lease.
+            self.queue.release_all()
+
+    def start(self) -> None:
+        self.bootstrap()
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.agents.close()
+        self.db.dispose()
+
+    # Use cases that span an app and its agent.
+
+    def _agent_for(self, app_name: str):
+        app = self.apps.get(app_name)
+        return app, self.agents.for_address(app.server.address)
+
+    def delete_app(self, name: str) -> None:
+        app, agent = self._agent_for(name)
+        try:
+            agent.remove_app(app.name)
+        except AgentError as err:
+            raise Unavailable(f"could not remove {name!r} from server {app.server.name!r}: {err}") from None
+        self.apps.delete(name)
+
+    def app_containers(self, name: str):
+        app, agent = self._agent_for(name)
+        try:
+            return agent.list_containers(app.name)
+        except AgentError as err:
+            raise Unavailable(str(err)) from None
+
+    def app_logs(self, name: str, *, follow: bool, tail: int):
+        app, agent = self._agent_for(name)
+        try:
+            yield from agent.stream_logs(app.name, follow=follow, tail=tail)
+        except AgentError as err:
+            raise Unavailable(str(err)) from None
+
+    def list_servers(self, *, page_size: int, page_token: str):
+        size = paging.page_size(page_size, default=50, maximum=500)
+        after = paging.decode(page_token).get("after", "")
+        with self.db.read() as s:
+            servers = apps_repo.list_servers(s, after=after, limit=size + 1)
+        more = len(servers) > size
+        servers = servers[:size]
+        return servers, paging.encode({"after": servers[-1].name}) if more else ""
+
+    def server_status(self, name: str):
+        with self.db.read() as s:
+            server = apps_repo.get_server(s, name)
+        if server is None:
+            raise NotFound(f"server {name!r} not found")
+        try:
+            return server, self.agents.for_address(server.address).info(timeout=3), ""
+        except AgentError as err:
+            return server, None, str(err)
