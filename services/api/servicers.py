@@ -51,7 +51,9 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     @translate_errors
     def UpdateApp(self, request, context):
-        paths = list(request.update_mask.paths) or list(SETTABLE)
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise InvalidArgument("update_mask is empty: name the fields to change (an empty mask would reset them all)")
         bad = [p for p in paths if p not in SETTABLE]
         if bad:
             raise InvalidArgument(f"cannot update {', '.join(bad)}: settable fields are {', '.join(SETTABLE)}")

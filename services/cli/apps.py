@@ -1,0 +1,162 @@
+"""`serversinc apps ...` and `serversinc logs`: building AppService requests from arguments and showing replies.
+
+Request building is kept in pure functions (args -> request message) so the flag contract is testable
+without a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from google.protobuf import field_mask_pb2
+
+from serversinc.v1 import app_pb2, app_service_pb2
+
+from . import render
+from .errors import UsageError
+
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# flag dest -> App field, for the settable fields shared by create and update, in proto order.
+APP_FLAG_FIELDS = (
+    ("repo", "repo_url"),
+    ("branch", "branch"),
+    ("port", "port"),
+    ("health_path", "health_path"),
+    ("dockerfile", "dockerfile"),
+    ("context", "context_dir"),
+    ("env", "env"),
+    ("server", "server"),
+    ("health_timeout", "health_timeout_seconds"),
+    ("build_timeout", "build_timeout_seconds"),
+    ("stop_grace", "stop_grace_seconds"),
+)
+
+
+def parse_env(pairs: list[str] | None) -> dict[str, str]:
+    """['K=V', ...] -> {K: V}; the value may contain '=' and be empty, the key must be a shell-style name."""
+    env: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not ENV_KEY.match(key):
+            raise UsageError(
+                f"--env {pair!r}: expected KEY=VALUE with KEY made of letters, digits and '_' "
+                "(not starting with a digit)"
+            )
+        env[key] = value
+    return env
+
+
+def _app_from_args(args: argparse.Namespace) -> tuple[app_pb2.App, list[str]]:
+    """Fill an App from the flags; returns it and the App fields that were given on the command line."""
+    app = app_pb2.App(name=args.name)
+    given: list[str] = []
+    for dest, field in APP_FLAG_FIELDS:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if field == "env":
+            app.env.update(parse_env(value))
+        else:
+            setattr(app, field, value)
+        given.append(field)
+    return app, given
+
+
+def build_create_request(args: argparse.Namespace) -> app_service_pb2.CreateAppRequest:
+    """Only what the user typed (plus branch 'main'); unset numbers stay 0 so the server applies its defaults."""
+    app, _ = _app_from_args(args)
+    return app_service_pb2.CreateAppRequest(app=app)
+
+
+def build_update_request(args: argparse.Namespace) -> app_service_pb2.UpdateAppRequest:
+    """The mask names exactly the flags given: an empty mask would mean "every field" to the server."""
+    app, given = _app_from_args(args)
+    if not given:
+        raise UsageError("apps update: give at least one field to change (e.g. --branch, --port, --env)")
+    return app_service_pb2.UpdateAppRequest(app=app, update_mask=field_mask_pb2.FieldMask(paths=given))
+
+
+def list_all_apps(conn) -> list[app_pb2.App]:
+    apps: list[app_pb2.App] = []
+    token = ""
+    while True:
+        resp = conn.apps.ListApps(app_service_pb2.ListAppsRequest(page_size=500, page_token=token))
+        apps.extend(resp.apps)
+        token = resp.next_page_token
+        if not token:
+            return apps
+
+
+def cmd_create(conn, args, out, err) -> int:
+    app = conn.apps.CreateApp(build_create_request(args))
+    if args.json:
+        render.print_json(app)
+    else:
+        out.print(f"created app {app.name} ({app.repo_url} @ {app.branch})", markup=False)
+        out.print(f"deploy it with: serversinc deploy {app.name} --watch", markup=False)
+    return 0
+
+
+def cmd_update(conn, args, out, err) -> int:
+    req = build_update_request(args)
+    app = conn.apps.UpdateApp(req)
+    if args.json:
+        render.print_json(app)
+    else:
+        fields = ", ".join(req.update_mask.paths)
+        out.print(f"updated app {app.name}: {fields} (takes effect on the next deployment)", markup=False)
+    return 0
+
+
+def cmd_list(conn, args, out, err) -> int:
+    apps = list_all_apps(conn)
+    if args.json:
+        render.print_json(apps)
+    elif not apps:
+        out.print("no apps yet — create one with: serversinc apps create NAME --repo URL", markup=False)
+    else:
+        out.print(render.apps_table(apps))
+    return 0
+
+
+def cmd_show(conn, args, out, err) -> int:
+    app = conn.apps.GetApp(app_service_pb2.GetAppRequest(name=args.name))
+    if args.json:
+        render.print_json(app)
+    else:
+        out.print(render.app_detail_table(app))
+    return 0
+
+
+def confirm(prompt: str) -> bool:
+    """Ask on a terminal; anything but y/yes declines."""
+    try:
+        answer = input(f"{prompt} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_delete(conn, args, out, err) -> int:
+    # Confirmation only makes sense with someone at the keyboard; scripts are not made to hang.
+    if not args.yes and sys.stdin.isatty():
+        if not confirm(f"Delete app {args.name}, its containers and its queued deployments?"):
+            out.print("aborted", markup=False)
+            return 1
+    conn.apps.DeleteApp(app_service_pb2.DeleteAppRequest(name=args.name))
+    out.print(f"deleted app {args.name}", markup=False)
+    return 0
+
+
+def cmd_logs(conn, args, out, err) -> int:
+    req = app_service_pb2.StreamAppLogsRequest(name=args.name, follow=args.follow, tail=args.tail or 0)
+    for line in conn.apps.StreamAppLogs(req):
+        # Plain write: container output is printed verbatim, never styled or wrapped.
+        sys.stdout.write(line.text + "\n")
+        if args.follow:
+            sys.stdout.flush()
+    sys.stdout.flush()
+    return 0

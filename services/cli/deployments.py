@@ -1,0 +1,113 @@
+"""`serversinc deploy` and `serversinc deployments ...`: queueing, listing, cancelling and watching deployments."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from serversinc.v1 import deployment_pb2, deployment_service_pb2
+
+from . import render
+from .errors import UsageError
+from .watch import WatchRenderer, follow_deployment
+
+_ID = re.compile(r"^(?:deployments/)?([0-9]+)$")
+
+
+def deployment_name(value: str) -> str:
+    """'12' or 'deployments/12' -> 'deployments/12'; anything else is a usage error."""
+    m = _ID.match(value.strip())
+    if not m or int(m.group(1)) == 0:
+        raise UsageError(f"{value!r} is not a deployment id (expected a number or deployments/N)")
+    return f"deployments/{int(m.group(1))}"
+
+
+def build_create_request(args: argparse.Namespace) -> deployment_service_pb2.CreateDeploymentRequest:
+    return deployment_service_pb2.CreateDeploymentRequest(
+        app=args.name,
+        rebuild=bool(args.rebuild),
+        commit_sha=args.commit or "",
+        trigger=deployment_pb2.DEPLOYMENT_TRIGGER_CLI,
+    )
+
+
+def build_list_request(args: argparse.Namespace, page_token: str = "") -> deployment_service_pb2.ListDeploymentsRequest:
+    return deployment_service_pb2.ListDeploymentsRequest(
+        app=args.name, page_size=min(args.limit, 500), page_token=page_token
+    )
+
+
+def _watch(conn, name: str, args, out, err) -> int:
+    """Render live (to stderr when stdout carries --json) and finish with the summary or the JSON."""
+    console = err if args.json else out
+    with WatchRenderer(console) as renderer:
+        final, code = follow_deployment(conn.deployments, name, renderer)
+    if args.json and final is not None:
+        render.print_json(final)
+    return code
+
+
+def cmd_deploy(conn, args, out, err) -> int:
+    d = conn.deployments.CreateDeployment(build_create_request(args))
+    if args.watch:
+        (err if args.json else out).print(_queued_line(d), markup=False)
+        return _watch(conn, d.name, args, out, err)
+    if args.json:
+        render.print_json(d)
+    else:
+        out.print(_queued_line(d), markup=False)
+        out.print(f"follow it with: serversinc deployments watch {render.deployment_id(d)}", markup=False)
+    return 0
+
+
+def _queued_line(d) -> str:
+    where = (f"queue position {d.queue_position}" if d.queue_position
+             else render.enum_short(d, "state") or "queued")
+    return f"{d.name} of {d.app}: {where}"
+
+
+def cmd_list(conn, args, out, err) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    items = []
+    token = ""
+    while len(items) < args.limit:
+        resp = conn.deployments.ListDeployments(build_list_request(args, token))
+        items.extend(resp.deployments)
+        token = resp.next_page_token
+        if not token or not resp.deployments:
+            break
+    items = items[: args.limit]
+    if args.json:
+        render.print_json(items)
+    elif not items:
+        out.print(f"no deployments of {args.name} yet", markup=False)
+    else:
+        out.print(render.deployments_table(items))
+    return 0
+
+
+def cmd_show(conn, args, out, err) -> int:
+    d = conn.deployments.GetDeployment(
+        deployment_service_pb2.GetDeploymentRequest(name=deployment_name(args.id))
+    )
+    if args.json:
+        render.print_json(d)
+    else:
+        out.print(render.deployment_detail_table(d))
+    return 0
+
+
+def cmd_cancel(conn, args, out, err) -> int:
+    d = conn.deployments.CancelDeployment(
+        deployment_service_pb2.CancelDeploymentRequest(name=deployment_name(args.id))
+    )
+    if args.json:
+        render.print_json(d)
+    else:
+        out.print(f"{d.name}: {render.enum_short(d, 'state')}", markup=False)
+    return 0
+
+
+def cmd_watch(conn, args, out, err) -> int:
+    return _watch(conn, deployment_name(args.id), args, out, err)

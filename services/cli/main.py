@@ -1,0 +1,209 @@
+"""`serversinc`: the command-line client of the control plane.
+
+This module only parses arguments and dispatches; each command lives in apps.py, deployments.py or
+misc.py, talks to the API through connection.py and prints through render.py / watch.py.
+`main(argv)` returns the exit code instead of exiting so it can be called from tests and scripts:
+0 success, 1 an API error or a failed deployment, 2 a usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import grpc
+
+from . import apps, deployments, misc
+from .connection import API_ENV, DEFAULT_API, Connection
+from .errors import UsageError
+from .render import make_console
+
+PROG = "serversinc"
+
+
+def _env_pair(value: str) -> str:
+    """argparse type for --env: reject a malformed pair at parse time (exit 2, no RPC)."""
+    try:
+        apps.parse_env([value])
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--env {value!r}: ").strip() + f" (got {value!r})")
+    return value
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {n}")
+    return n
+
+
+def _positive_int(value: str) -> int:
+    n = _non_negative_int(value)
+    if n == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
+    """The App flags shared by `apps create` and `apps update`. On update every default is None so
+    that only the flags actually given end up in the update mask."""
+    p.add_argument("--repo", required=create, metavar="URL", help="git repository URL")
+    p.add_argument("--branch", default="main" if create else None, metavar="B",
+                   help="branch deployed by default" + (" (default: main)" if create else ""))
+    p.add_argument("--port", type=_non_negative_int, metavar="P", help="port the app listens on in its container")
+    p.add_argument("--health-path", metavar="PATH", help="HTTP path probed until the container is healthy")
+    p.add_argument("--dockerfile", metavar="F", help="Dockerfile path, relative to the context")
+    p.add_argument("--context", metavar="DIR", help="build context, relative to the repository root")
+    p.add_argument("--env", action="append", type=_env_pair, metavar="K=V",
+                   help="environment variable (repeatable)" + ("" if create else "; replaces the whole env"))
+    p.add_argument("--server", metavar="S", help="server (Tugboat agent) to run on")
+    p.add_argument("--health-timeout", type=_non_negative_int, metavar="SECONDS")
+    p.add_argument("--build-timeout", type=_non_negative_int, metavar="SECONDS")
+    p.add_argument("--stop-grace", type=_non_negative_int, metavar="SECONDS")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --api is accepted both before the command and after it (leaf parsers get a SUPPRESSed copy so
+    # they don't overwrite the global value with None).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--api", default=argparse.SUPPRESS, metavar="HOST:PORT", help=argparse.SUPPRESS)
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Deploy apps from git with serversinc.")
+    parser.add_argument("--api", default=None, metavar="HOST:PORT",
+                        help=f"control plane address (default: ${API_ENV} or {DEFAULT_API})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def leaf(group, name, handler, help_text):
+        p = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    def json_flag(p):
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    # apps
+    apps_p = sub.add_parser("apps", help="create, list, show, update and delete apps")
+    apps_sub = apps_p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = leaf(apps_sub, "create", apps.cmd_create, "register an app")
+    p.add_argument("name", metavar="NAME")
+    _add_app_fields(p, create=True)
+    json_flag(p)
+    p = leaf(apps_sub, "list", apps.cmd_list, "list apps")
+    json_flag(p)
+    p = leaf(apps_sub, "show", apps.cmd_show, "show one app")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
+    p = leaf(apps_sub, "update", apps.cmd_update, "change an app's settings (on its next deployment)")
+    p.add_argument("name", metavar="NAME")
+    _add_app_fields(p, create=False)
+    json_flag(p)
+    p = leaf(apps_sub, "delete", apps.cmd_delete, "remove an app, its containers and queued deployments")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    # deploy
+    p = leaf(sub, "deploy", deployments.cmd_deploy, "queue a deployment of an app")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--rebuild", action="store_true", help="build even when an image for the commit exists")
+    p.add_argument("--watch", action="store_true", help="follow the deployment until it finishes")
+    p.add_argument("--commit", metavar="SHA", help="deploy this commit instead of the branch head")
+    json_flag(p)
+
+    # deployments
+    dep_p = sub.add_parser("deployments", help="list, show, cancel and watch deployments")
+    dep_sub = dep_p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = leaf(dep_sub, "list", deployments.cmd_list, "list an app's deployments, newest first")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N (default 20)")
+    json_flag(p)
+    p = leaf(dep_sub, "show", deployments.cmd_show, "show one deployment")
+    p.add_argument("id", metavar="ID", help="a number or deployments/N")
+    json_flag(p)
+    p = leaf(dep_sub, "cancel", deployments.cmd_cancel, "cancel a queued or running deployment")
+    p.add_argument("id", metavar="ID")
+    json_flag(p)
+    p = leaf(dep_sub, "watch", deployments.cmd_watch, "follow a deployment until it finishes")
+    p.add_argument("id", metavar="ID")
+    json_flag(p)
+
+    # logs
+    p = leaf(sub, "logs", apps.cmd_logs, "print the serving container's output")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.add_argument("--tail", type=_non_negative_int, metavar="N", help="start with the last N lines (default 100)")
+
+    # servers
+    srv_p = sub.add_parser("servers", help="list servers")
+    srv_sub = srv_p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = leaf(srv_sub, "list", misc.cmd_servers_list, "list servers and whether their agent answers")
+    json_flag(p)
+
+    # git
+    git_p = sub.add_parser("git", help="look at remote repositories")
+    git_sub = git_p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = leaf(git_sub, "resolve", misc.cmd_git_resolve, "resolve a branch to its head commit")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--branch", default="main", metavar="B", help="branch or full commit SHA (default: main)")
+    json_flag(p)
+    p = leaf(git_sub, "branches", misc.cmd_git_branches, "list a repository's branches")
+    p.add_argument("url", metavar="URL")
+    json_flag(p)
+
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse or raise SystemExit (argparse's own behaviour, with its exit code 2 on bad usage)."""
+    return build_parser().parse_args(argv)
+
+
+def report_rpc_error(err: grpc.RpcError, address: str) -> None:
+    """The server's message, and what to do about the errors a user can fix locally."""
+    code = err.code() if hasattr(err, "code") else None
+    details = (err.details() if hasattr(err, "details") else None) or (code.name if code else str(err))
+    print(f"error: {details}", file=sys.stderr)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        print(f"hint: cannot reach the control plane at {address} — is scripts/run.sh running? "
+              f"(set --api or ${API_ENV} to use another address)", file=sys.stderr)
+    elif code == grpc.StatusCode.UNAUTHENTICATED:
+        print("hint: set SERVERSINC_TOKEN or write the token to .serversinc/api-token", file=sys.stderr)
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        print(f"hint: the control plane at {address} did not answer in time", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2): argparse already printed why
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+
+    conn = Connection.from_env(args.api)
+    out, err = make_console(), make_console(stderr=True)
+    try:
+        return args.handler(conn, args, out, err)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as e:
+        report_rpc_error(e, conn.address)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error worth a traceback.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

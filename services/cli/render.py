@@ -1,0 +1,250 @@
+"""Turning API messages into what a person or a script reads: JSON, tables and short forms.
+
+JSON output is the stable, scriptable form: proto field names (snake_case), enum values as their full
+proto names, every field present. Tables are for people: enums shortened to "running", commits to
+7 characters, times to local wall-clock time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timezone
+from typing import Iterable
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+# Width used when stdout is not a terminal: wide enough that tables piped to a file or grep
+# are not wrapped at rich's default of 80 columns.
+PIPE_WIDTH = 200
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that never interprets emoji codes or highlights, since it prints user and build text."""
+    stream = sys.stderr if stderr else sys.stdout
+    console = Console(file=stream, emoji=False, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(file=stream, emoji=False, highlight=False, width=PIPE_WIDTH)
+    return console
+
+
+def to_dict(msg: Message) -> dict:
+    """The message as a JSON-ready dict: snake_case keys, enum names, every field present.
+
+    Fields with presence (timestamps, nested messages) that are unset come out as null, so a script
+    can rely on the key existing.
+    """
+    data = json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    for field in msg.DESCRIPTOR.fields:
+        data.setdefault(field.name, None)
+    return data
+
+
+def dumps(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=False)
+
+
+def print_json(value, file=None) -> None:
+    """Plain json.dumps, not rich: scripts need bytes they can parse, with no styling or wrapping."""
+    file = file or sys.stdout
+    if isinstance(value, Message):
+        value = to_dict(value)
+    elif isinstance(value, list):
+        value = [to_dict(v) if isinstance(v, Message) else v for v in value]
+    file.write(dumps(value) + "\n")
+    file.flush()
+
+
+def short_enum(name: str) -> str:
+    """'APP_STATUS_RUNNING' -> 'running', 'DEPLOYMENT_PHASE_STOP_OLD' -> 'stop-old', *_UNSPECIFIED -> ''."""
+    for prefix in ("APP_STATUS_", "DEPLOYMENT_STATE_", "DEPLOYMENT_PHASE_", "DEPLOYMENT_TRIGGER_",
+                   "EVENT_KIND_", "SERVER_STATE_"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if name == "UNSPECIFIED":
+        return ""
+    return name.lower().replace("_", "-")
+
+
+def enum_short(msg: Message, field: str) -> str:
+    """Short form of an enum field of msg, e.g. enum_short(app, "status") -> "running"."""
+    fd = msg.DESCRIPTOR.fields_by_name[field]
+    value = getattr(msg, field)
+    ev = fd.enum_type.values_by_number.get(value)
+    return short_enum(ev.name) if ev else str(value)
+
+
+def enum_value_short(enum_type, value: int) -> str:
+    """Short form of a raw enum number, given its generated enum wrapper (e.g. DeploymentPhase)."""
+    try:
+        return short_enum(enum_type.Name(value))
+    except ValueError:
+        return str(value)
+
+
+def short_sha(sha: str) -> str:
+    return sha[:7] if sha else ""
+
+
+def fmt_time(ts: Timestamp | None, has: bool = True) -> str:
+    """Local wall-clock time to the second, or '' when the timestamp is unset."""
+    if ts is None or not has or (ts.seconds == 0 and ts.nanos == 0):
+        return ""
+    return ts.ToDatetime(tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_seconds(value: float) -> str:
+    return f"{value:.1f}" if value else ""
+
+
+def deployment_id(d) -> str:
+    """The number a person types: 'deployments/12' -> '12'."""
+    if d.id:
+        return str(d.id)
+    return d.name.rsplit("/", 1)[-1] if d.name else ""
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """Cells as Text, never markup: names, URLs and failure reasons may contain [brackets]."""
+    table.add_row(*(Text(c or "") for c in cells))
+
+
+def _ts(msg: Message, field: str) -> str:
+    return fmt_time(getattr(msg, field), msg.HasField(field))
+
+
+def apps_table(apps: Iterable) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("NAME", "STATUS", "URL", "BRANCH", "SERVER", "COMMIT", "LAST DEPLOY"):
+        table.add_column(col, overflow="fold")
+    for a in apps:
+        _add_row(
+            table,
+            a.name, enum_short(a, "status"), a.url, a.branch, a.server,
+            short_sha(a.current_commit), _ts(a, "last_deploy_time"),
+        )
+    return table
+
+
+def app_detail_table(a) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    env = ", ".join(f"{k}={v}" for k, v in sorted(a.env.items()))
+    commit = short_sha(a.current_commit)
+    if a.current_commit_message:
+        commit = f"{commit} {a.current_commit_message}".strip()
+    rows = [
+        ("name", a.name),
+        ("status", enum_short(a, "status")),
+        ("url", a.url),
+        ("repo", a.repo_url),
+        ("branch", a.branch),
+        ("server", a.server),
+        ("port", str(a.port or "")),
+        ("health path", a.health_path),
+        ("dockerfile", a.dockerfile),
+        ("context", a.context_dir),
+        ("env", env),
+        ("health timeout", f"{a.health_timeout_seconds}s" if a.health_timeout_seconds else ""),
+        ("build timeout", f"{a.build_timeout_seconds}s" if a.build_timeout_seconds else ""),
+        ("stop grace", f"{a.stop_grace_seconds}s" if a.stop_grace_seconds else ""),
+        ("deployment", a.current_deployment),
+        ("commit", commit),
+        ("last deploy", _ts(a, "last_deploy_time")),
+        ("created", _ts(a, "create_time")),
+        ("updated", _ts(a, "update_time")),
+    ]
+    for k, v in rows:
+        _add_row(table, k, v)
+    return table
+
+
+def deployments_table(deployments: Iterable) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("ID", "STATE", "PHASE", "COMMIT", "BUILD S", "DEPLOY S", "CREATED", "QUEUE", "FAILURE"):
+        table.add_column(col, overflow="fold")
+    for d in deployments:
+        _add_row(
+            table,
+            deployment_id(d), enum_short(d, "state"), enum_short(d, "phase"), short_sha(d.commit_sha),
+            fmt_seconds(d.build_seconds), fmt_seconds(d.deploy_seconds), _ts(d, "create_time"),
+            str(d.queue_position) if d.queue_position else "", d.failure_reason,
+        )
+    return table
+
+
+def deployment_detail_table(d) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    commit = short_sha(d.commit_sha or d.requested_commit_sha)
+    if d.commit_message:
+        commit = f"{commit} {d.commit_message}".strip()
+    rows = [
+        ("deployment", d.name),
+        ("app", d.app),
+        ("state", enum_short(d, "state")),
+        ("phase", enum_short(d, "phase")),
+        ("trigger", enum_short(d, "trigger")),
+        ("queue position", str(d.queue_position) if d.queue_position else ""),
+        ("commit", commit),
+        ("image", d.image),
+        ("build", "skipped (image existed)" if d.build_skipped else
+         (f"{d.build_seconds:.1f}s" if d.build_seconds else "")),
+        ("deploy", f"{d.deploy_seconds:.1f}s" if d.deploy_seconds else ""),
+        ("url", d.url),
+        ("failure phase", enum_short(d, "failure_phase")),
+        ("failure reason", d.failure_reason),
+        ("rollback of", d.source_deployment),
+        ("superseded by", d.superseded_by),
+        ("created", _ts(d, "create_time")),
+        ("started", _ts(d, "start_time")),
+        ("ended", _ts(d, "end_time")),
+    ]
+    for k, v in rows:
+        if v or k in ("state", "deployment", "app"):
+            _add_row(table, k, v)
+    return table
+
+
+def servers_table(servers: Iterable) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("NAME", "ADDRESS", "STATE", "DOCKER", "AGENT", "RUNNING", "ERROR"):
+        table.add_column(col, overflow="fold")
+    for s in servers:
+        _add_row(
+            table,
+            s.name, s.address, enum_short(s, "state"), s.docker_version, s.agent_version,
+            str(s.running_containers), s.error,
+        )
+    return table
+
+
+def branches_table(branches: Iterable) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("BRANCH")
+    table.add_column("COMMIT")
+    for b in branches:
+        _add_row(table, b.name, b.commit_sha)
+    return table
+
+
+def commit_table(c) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in (("sha", c.sha), ("message", c.message), ("author", c.author),
+                 ("time", _ts(c, "time"))):
+        if v or k == "sha":
+            _add_row(table, k, v)
+    return table
