@@ -24,6 +24,7 @@ ensure_system_packages() {
   need_apt haproxy haproxy
   need_apt wrk wrk
   need_apt curl curl
+  need_apt chromium chromium   # headless browser for the dashboard's browser tests
   [ -x /bin/busybox ] && file_is_static /bin/busybox || APT_MISSING+=(busybox-static)
   for extra in "$@"; do need_apt "${extra%%:*}" "${extra#*:}"; done
   if [ ${#APT_MISSING[@]} -gt 0 ]; then
