@@ -119,9 +119,12 @@ class AgentClient:
             )
 
     def remove_app(self, app: str) -> int:
+        """Removes the app's containers, images, route and cache; 0 when the agent never ran it."""
         try:
             return self.stub.RemoveApp(pb.RemoveAppRequest(app=app), timeout=120).removed
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return 0
             raise self._error(err) from None
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo:

@@ -149,7 +149,10 @@ class DeployPipeline:
         spec = BuildSpec(app=snap.app, deployment_id=snap.id, repo_url=snap.repo_url, commit_sha=sha,
                          dockerfile=snap.dockerfile, context_dir=snap.context_dir, force=snap.rebuild)
         started = time.monotonic()
+        result = None
         try:
+            # Read the stream to its end, not just to the result: only then has the agent
+            # finished the operation (and freed the deployment id for Deploy).
             for update in agent.build(spec, timeout=timeout, cancel=cancel):
                 if update.line:
                     rec.log(update.line)
@@ -165,17 +168,20 @@ class DeployPipeline:
                         rec.log(f"image {update.image} exists: build skipped")
                     rec.update(image=update.image, image_id=update.image_id, build_skipped=update.skipped,
                                build_seconds=round(seconds, 3), commit_message=update.commit_message)
-                    return update.image, update.image_id
+                    result = update.image, update.image_id
         except AgentCancelled:
             raise Cancelled() from None
         except AgentTimeout:
             raise PhaseFailed(Phase.BUILD, f"build exceeded its deadline of {timeout:g}s") from None
-        raise PhaseFailed(Phase.BUILD, "the agent ended the build without a result")
+        if result is None:
+            raise PhaseFailed(Phase.BUILD, "the agent ended the build without a result")
+        return result
 
     def _deploy(self, rec: Recorder, snap: DeploymentSnapshot, spec: ReleaseSpec, agent: Agent, cancel: CancelToken):
         timeout = spec.health_timeout_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
         started = time.monotonic()
         container_id = ""
+        done = None
         try:
             for update in agent.deploy(spec, timeout=timeout, cancel=cancel):
                 container_id = update.container_id or container_id
@@ -189,9 +195,7 @@ class DeployPipeline:
                 elif update.message:
                     rec.log(update.message)
                 if update.step == "DONE":
-                    if container_id:
-                        rec.update(container_id=container_id)
-                    return update.url, container_id, round(time.monotonic() - started, 3)
+                    done = update.url, container_id, round(time.monotonic() - started, 3)
         except (AgentCancelled, AgentTimeout, AgentError) as err:
             # The stream is gone; what serves now is the truth.
             outcome = self._serving(agent, snap)
@@ -203,7 +207,9 @@ class DeployPipeline:
             if isinstance(err, AgentTimeout):
                 raise PhaseFailed(rec.phase_now, f"{rec.phase_now.lower()} exceeded its deadline of {timeout:g}s") from None
             raise
-        raise PhaseFailed(rec.phase_now, "the agent ended the deploy without a result")
+        if done is None:
+            raise PhaseFailed(rec.phase_now, "the agent ended the deploy without a result")
+        return done
 
     def _serving(self, agent: Agent, snap: DeploymentSnapshot) -> tuple[str, str] | None:
         """(url, container id) when this deployment's container is the one serving, else None."""

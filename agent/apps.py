@@ -1,0 +1,97 @@
+"""App housekeeping: list, stop, remove, logs and engine info — everything but build/deploy."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from agent import __version__
+from agent.docker_engine import ContainerRecord, DockerEngine, EngineError, LogStream
+from agent.repo_cache import RepoCache
+from agent.router import Router
+
+
+class UnknownApp(LookupError):
+    """The agent manages nothing for that app."""
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    record: ContainerRecord
+    serving: bool
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    agent_version: str
+    docker_version: str
+    hostname: str
+    running_containers: int
+
+
+class AppAdmin:
+    def __init__(self, engine: DockerEngine, router: Router, cache: RepoCache) -> None:
+        self.engine = engine
+        self.router = router
+        self.cache = cache
+
+    def list_containers(self, app: str = "") -> list[ManagedContainer]:
+        """Managed containers, newest first, each flagged when the router sends traffic to it."""
+        routed: dict[str, str | None] = {}
+        out = []
+        for record in self.engine.list(app or None):
+            if record.app not in routed:
+                routed[record.app] = self.router.current(record.app)
+            out.append(ManagedContainer(record, record.id == routed[record.app]))
+        return out
+
+    def serving_container(self, app: str) -> ContainerRecord:
+        records = self.engine.list(app)
+        if not records:
+            raise UnknownApp(f"no containers for app {app!r} on this agent; deploy it first")
+        routed = self.router.current(app)
+        for record in records:
+            if record.id == routed:
+                return record
+        running = [r for r in records if r.running]
+        return (running or records)[0]
+
+    def logs(self, app: str, *, follow: bool, tail: int) -> tuple[str, LogStream]:
+        """The serving container's id and a closable stream of its (timestamp, line)."""
+        record = self.serving_container(app)
+        return record.id, self.engine.stream_logs(record.id, follow=follow, tail=tail)
+
+    def stop_app(self, app: str) -> int:
+        records = self.engine.list(app)
+        if not records:
+            raise UnknownApp(f"no containers for app {app!r} on this agent")
+        stopped = 0
+        for record in records:
+            if record.running or record.state == "restarting":
+                self.engine.stop(record.id, timeout=10)
+                stopped += 1
+        return stopped
+
+    def remove_app(self, app: str) -> int:
+        """Remove containers, `<app>:*` images, the route and the repository cache.
+
+        NOT_FOUND only when nothing at all is known, so a half-removed app can be removed again.
+        """
+        records = self.engine.list(app)
+        known = bool(records) or self.router.current(app) is not None or self.cache.path(app).exists()
+        for record in records:
+            self.engine.remove(record.id, force=True)
+        images = self.engine.remove_images(app)
+        self.router.remove(app)
+        self.cache.remove(app)
+        if not known and not images:
+            raise UnknownApp(f"app {app!r} is unknown to this agent")
+        return len(records)
+
+    def info(self) -> AgentInfo:
+        try:
+            docker_version = self.engine.version()
+        except EngineError:
+            docker_version = ""
+        running = sum(1 for r in self.engine.list() if r.running)
+        return AgentInfo(__version__, docker_version, socket.gethostname(), running)

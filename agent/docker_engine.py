@@ -1,0 +1,367 @@
+"""Docker adapter: the only module that imports `docker`.
+
+Everything else talks to plain dataclasses returned from here, so the domain logic
+(build orchestration, release steps) can be read and tested without the SDK's types.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Iterator
+
+import docker
+import docker.errors
+from docker.api.client import APIClient
+
+from agent import labels as L
+
+
+class EngineError(Exception):
+    """An engine call failed; the message is Docker's own explanation."""
+
+
+class NotFound(EngineError):
+    """The container or image does not exist."""
+
+
+@dataclass
+class ContainerRecord:
+    """What the agent needs to know about one managed container."""
+
+    id: str
+    name: str
+    app: str
+    deployment_id: int
+    commit_sha: str
+    image: str
+    state: str
+    exit_code: int
+    restart_count: int
+    host_port: int | None
+    created: datetime
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def direct_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}" if self.host_port else ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass
+class ContainerSpec:
+    """How to start a container: the release step fills this in."""
+
+    name: str
+    image: str
+    port: int
+    env: dict[str, str]
+    labels: dict[str, str]
+    restart_policy: str = "unless-stopped"
+
+
+class BuildHandle:
+    """Lets another thread abort one running build.
+
+    Docker's legacy builder streams its output over a long HTTP response; the only way to stop
+    it from the client side is to drop that connection, which the daemon treats as a cancel.
+    `socket.shutdown` is used rather than `close` because shutdown wakes a thread blocked in
+    `recv`, while close from another thread may leave it blocked.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response = None
+        self.aborted = False
+
+    def attach(self, response) -> None:
+        with self._lock:
+            self._response = response
+            aborted = self.aborted
+        if aborted:
+            _shutdown_response(response)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            response = self._response
+        if response is not None:
+            _shutdown_response(response)
+
+
+def _response_socket(response):
+    """Dig the socket out of a streaming requests response (unix socket or TCP)."""
+    try:
+        raw = response.raw._fp.fp.raw
+    except AttributeError:
+        return None
+    return getattr(raw, "_sock", None) or getattr(raw, "sock", None) or raw
+
+
+def _shutdown_response(response) -> None:
+    sock = _response_socket(response)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _RecordingAPIClient(APIClient):
+    """APIClient that hands the streaming response of `build` to a BuildHandle.
+
+    `APIClient.build` returns only a generator over the response, with no way to reach the
+    connection; overriding `_post` is the narrowest hook that exposes it. The handle is passed
+    through a thread-local because one client serves many concurrent builds.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+
+    def _post(self, url, *args, **kwargs):
+        response = super()._post(url, *args, **kwargs)
+        handle = getattr(self._local, "build_handle", None)
+        if handle is not None and url.endswith("/build"):
+            self._local.build_handle = None
+            handle.attach(response)
+        return response
+
+    def build_with_handle(self, handle: BuildHandle, **kwargs):
+        self._local.build_handle = handle
+        try:
+            return self.build(**kwargs)
+        finally:
+            self._local.build_handle = None
+
+
+def _daemon_url(api: APIClient) -> str:
+    """The daemon address an existing client talks to, in the form APIClient accepts."""
+    socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
+    if socket_path:
+        return "unix://" + socket_path
+    return api.base_url
+
+
+def _parse_time(value: str) -> datetime:
+    # Docker gives RFC3339 with nanoseconds; Python's parser takes at most microseconds.
+    value = value.rstrip("Z")
+    if "." in value:
+        head, frac = value.split(".", 1)
+        value = f"{head}.{frac[:6]}"
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.fromtimestamp(0, timezone.utc)
+
+
+class DockerEngine:
+    """Thin, typed wrapper over the Docker SDK for exactly what the agent does."""
+
+    def __init__(self, client: docker.DockerClient | None = None, agent_id: str = "") -> None:
+        self.client = client or docker.from_env()
+        self.agent_id = agent_id
+        # A private low-level client for builds (same daemon) so their responses can be aborted.
+        self._build_api = _RecordingAPIClient(
+            base_url=_daemon_url(self.client.api), version=self.client.api.api_version,
+            timeout=None)
+
+    # ---- images -------------------------------------------------------------------------
+    def image_id(self, ref: str) -> str | None:
+        """The image id for `ref`, or None when it does not exist."""
+        try:
+            return self.client.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def build(self, context: IO[bytes], *, dockerfile: str, tag: str, labels: dict[str, str],
+              handle: BuildHandle) -> Iterator[dict]:
+        """Stream the daemon's build output dicts (`stream`, `aux`, `error`)."""
+        try:
+            stream = self._build_api.build_with_handle(
+                handle, fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                decode=True, rm=True, forcerm=True, labels=labels)
+            yield from stream
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        except Exception as exc:  # connection dropped: by our abort, or the daemon
+            if handle.aborted:
+                return
+            raise EngineError(f"build stream failed: {exc}") from exc
+
+    def remove_images(self, repository: str) -> int:
+        """Remove every tag of `repository` (`<app>:*`)."""
+        removed = 0
+        for image in self.client.api.images(name=repository):
+            for tag in image.get("RepoTags") or []:
+                if tag.split(":", 1)[0] == repository:
+                    try:
+                        self.client.api.remove_image(tag, force=True)
+                        removed += 1
+                    except docker.errors.NotFound:
+                        pass
+        return removed
+
+    # ---- containers ---------------------------------------------------------------------
+    def run(self, spec: ContainerSpec) -> ContainerRecord:
+        """Create and start a container, its port published on a random 127.0.0.1 port.
+
+        create + start rather than `containers.run`, because run pulls a missing image from a
+        registry; the agent only runs images it built, so a missing one is an error.
+        """
+        if self.image_id(spec.image) is None:
+            raise NotFound(f"image {spec.image} not found on this server; build it first")
+        container = None
+        try:
+            container = self.client.containers.create(
+                spec.image, name=spec.name, detach=True, init=True,
+                restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
+                labels=dict(spec.labels), ports={f"{spec.port}/tcp": ("127.0.0.1", None)})
+            container.start()
+        except docker.errors.ImageNotFound as exc:
+            raise NotFound(f"image {spec.image} not found on this server; build it first") from exc
+        except docker.errors.APIError as exc:
+            if container is not None:
+                self.remove(container.id, force=True)
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return self.inspect(container.id)
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        try:
+            self.client.api.update_container(container_id, restart_policy={"Name": policy})
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def inspect(self, container_id: str) -> ContainerRecord:
+        try:
+            data = self.client.api.inspect_container(container_id)
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return _record(data)
+
+    def list(self, app: str | None = None, *, all_agents: bool = False) -> list[ContainerRecord]:
+        """Managed containers (of this agent, optionally one app), newest first."""
+        filters = [f"{L.MANAGED}=true"]
+        if app:
+            filters.append(f"{L.APP}={app}")
+        if self.agent_id and not all_agents:
+            filters.append(f"{L.AGENT}={self.agent_id}")
+        records = []
+        for summary in self.client.api.containers(all=True, filters={"label": filters}):
+            try:
+                records.append(self.inspect(summary["Id"]))
+            except NotFound:
+                continue  # removed between list and inspect
+        records.sort(key=lambda r: r.created, reverse=True)
+        return records
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> list[str]:
+        try:
+            raw = self.client.api.logs(container_id, stdout=True, stderr=True, tail=lines)
+        except docker.errors.APIError:
+            return []
+        return raw.decode("utf-8", "replace").splitlines()
+
+    def stream_logs(self, container_id: str, *, follow: bool, tail: int | None) -> "LogStream":
+        """A closable iterator of (timestamp, line) from a container's output."""
+        try:
+            stream = self.client.api.logs(container_id, stdout=True, stderr=True, stream=True,
+                                          follow=follow, timestamps=True,
+                                          tail=tail if tail and tail > 0 else "all")
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return LogStream(stream)
+
+    def stop(self, container_id: str, timeout: int) -> None:
+        try:
+            self.client.api.stop(container_id, timeout=timeout)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def remove(self, container_id: str, *, force: bool = True) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=force)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" in str(exc):
+                return
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def version(self) -> str:
+        return self.client.version().get("Version", "")
+
+
+class LogStream:
+    """Iterates a container's log lines; `close()` from another thread ends a follow at once.
+
+    A following log stream blocks while the container is quiet; without close, a client that
+    went away would pin a server thread until the container printed again.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[tuple[datetime, str]]:
+        buf = b""
+        try:
+            for chunk in self._stream:
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    yield _split_timestamp(line.decode("utf-8", "replace"))
+        except (OSError, ValueError, AttributeError):
+            return  # closed underneath us
+        if buf:
+            yield _split_timestamp(buf.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:
+            pass
+
+
+def _split_timestamp(line: str) -> tuple[datetime, str]:
+    stamp, _, text = line.partition(" ")
+    return _parse_time(stamp), text.rstrip("\r")
+
+
+def _record(data: dict) -> ContainerRecord:
+    labels = data.get("Config", {}).get("Labels") or {}
+    host_port = None
+    for bindings in (data.get("NetworkSettings", {}).get("Ports") or {}).values():
+        for binding in bindings or []:
+            if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+                host_port = int(binding["HostPort"])
+                break
+        if host_port:
+            break
+    try:
+        deployment_id = int(labels.get(L.DEPLOYMENT, "0"))
+    except ValueError:
+        deployment_id = 0
+    state = data.get("State", {})
+    return ContainerRecord(
+        id=data["Id"], name=data.get("Name", "").lstrip("/"), app=labels.get(L.APP, ""),
+        deployment_id=deployment_id, commit_sha=labels.get(L.COMMIT, ""),
+        image=data.get("Config", {}).get("Image", ""), state=state.get("Status", ""),
+        exit_code=int(state.get("ExitCode") or 0),
+        restart_count=int(data.get("RestartCount") or 0), host_port=host_port,
+        created=_parse_time(data.get("Created", "")), labels=dict(labels))

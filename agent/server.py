@@ -1,0 +1,73 @@
+"""gRPC server assembly: wires config, engine, router and servicer, and serves them."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from contextlib import contextmanager
+from typing import Iterator
+
+import grpc
+
+from agent.apps import AppAdmin
+from agent.builder import Builder
+from agent.config import AgentConfig
+from agent.docker_engine import DockerEngine
+from agent.operations import Operations
+from agent.releaser import Releaser
+from agent.repo_cache import RepoCache
+from agent.router import DirectRouter, Router
+from agent.servicer import TugboatServicer, add_to_server
+
+log = logging.getLogger(__name__)
+MAX_WORKERS = 32
+
+
+def server_credentials() -> grpc.ServerCredentials | None:
+    """Transport security for the listening port; None means plaintext.
+
+    The one place to change when mTLS arrives (return grpc.ssl_server_credentials(...)).
+    """
+    return None
+
+
+def build_servicer(config: AgentConfig, *, docker_client=None,
+                   router: Router | None = None) -> tuple[TugboatServicer, Releaser]:
+    config.ensure_dirs()
+    agent_id = config.agent_id()
+    engine = DockerEngine(docker_client, agent_id=agent_id)
+    router = router or DirectRouter(config.routes_file)
+    cache = RepoCache(config.repos_dir)
+    releaser = Releaser(engine, router, agent_id=agent_id)
+    servicer = TugboatServicer(Builder(engine, cache), releaser, AppAdmin(engine, router, cache),
+                               Operations())
+    return servicer, releaser
+
+
+@contextmanager
+def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127.0.0.1",
+               docker_client=None, router: Router | None = None
+               ) -> Iterator[tuple[grpc.Server, int]]:
+    """Reconcile state, serve until the block exits, then stop; yields (server, bound_port).
+
+    `port=None` uses config.port; pass 0 for a free port (tests).
+    """
+    servicer, releaser = build_servicer(config, docker_client=docker_client, router=router)
+    releaser.reconcile()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
+                                                    thread_name_prefix="tugboat"))
+    health = add_to_server(servicer, server)
+    address = f"{host}:{config.port if port is None else port}"
+    credentials = server_credentials()
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
+    server.start()
+    health.set_serving(True)
+    log.info("tugboat listening on %s:%d (state %s)", host, bound, config.state_dir)
+    try:
+        yield server, bound
+    finally:
+        health.set_serving(False)
+        server.stop(grace=1).wait()

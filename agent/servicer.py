@@ -1,0 +1,227 @@
+"""gRPC servicer: validates requests, runs the domain logic, converts to and from protobuf.
+
+The only module (with nothing else) that imports the generated `*_pb2` code; errors become
+gRPC status codes with actionable messages, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Iterator
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tugboat.v1 import tugboat_pb2 as pb
+from tugboat.v1 import tugboat_pb2_grpc as pb_grpc
+
+from agent import validation
+from agent.apps import AppAdmin, UnknownApp
+from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucceeded,
+                           normalize_paths)
+from agent.docker_engine import EngineError
+from agent.operations import AlreadyRunning, Operations
+from agent.releaser import DeploySpec, Failure, Releaser, Step
+
+log = logging.getLogger(__name__)
+
+_STEPS = {Step.START: pb.DEPLOY_STEP_START, Step.HEALTH: pb.DEPLOY_STEP_HEALTH,
+          Step.SWITCH: pb.DEPLOY_STEP_SWITCH, Step.STOP_OLD: pb.DEPLOY_STEP_STOP_OLD,
+          Step.DONE: pb.DEPLOY_STEP_DONE}
+_FAILURES = {Failure.BUILD: pb.FAILURE_KIND_BUILD, Failure.START: pb.FAILURE_KIND_START,
+             Failure.HEALTH: pb.FAILURE_KIND_HEALTH, Failure.SWITCH: pb.FAILURE_KIND_SWITCH,
+             Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED}
+
+
+def _timestamp(value) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+class TugboatServicer(pb_grpc.TugboatServiceServicer):
+    def __init__(self, builder: Builder, releaser: Releaser, admin: AppAdmin,
+                 operations: Operations) -> None:
+        self.builder = builder
+        self.releaser = releaser
+        self.admin = admin
+        self.operations = operations
+
+    # ---- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _invalid(context, exc: Exception):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    @staticmethod
+    def _internal(context, what: str, exc: Exception):
+        log.exception("%s failed", what)
+        context.abort(grpc.StatusCode.INTERNAL, f"{what} failed: {exc}")
+
+    # ---- Build -----------------------------------------------------------------------------
+    def Build(self, request, context) -> Iterator[pb.BuildEvent]:
+        try:
+            spec = BuildSpec(app=validation.check_app(request.app),
+                             deployment_id=validation.check_deployment_id(request.deployment_id),
+                             repo_url=request.repo_url, commit_sha=validation.check_sha(request.commit_sha),
+                             dockerfile=request.dockerfile or "Dockerfile",
+                             context_dir=request.context_dir, force=request.force)
+            if not spec.repo_url:
+                raise ValueError("repo_url is required")
+            spec = normalize_paths(spec)
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            with self.operations.run(spec.deployment_id) as token:
+                context.add_callback(token.cancel)
+                for item in self.builder.build(spec, token):
+                    yield self._build_event(item)
+        except AlreadyRunning as exc:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except grpc.RpcError:
+            raise
+        except Exception as exc:  # never a traceback to the client: report as the build's error
+            log.exception("build of %s failed", request.app)
+            yield pb.BuildEvent(error=f"internal agent error: {exc}")
+
+    @staticmethod
+    def _build_event(item) -> pb.BuildEvent:
+        if isinstance(item, BuildLine):
+            return pb.BuildEvent(line=item.line, step_current=item.step_current,
+                                 step_total=item.step_total)
+        if isinstance(item, BuildSucceeded):
+            return pb.BuildEvent(result=pb.BuildResult(
+                image=item.image, image_id=item.image_id, skipped=item.skipped,
+                commit_message=item.commit_message, seconds=item.seconds))
+        assert isinstance(item, BuildFailed)
+        return pb.BuildEvent(error=item.error, cancelled=item.cancelled)
+
+    # ---- Deploy ----------------------------------------------------------------------------
+    def Deploy(self, request, context) -> Iterator[pb.DeployEvent]:
+        try:
+            spec = DeploySpec(
+                app=validation.check_app(request.app),
+                deployment_id=validation.check_deployment_id(request.deployment_id),
+                image=request.image or "", commit_sha=validation.check_sha(request.commit_sha),
+                port=validation.check_port(request.port), health_path=request.health_path or "/",
+                health_timeout_seconds=max(0, request.health_timeout_seconds),
+                stop_grace_seconds=max(0, request.stop_grace_seconds), env=dict(request.env))
+            if not spec.image:
+                spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            with self.operations.run(spec.deployment_id) as token:
+                context.add_callback(token.cancel)
+                for item in self.releaser.deploy(spec, token):
+                    yield pb.DeployEvent(
+                        step=_STEPS[item.step], message=item.message, container_id=item.container_id,
+                        url=item.url, failure=_FAILURES[item.failure] if item.failure else 0,
+                        error=item.error)
+        except AlreadyRunning as exc:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except grpc.RpcError:
+            raise
+        except Exception as exc:
+            log.exception("deploy of %s failed", request.app)
+            yield pb.DeployEvent(failure=pb.FAILURE_KIND_START, error=f"internal agent error: {exc}")
+
+    # ---- Cancel ----------------------------------------------------------------------------
+    def Cancel(self, request, context):
+        if not self.operations.cancel(request.deployment_id):
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"no Build or Deploy is running for deployment {request.deployment_id}")
+        return pb.CancelResponse()
+
+    # ---- housekeeping ----------------------------------------------------------------------
+    def ListContainers(self, request, context):
+        if request.app:
+            try:
+                validation.check_app(request.app)
+            except ValueError as exc:
+                self._invalid(context, exc)
+        try:
+            items = self.admin.list_containers(request.app)
+        except EngineError as exc:
+            self._internal(context, "listing containers", exc)
+        return pb.ListContainersResponse(containers=[
+            pb.ContainerInfo(id=m.record.id, name=m.record.name, app=m.record.app,
+                             deployment_id=m.record.deployment_id, commit_sha=m.record.commit_sha,
+                             image=m.record.image, state=m.record.state,
+                             direct_url=m.record.direct_url,
+                             create_time=_timestamp(m.record.created), serving=m.serving)
+            for m in items])
+
+    def StreamLogs(self, request, context):
+        try:
+            validation.check_app(request.app)
+            if request.tail < 0:
+                raise ValueError("tail must be >= 0 (0 means all lines)")
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            container_id, stream = self.admin.logs(request.app, follow=request.follow,
+                                                   tail=request.tail)
+            context.add_callback(stream.close)
+            for stamp, text in stream:
+                if not context.is_active():
+                    return
+                yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=container_id)
+        except UnknownApp as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except EngineError as exc:
+            self._internal(context, "streaming logs", exc)
+
+    def StopApp(self, request, context):
+        try:
+            validation.check_app(request.app)
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            return pb.StopAppResponse(stopped=self.admin.stop_app(request.app))
+        except UnknownApp as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except EngineError as exc:
+            self._internal(context, "stopping app", exc)
+
+    def RemoveApp(self, request, context):
+        try:
+            validation.check_app(request.app)
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            return pb.RemoveAppResponse(removed=self.admin.remove_app(request.app))
+        except UnknownApp as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except EngineError as exc:
+            self._internal(context, "removing app", exc)
+
+    def GetInfo(self, request, context):
+        info = self.admin.info()
+        return pb.Info(agent_version=info.agent_version, docker_version=info.docker_version,
+                       hostname=info.hostname, running_containers=info.running_containers)
+
+
+SERVICE_NAME = "tugboat.v1.TugboatService"
+
+
+class HealthStatus:
+    """The standard gRPC health service for the agent, flipped by the server's lifecycle."""
+
+    def __init__(self) -> None:
+        self.servicer = health.HealthServicer()
+
+    def set_serving(self, serving: bool) -> None:
+        if not serving:
+            self.servicer.enter_graceful_shutdown()
+            return
+        for name in ("", SERVICE_NAME):
+            self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def add_to_server(servicer: TugboatServicer, server: grpc.Server) -> HealthStatus:
+    """Register the Tugboat service and the gRPC health service on `server`."""
+    pb_grpc.add_TugboatServiceServicer_to_server(servicer, server)
+    status = HealthStatus()
+    health_pb2_grpc.add_HealthServicer_to_server(status.servicer, server)
+    return status

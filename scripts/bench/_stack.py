@@ -1,0 +1,100 @@
+"""Shared by the benchmarks: start a real agent and control plane as processes on free ports.
+
+Each benchmark starts what it needs with these helpers and cleans it up, so it runs on any
+machine where scripts/test.sh (or run.sh) has set up the venv and a Docker engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # tests.support (sample app helpers) lives at the repository root
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(address: str, timeout: float = 30) -> None:
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    finally:
+        channel.close()
+
+
+@dataclass
+class Stack:
+    home: Path
+    api: str
+    agent: str
+
+
+@contextmanager
+def platform_stack():
+    """Agent + control plane as two processes (as scripts/run.sh runs them), in a temp home."""
+    home = Path(tempfile.mkdtemp(prefix="serversinc-bench-"))
+    agent_addr = f"127.0.0.1:{free_port()}"
+    api_addr = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "SERVERSINC_HOME": str(home)}
+    logs = (home / "logs")
+    logs.mkdir()
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [str(BIN / "tugboat"), "--host", "127.0.0.1", "--port", agent_addr.rsplit(":", 1)[1], "--home", str(home / "agent")],
+            env=env, stdout=open(logs / "agent.log", "w"), stderr=subprocess.STDOUT))
+        wait_healthy(agent_addr)
+        procs.append(subprocess.Popen(
+            [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
+            env=env, stdout=open(logs / "api.log", "w"), stderr=subprocess.STDOUT))
+        wait_healthy(api_addr)
+        yield Stack(home, api_addr, agent_addr)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def wait_http(url: str, timeout: float = 10) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=1).status_code < 400:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(url)
+        time.sleep(0.01)

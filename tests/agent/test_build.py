@@ -1,0 +1,199 @@
+"""Build over gRPC against a real Docker engine and real git repositories."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import docker
+import grpc
+import pytest
+from tugboat.v1 import tugboat_pb2 as pb
+
+from tests.support.agent_calls import build, wait_until
+from tests.support.sample_app import commit_files, make_sample_repo, repo_url
+
+pytestmark = pytest.mark.docker
+
+SLOW_DOCKERFILE = """FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","sleep","30"]
+CMD ["/bin/busybox","true"]
+"""
+
+
+def test_build_streams_steps_and_tags_image(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    sha = repo.head.commit.hexsha
+
+    events = build(agent.stub, app_name, repo, sha, 11)
+
+    last = events[-1]
+    assert last.error == "", last.error
+    assert last.result.image == f"{app_name}:{sha}"
+    assert not last.result.skipped
+    assert last.result.commit_message == "sample app v1"
+    assert last.result.seconds > 0
+    steps = [(e.step_current, e.step_total, e.line) for e in events if e.step_current]
+    # 5 Dockerfile steps, plus one LABEL step per image label the agent adds.
+    total = steps[0][1]
+    assert total >= 5
+    assert [s[:2] for s in steps] == [(i, total) for i in range(1, total + 1)]
+    assert steps[0][2] == f"Step 1/{total} : FROM scratch"
+    assert all("\n" not in e.line for e in events)
+    image = docker_client.images.get(f"{app_name}:{sha}")
+    assert image.id == last.result.image_id
+    assert image.labels["io.serversinc.app"] == app_name
+    # The cache is a bare repository per app.
+    assert (agent.config.state_dir / "repos" / f"{app_name}.git" / "HEAD").exists()
+
+    again = build(agent.stub, app_name, repo, sha, 12)
+    assert again[-1].result.skipped
+    assert again[-1].result.image_id == image.id
+
+    forced = build(agent.stub, app_name, repo, sha, 13, force=True)
+    assert forced[-1].error == ""
+    assert not forced[-1].result.skipped
+    assert any(e.step_current == total for e in forced)
+
+
+def test_second_commit_fetches_incrementally_into_same_cache(agent, app_name, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    first = repo.head.commit.hexsha
+    assert build(agent.stub, app_name, repo, first, 1)[-1].error == ""
+    second = commit_files(repo, {"index.html": "v2\n", "sub/Dockerfile.alt":
+                                 "FROM scratch\nCOPY x /x\n", "sub/x": "x\n"}, "second")
+    events = build(agent.stub, app_name, repo, second, 2, dockerfile="Dockerfile.alt",
+                   context_dir="sub")
+    assert events[-1].error == "", events[-1].error
+    assert events[-1].result.commit_message == "second"
+    assert [e.step_current for e in events if e.step_current][:2] == [1, 2]
+
+
+def test_failing_dockerfile_reports_docker_error(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"Dockerfile": 'FROM scratch\nCOPY busybox /bin/busybox\n'
+                                            'RUN ["/bin/busybox","false"]\n'}, "break it")
+    events = build(agent.stub, app_name, repo, sha, 21)
+    last = events[-1]
+    assert "returned a non-zero code: 1" in last.error
+    assert not last.cancelled
+    assert not last.HasField("result")
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(f"{app_name}:{sha}")
+
+
+def test_unknown_commit_is_a_git_error(agent, app_name, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo")
+    missing = "0123456789abcdef0123456789abcdef01234567"
+    last = build(agent.stub, app_name, repo, missing, 31)[-1]
+    assert last.error == f"commit {missing} not found in {repo_url(repo)}"
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("app", "Bad_Name", "invalid app name"),
+    ("commit_sha", "abc123", "40-hex-digit"),
+    ("dockerfile", "../Dockerfile", "inside the repository"),
+    ("context_dir", "/etc", "not absolute"),
+    ("context_dir", "a/../../b", "inside the repository"),
+])
+def test_bad_build_input_is_invalid_argument(agent, app_name, field, value, needle):
+    request = dict(app=app_name, deployment_id=41, repo_url="/nonexistent",
+                   commit_sha="a" * 40, dockerfile="Dockerfile")
+    request[field] = value
+    with pytest.raises(grpc.RpcError) as info:
+        list(agent.stub.Build(pb.BuildRequest(**request), timeout=10))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in info.value.details()
+
+
+def _start_build(stub, app, repo, sha, deployment_id, sink):
+    """Run a build in a thread, appending events to `sink`; returns (thread, call)."""
+    call = stub.Build(pb.BuildRequest(app=app, deployment_id=deployment_id,
+                                      repo_url=repo_url(repo), commit_sha=sha,
+                                      dockerfile="Dockerfile"), timeout=120)
+
+    def consume():
+        try:
+            for event in call:
+                sink.append((time.monotonic(), event))
+        except grpc.RpcError as exc:
+            sink.append((time.monotonic(), exc))
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread, call
+
+
+def _running_container(sink) -> str | None:
+    for _, event in sink:
+        line = getattr(event, "line", "")
+        if line.startswith(" ---> Running in "):
+            return line.split()[-1]
+    return None
+
+
+def _gone(docker_client, container_id):
+    try:
+        docker_client.containers.get(container_id)
+        return False
+    except docker.errors.NotFound:
+        return True
+
+
+def test_cancel_stops_only_that_build(agent, app_name, make_app_name, docker_client, tmp_path):
+    slow_repo = make_sample_repo(tmp_path / "slow")
+    slow_sha = commit_files(slow_repo, {"Dockerfile": SLOW_DOCKERFILE}, "slow")
+    other_app = make_app_name()
+    other_repo = make_sample_repo(tmp_path / "other", "other")
+    other_sha = commit_files(other_repo, {"Dockerfile": SLOW_DOCKERFILE.replace("30", "3")},
+                             "a bit slow")
+
+    slow_events, other_events = [], []
+    slow_thread, _ = _start_build(agent.stub, app_name, slow_repo, slow_sha, 51, slow_events)
+    assert wait_until(lambda: _running_container(slow_events), timeout=30)
+    other_thread, _ = _start_build(agent.stub, other_app, other_repo, other_sha, 52, other_events)
+    assert wait_until(lambda: _running_container(other_events), timeout=30)
+    step_container = _running_container(slow_events)
+
+    cancelled_at = time.monotonic()
+    agent.stub.Cancel(pb.CancelRequest(deployment_id=51), timeout=5)
+    slow_thread.join(timeout=10)
+    assert not slow_thread.is_alive()
+    ended_at, last = slow_events[-1]
+    assert ended_at - cancelled_at < 3
+    assert last.error == "cancelled" and last.cancelled
+    assert wait_until(lambda: _gone(docker_client, step_container), timeout=5)
+
+    other_thread.join(timeout=60)
+    other_last = other_events[-1][1]
+    assert other_last.error == "", other_last.error
+    assert docker_client.images.get(f"{other_app}:{other_sha}").id == other_last.result.image_id
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(f"{app_name}:{slow_sha}")
+
+    # Nothing runs for that deployment any more.
+    with pytest.raises(grpc.RpcError) as info:
+        agent.stub.Cancel(pb.CancelRequest(deployment_id=51), timeout=5)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_client_cancelling_the_stream_stops_the_build(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "slow")
+    sha = commit_files(repo, {"Dockerfile": SLOW_DOCKERFILE}, "slow")
+    events = []
+    thread, call = _start_build(agent.stub, app_name, repo, sha, 61, events)
+    assert wait_until(lambda: _running_container(events), timeout=30)
+    step_container = _running_container(events)
+    call.cancel()
+    thread.join(timeout=5)
+    assert wait_until(lambda: _gone(docker_client, step_container), timeout=5)
+    # The operation is gone too: the deployment id can be used again at once.
+    assert wait_until(lambda: _cancel_not_found(agent.stub, 61), timeout=3)
+
+
+def _cancel_not_found(stub, deployment_id) -> bool:
+    try:
+        stub.Cancel(pb.CancelRequest(deployment_id=deployment_id), timeout=5)
+        return False
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,188 @@
+"""Deploy over gRPC: real containers, health probes over 127.0.0.1, traffic switch, restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import docker
+import grpc
+import pytest
+from tugboat.v1 import tugboat_pb2 as pb
+
+from tests.conftest import start_agent
+from tests.support.agent_calls import build, deploy, http_get, wait_until
+from tests.support.sample_app import commit_files, commit_version, make_sample_repo
+
+pytestmark = pytest.mark.docker
+
+CRASHING = """FROM scratch
+COPY busybox /bin/busybox
+CMD ["/bin/busybox","sh","-c","echo boom on start; exit 3"]
+"""
+SILENT = """FROM scratch
+COPY busybox /bin/busybox
+CMD ["/bin/busybox","sleep","60"]
+"""
+
+
+def _built(agent, app, repo, sha, deployment_id):
+    last = build(agent.stub, app, repo, sha, deployment_id)[-1]
+    assert last.error == "", last.error
+    return last.result.image
+
+
+def _deployed(agent, app, repo, sha, deployment_id, **fields):
+    _built(agent, app, repo, sha, deployment_id)
+    events = deploy(agent.stub, app, sha, deployment_id, **fields)
+    last = events[-1]
+    assert last.step == pb.DEPLOY_STEP_DONE, (last.failure, last.error)
+    return events
+
+
+def _exists(docker_client, container_id) -> bool:
+    try:
+        docker_client.containers.get(container_id)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    v1 = repo.head.commit.hexsha
+    events = _deployed(agent, app_name, repo, v1, 101, env={"GREETING": "secret-value"})
+    steps = [e.step for e in events]
+    for step in (pb.DEPLOY_STEP_START, pb.DEPLOY_STEP_HEALTH, pb.DEPLOY_STEP_SWITCH,
+                 pb.DEPLOY_STEP_DONE):
+        assert step in steps
+    done = events[-1]
+    assert done.url.startswith("http://127.0.0.1:")
+    assert http_get(done.url) == (200, "<html><body>sample app v1</body></html>\n")
+    old = docker_client.containers.get(done.container_id)
+    assert old.name == f"{app_name}-101"
+    assert old.labels["io.serversinc.app"] == app_name
+    assert old.labels["io.serversinc.deployment"] == "101"
+    assert old.labels["io.serversinc.commit"] == v1
+    assert "secret-value" not in json.dumps(old.labels)
+    assert "GREETING=secret-value" in old.attrs["Config"]["Env"]
+    assert old.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert old.attrs["HostConfig"]["Init"] is True
+
+    v2 = commit_version(repo, "v2")
+    done2 = _deployed(agent, app_name, repo, v2, 102)[-1]
+    assert http_get(done2.url)[1] == "<html><body>sample app v2</body></html>\n"
+    assert done2.container_id != done.container_id
+    assert not _exists(docker_client, done.container_id)
+
+    listed = agent.stub.ListContainers(pb.ListContainersRequest(app=app_name), timeout=10).containers
+    assert [(c.id, c.serving, c.commit_sha, c.deployment_id) for c in listed] == \
+        [(done2.container_id, True, v2, 102)]
+    assert listed[0].direct_url == done2.url and listed[0].state == "running"
+    routes = json.loads((agent.config.state_dir / "routes.json").read_text())
+    assert routes["apps"][app_name] == {"container_id": done2.container_id, "url": done2.url}
+
+
+def test_crashing_container_fails_start_and_old_keeps_serving(agent, app_name, docker_client,
+                                                              tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    v1 = repo.head.commit.hexsha
+    good = _deployed(agent, app_name, repo, v1, 201)[-1]
+
+    bad = commit_files(repo, {"Dockerfile": CRASHING}, "crash on start")
+    _built(agent, app_name, repo, bad, 202)
+    last = deploy(agent.stub, app_name, bad, 202)[-1]
+    assert last.failure == pb.FAILURE_KIND_START
+    assert "exited with code 3" in last.error
+    assert "boom on start" in last.error
+    assert last.container_id and not _exists(docker_client, last.container_id)
+    assert http_get(good.url)[1] == "<html><body>sample app v1</body></html>\n"
+    listed = agent.stub.ListContainers(pb.ListContainersRequest(app=app_name), timeout=10).containers
+    assert [(c.id, c.serving) for c in listed] == [(good.container_id, True)]
+
+
+def test_silent_container_fails_health_within_timeout(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"Dockerfile": SILENT}, "never listens")
+    _built(agent, app_name, repo, sha, 301)
+    started = time.monotonic()
+    last = deploy(agent.stub, app_name, sha, 301, health_timeout_seconds=2,
+                  health_path="/healthz")[-1]
+    elapsed = time.monotonic() - started
+    assert last.failure == pb.FAILURE_KIND_HEALTH
+    assert last.step == pb.DEPLOY_STEP_HEALTH
+    assert "not healthy within 2s" in last.error and "GET /healthz failed" in last.error
+    assert 2 <= elapsed < 6
+    assert not _exists(docker_client, last.container_id)
+    assert docker_client.containers.list(all=True, filters={"label": f"io.serversinc.app={app_name}"}) == []
+
+
+def test_cancel_during_health_removes_new_container(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"Dockerfile": SILENT}, "never listens")
+    _built(agent, app_name, repo, sha, 401)
+    events = []
+    call = agent.stub.Deploy(pb.DeployRequest(app=app_name, deployment_id=401, image=f"{app_name}:{sha}",
+                                              commit_sha=sha, port=8080, health_timeout_seconds=60),
+                             timeout=60)
+    thread = threading.Thread(target=lambda: events.extend(call), daemon=True)
+    thread.start()
+    assert wait_until(lambda: any(e.step == pb.DEPLOY_STEP_HEALTH for e in events), timeout=10)
+    container_id = events[-1].container_id
+    assert _exists(docker_client, container_id)
+    cancelled_at = time.monotonic()
+    agent.stub.Cancel(pb.CancelRequest(deployment_id=401), timeout=5)
+    thread.join(timeout=5)
+    assert time.monotonic() - cancelled_at < 3
+    assert events[-1].failure == pb.FAILURE_KIND_CANCELLED
+    assert not _exists(docker_client, container_id)
+
+
+@pytest.mark.parametrize("field,value,code", [
+    ("app", "-bad-", grpc.StatusCode.INVALID_ARGUMENT),
+    ("commit_sha", "xyz", grpc.StatusCode.INVALID_ARGUMENT),
+    ("port", 0, grpc.StatusCode.INVALID_ARGUMENT),
+    ("deployment_id", 0, grpc.StatusCode.INVALID_ARGUMENT),
+])
+def test_bad_deploy_input_is_invalid_argument(agent, app_name, field, value, code):
+    request = dict(app=app_name, deployment_id=5, image="x", commit_sha="b" * 40, port=8080)
+    request[field] = value
+    with pytest.raises(grpc.RpcError) as info:
+        list(agent.stub.Deploy(pb.DeployRequest(**request), timeout=10))
+    assert info.value.code() == code
+    assert field.replace("_", "") in info.value.details().replace("_", "").replace(" ", "")
+
+
+def test_missing_image_fails_start(agent, app_name):
+    last = deploy(agent.stub, app_name, "c" * 40, 501)[-1]
+    assert last.failure == pb.FAILURE_KIND_START
+    assert "not found" in last.error
+
+
+def test_restart_keeps_serving_container_and_drops_leftovers(agent_home, app_name, docker_client,
+                                                             tmp_path):
+    from agent.config import AgentConfig
+
+    config = AgentConfig(state_dir=agent_home)
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    v1 = repo.head.commit.hexsha
+    with start_agent(config, docker_client) as first:
+        done = _deployed(first, app_name, repo, v1, 601)[-1]
+    # Simulate a deploy interrupted by the restart: a container that never got traffic.
+    agent_id = (agent_home / "agent_id").read_text().strip()
+    leftover = docker_client.containers.run(
+        f"{app_name}:{v1}", name=f"{app_name}-602", detach=True, init=True,
+        labels={"io.serversinc.managed": "true", "io.serversinc.app": app_name,
+                "io.serversinc.deployment": "602", "io.serversinc.commit": v1,
+                "io.serversinc.agent": agent_id},
+        ports={"8080/tcp": ("127.0.0.1", None)})
+
+    with start_agent(config, docker_client) as second:
+        listed = second.stub.ListContainers(pb.ListContainersRequest(app=app_name),
+                                            timeout=10).containers
+        assert [(c.id, c.serving) for c in listed] == [(done.container_id, True)]
+        assert not _exists(docker_client, leftover.id)
+        assert http_get(listed[0].direct_url)[1] == "<html><body>sample app v1</body></html>\n"
+        info = second.stub.GetInfo(pb.GetInfoRequest(), timeout=10)
+        assert info.running_containers == 1

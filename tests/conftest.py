@@ -1,0 +1,112 @@
+"""Shared fixtures: a real Docker client, unique app names with cleanup, and an in-process agent."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import grpc
+import pytest
+
+# tests/ has no __init__.py; put the repository root on sys.path so test modules can use
+# `from tests.support.sample_app import ...` whatever pytest's rootdir handling is.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from agent.config import AgentConfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env()
+    try:
+        client.ping()
+    except Exception as exc:  # pragma: no cover - environment problem
+        pytest.skip(f"Docker engine not reachable: {exc}")
+    yield client
+    client.close()
+
+
+def cleanup_app(client, app: str) -> None:
+    """Force-remove every container labelled with `app` and every image `<app>:*`."""
+    for container in client.containers.list(all=True, filters={"label": f"io.serversinc.app={app}"}):
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    for image in client.images.list(name=app):
+        for tag in image.tags:
+            if tag.split(":", 1)[0] == app:
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.NotFound:
+                    pass
+
+
+@pytest.fixture
+def app_name(docker_client):
+    """A unique app name (`t-<8 hex>`); its containers and images are removed afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    cleanup_app(docker_client, name)
+
+
+@pytest.fixture
+def make_app_name(docker_client):
+    """Factory for extra unique app names in one test; all are cleaned up afterwards."""
+    names = []
+
+    def make() -> str:
+        names.append(f"t-{uuid.uuid4().hex[:8]}")
+        return names[-1]
+    yield make
+    for name in names:
+        cleanup_app(docker_client, name)
+
+
+@pytest.fixture
+def agent_home(tmp_path):
+    home = tmp_path / "agent-home"
+    home.mkdir()
+    return home
+
+
+@dataclass
+class RunningAgent:
+    address: str
+    stub: object
+    config: AgentConfig
+    channel: grpc.Channel
+    server: grpc.Server
+
+
+def start_agent(config: AgentConfig, docker_client=None):
+    """Context manager: run an agent in-process on a free port and yield a RunningAgent."""
+    from contextlib import contextmanager
+
+    from tugboat.v1 import tugboat_pb2_grpc
+
+    from agent.server import run_server
+
+    @contextmanager
+    def _run():
+        with run_server(config, port=0, docker_client=docker_client) as (server, port):
+            address = f"127.0.0.1:{port}"
+            channel = grpc.insecure_channel(address)
+            try:
+                yield RunningAgent(address, tugboat_pb2_grpc.TugboatServiceStub(channel), config,
+                                   channel, server)
+            finally:
+                channel.close()
+    return _run()
+
+
+@pytest.fixture
+def agent(agent_home, docker_client):
+    """An agent served in-process on 127.0.0.1:<free port> with its state in `agent_home`."""
+    with start_agent(AgentConfig(state_dir=agent_home), docker_client) as running:
+        yield running

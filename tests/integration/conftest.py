@@ -1,0 +1,112 @@
+"""Fixtures for control-plane tests: a real control plane (gRPC, SQLite, workers) driving a real agent."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+import pytest
+import requests
+from serversinc.v1 import (
+    app_pb2,
+    app_service_pb2,
+    app_service_pb2_grpc,
+    deployment_pb2,
+    deployment_service_pb2,
+    deployment_service_pb2_grpc,
+    git_service_pb2_grpc,
+    server_service_pb2_grpc,
+)
+
+from services.api.server import run_server
+from services.config import Settings
+from services.platform import Platform
+from tests.support.sample_app import make_sample_repo, repo_url
+
+TERMINAL = {
+    deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED,
+    deployment_pb2.DEPLOYMENT_STATE_FAILED,
+    deployment_pb2.DEPLOYMENT_STATE_CANCELLED,
+    deployment_pb2.DEPLOYMENT_STATE_SUPERSEDED,
+}
+
+
+@dataclass
+class ControlPlane:
+    address: str
+    platform: Platform
+    channel: grpc.Channel
+    apps: app_service_pb2_grpc.AppServiceStub
+    deployments: deployment_service_pb2_grpc.DeploymentServiceStub
+    git: git_service_pb2_grpc.GitServiceStub
+    servers: server_service_pb2_grpc.ServerServiceStub
+
+    def create_app(self, name: str, url: str, **fields) -> app_pb2.App:
+        app = app_pb2.App(name=name, repo_url=url, branch=fields.pop("branch", "main"), **fields)
+        return self.apps.CreateApp(app_service_pb2.CreateAppRequest(app=app))
+
+    def deploy(self, app: str, **kw) -> deployment_pb2.Deployment:
+        return self.deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app, **kw))
+
+    def get(self, name: str) -> deployment_pb2.Deployment:
+        return self.deployments.GetDeployment(deployment_service_pb2.GetDeploymentRequest(name=name))
+
+    def wait(self, name: str, timeout: float = 60) -> deployment_pb2.Deployment:
+        """Follows the deployment's event stream until its terminal event, then reads it."""
+        events = self.deployments.WatchDeployment(
+            deployment_service_pb2.WatchDeploymentRequest(name=name), timeout=timeout
+        )
+        for _ in events:
+            pass
+        dep = self.get(name)
+        assert dep.state in TERMINAL, dep
+        return dep
+
+    def events(self, name: str, after_seq: int = 0) -> list:
+        return list(self.deployments.WatchDeployment(
+            deployment_service_pb2.WatchDeploymentRequest(name=name, after_seq=after_seq), timeout=30
+        ))
+
+    def wait_state(self, name: str, predicate, timeout: float = 30) -> deployment_pb2.Deployment:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dep = self.get(name)
+            if predicate(dep):
+                return dep
+            time.sleep(0.05)
+        raise AssertionError(f"{name} did not reach the expected state: {self.get(name)}")
+
+
+@pytest.fixture
+def control_plane(tmp_path, agent):
+    settings = Settings.from_env(home=tmp_path / "cp", database_url=f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}")
+    settings.local_agent_address = agent.address
+    platform = Platform(settings)
+    with run_server(platform, port=0) as (_, port):
+        address = f"127.0.0.1:{port}"
+        channel = grpc.insecure_channel(address)
+        yield ControlPlane(
+            address, platform, channel,
+            app_service_pb2_grpc.AppServiceStub(channel),
+            deployment_service_pb2_grpc.DeploymentServiceStub(channel),
+            git_service_pb2_grpc.GitServiceStub(channel),
+            server_service_pb2_grpc.ServerServiceStub(channel),
+        )
+        channel.close()
+
+
+@pytest.fixture
+def sample_repo(tmp_path):
+    return make_sample_repo(tmp_path / "repo", "v1")
+
+
+@pytest.fixture
+def sample_url(sample_repo):
+    return repo_url(sample_repo)
+
+
+def fetch(url: str) -> str:
+    """GET over loopback only (app URLs are 127.0.0.1 addresses)."""
+    assert url.startswith("http://127.0.0.1:") or url.startswith("http://localhost"), url
+    return requests.get(url, timeout=5).text

@@ -1,0 +1,1 @@
+"""Shared test helpers (sample git repositories) for agent and control-plane tests."""
