@@ -20,7 +20,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   stop_docker_if_started
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 start() {
   # start NAME CMD...: runs CMD in the background, its output in .serversinc/logs/NAME.log
@@ -53,5 +54,7 @@ Serversinc is running.
   CLI                   $VENV/bin/serversinc --help
 Ctrl-C stops everything.
 MSG
+# Returns when one process exits; Ctrl-C runs the INT trap instead, which stops everything and exits.
 wait -n "${PIDS[@]}" || true
-log "a process exited; see $SERVERSINC_HOME/logs/"
+log "a process exited; see $SERVERSINC_HOME/logs/ (stopping the rest)"
+exit 1

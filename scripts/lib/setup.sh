@@ -55,7 +55,8 @@ ensure_venv() {
   fi
   log "generating gRPC code from protos/"
   "$VENV/bin/python" "$ROOT/scripts/gen_protos.py"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" >/dev/null 2>&1 \
+    || "$VENV/bin/pip" install --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
 }
 
 docker_up() { docker info >/dev/null 2>&1 || "$VENV/bin/python" -c 'import docker,sys; docker.from_env().ping()' >/dev/null 2>&1; }

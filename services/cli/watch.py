@@ -194,11 +194,8 @@ class WatchRenderer:
                     self._task, visible=True, total=p.total or None, completed=p.current,
                     step=(p.message or "")[:60],
                 )
-            else:
-                text = f"build step {p.current}/{p.total}" if p.total else f"build step {p.current}"
-                if p.message:
-                    text += f": {p.message}"
-                self.print_line(text)
+            # Without a terminal there is no bar; the build's own "Step i/n" lines already show
+            # the progress, so nothing more is printed.
 
     def summary(self, lines: list[str], ok: bool) -> None:
         if self._progress is not None:

@@ -32,6 +32,11 @@ _AGENT_STEPS = {"START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SW
 _FAILURE_PHASES = {"BUILD": Phase.BUILD, "START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SWITCH}
 
 
+def _step_text(line: str) -> str:
+    """ "Step 2/7 : COPY a b" -> "COPY a b" (what the progress bar shows beside i/n)."""
+    return line.split(" : ", 1)[1] if " : " in line else line
+
+
 class PhaseFailed(Exception):
     def __init__(self, phase: Phase, reason: str):
         super().__init__(reason)
@@ -93,7 +98,7 @@ class DeployPipeline:
 
     def _run(self, rec: Recorder, snap: DeploymentSnapshot, agent: Agent, cancel: CancelToken) -> None:
         release = snap.source_release
-        rec.phase(Phase.RESOLVE)
+        rec.phase(Phase.RESOLVE, "using the release's commit" if release else f"resolving {snap.branch} of {snap.repo_url}")
         if release:
             sha = release["commit_sha"]
             rec.log(f"redeploying the release of deployment {snap.source_id}: {release['image']}")
@@ -109,7 +114,7 @@ class DeployPipeline:
             rec.update(commit_sha=sha)
         self._check_cancel(rec, cancel)
 
-        rec.phase(Phase.BUILD)
+        rec.phase(Phase.BUILD, "reusing the release's image" if release else f"building {snap.app}:{sha[:12]}")
         if release:
             image, image_id = release["image"], release["image_id"]
             rec.log("no build: the release's image is reused")
@@ -157,7 +162,7 @@ class DeployPipeline:
                 if update.line:
                     rec.log(update.line)
                 if update.step_current and update.step_total:
-                    rec.progress(update.step_current, update.step_total)
+                    rec.progress(update.step_current, update.step_total, _step_text(update.line))
                 if update.cancelled:
                     raise Cancelled()
                 if update.error:

@@ -112,8 +112,8 @@ class Recorder:
     def log(self, message: str, phase: Phase | None = None) -> None:
         self.events.emit(self.id, EventKind.LOG, phase or self.phase_now, message)
 
-    def progress(self, current: int, total: int) -> None:
-        self.events.emit(self.id, EventKind.PROGRESS, self.phase_now, f"step {current}/{total}",
+    def progress(self, current: int, total: int, step: str = "") -> None:
+        self.events.emit(self.id, EventKind.PROGRESS, self.phase_now, step or f"step {current}/{total}",
                          step_current=current, step_total=total)
 
     def update(self, **fields) -> None:
