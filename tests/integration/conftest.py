@@ -110,3 +110,30 @@ def fetch(url: str) -> str:
     """GET over loopback only (app URLs are 127.0.0.1 addresses)."""
     assert url.startswith("http://127.0.0.1:") or url.startswith("http://localhost"), url
     return requests.get(url, timeout=5).text
+
+
+@pytest.fixture
+def control_plane_cli():
+    """Runs the real `serversinc` console script against a given control-plane address."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("serversinc")
+
+    class Cli:
+        def __init__(self, address: str):
+            self.env = {**os.environ, "SERVERSINC_API": address, "SERVERSINC_TOKEN": ""}
+
+        def __call__(self, *args: str, check: bool = True):
+            done = subprocess.run([str(exe), *args], capture_output=True, text=True, env=self.env, timeout=120)
+            if check:
+                assert done.returncode == 0, done.stderr + done.stdout
+            return done
+
+        def json(self, *args: str):
+            return json.loads(self(*args).stdout)
+
+    return Cli
