@@ -10,7 +10,6 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.db.models import Base
 
 
 def make_engine(url: str, *, writer: bool = True) -> Engine:
@@ -60,7 +59,10 @@ class Database:
             self._read_factory = self._factory
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Brings the database to the newest migration (an empty one gets every table)."""
+        from services.db.schema import upgrade
+
+        upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
