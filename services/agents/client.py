@@ -81,6 +81,12 @@ class AgentClient:
             app=spec.app, deployment_id=spec.deployment_id, image=spec.image, commit_sha=spec.commit_sha,
             port=spec.port, health_path=spec.health_path, health_timeout_seconds=spec.health_timeout_seconds,
             stop_grace_seconds=spec.stop_grace_seconds, env=spec.env,
+            health_check=pb.HealthCheck(
+                use_docker_healthcheck=spec.health_check_mode == "DOCKER", status_min=spec.health_status_min,
+                status_max=spec.health_status_max, interval_ms=spec.health_interval_ms,
+                probe_timeout_ms=spec.health_probe_timeout_ms, healthy_threshold=spec.healthy_threshold,
+            ),
+            stop_signal=spec.stop_signal, drain_seconds=spec.drain_seconds, domains=spec.domains,
         )
         for ev in self._stream(self.stub.Deploy(request, timeout=timeout), cancel):
             failure = pb.FailureKind.Name(ev.failure).removeprefix("FAILURE_KIND_") if ev.failure else ""

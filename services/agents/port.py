@@ -91,6 +91,8 @@ class BuildUpdate:
 
 @dataclass
 class ReleaseSpec:
+    """What to run and how to judge and replace it; the settings are those in RUN_SETTINGS."""
+
     app: str
     deployment_id: int
     image: str
@@ -100,6 +102,23 @@ class ReleaseSpec:
     health_timeout_seconds: int
     stop_grace_seconds: int
     env: dict[str, str] = field(default_factory=dict)
+    health_check_mode: str = "HTTP"
+    health_status_min: int = 200
+    health_status_max: int = 399
+    health_interval_ms: int = 100
+    health_probe_timeout_ms: int = 1000
+    healthy_threshold: int = 1
+    stop_signal: str = "SIGTERM"
+    drain_seconds: int = 5
+    domains: list[str] = field(default_factory=list)
+
+
+# The app settings a release freezes: a rollback runs with exactly these again.
+RUN_SETTINGS = (
+    "port", "health_path", "health_timeout_seconds", "stop_grace_seconds", "env", "health_check_mode",
+    "health_status_min", "health_status_max", "health_interval_ms", "health_probe_timeout_ms",
+    "healthy_threshold", "stop_signal", "drain_seconds", "domains",
+)
 
 
 @dataclass

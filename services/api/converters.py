@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from serversinc.v1 import app_pb2, deployment_pb2, git_service_pb2, server_service_pb2
 
 from services.apps.spec import AppSpec
-from services.core.states import EventKind, Phase, State, Trigger
+from services.core.states import Trigger
 from services.db.models import App
 from services.deployments.events import Event
 from services.deployments.service import DeploymentView
@@ -39,21 +39,35 @@ def trigger_from_pb(value: int) -> Trigger:
     return Trigger(deployment_pb2.DeploymentTrigger.Name(value).removeprefix("DEPLOYMENT_TRIGGER_"))
 
 
+# Fields with the same name and meaning on App (proto), AppSpec and the App row.
+_PLAIN_FIELDS = (
+    "repo_url", "branch", "port", "health_path", "dockerfile", "context_dir", "health_timeout_seconds",
+    "build_timeout_seconds", "stop_grace_seconds", "health_status_min", "health_status_max",
+    "health_interval_ms", "health_probe_timeout_ms", "healthy_threshold", "stop_signal", "drain_seconds",
+)
+
+
+def health_mode_from_pb(value: int) -> str:
+    return app_pb2.HealthCheckMode.Name(value).removeprefix("HEALTH_CHECK_MODE_") if value else ""
+
+
+def health_mode_pb(mode: str) -> int:
+    return app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{mode}") if mode else 0
+
+
 def spec_from_pb(app: app_pb2.App) -> AppSpec:
     return AppSpec(
-        name=app.name, repo_url=app.repo_url, branch=app.branch, port=app.port, health_path=app.health_path,
-        dockerfile=app.dockerfile, context_dir=app.context_dir, env=dict(app.env), server=app.server,
-        health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
-        stop_grace_seconds=app.stop_grace_seconds,
+        name=app.name, env=dict(app.env), server=app.server, domains=list(app.domains),
+        health_check_mode=health_mode_from_pb(app.health_check_mode),
+        **{key: getattr(app, key) for key in _PLAIN_FIELDS},
     )
 
 
 def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None) -> app_pb2.App:
     msg = app_pb2.App(
-        name=app.name, repo_url=app.repo_url, branch=app.branch, port=app.port, health_path=app.health_path,
-        dockerfile=app.dockerfile, context_dir=app.context_dir, env=dict(app.env or {}), server=app.server.name,
-        health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
-        stop_grace_seconds=app.stop_grace_seconds, url=app.url or "",
+        name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
+        health_check_mode=health_mode_pb(app.health_check_mode), url=app.url or "",
+        **{key: getattr(app, key) for key in _PLAIN_FIELDS},
         status=app_pb2.AppStatus.Value(f"APP_STATUS_{status}") if status else 0,
         create_time=ts(app.created_at), update_time=ts(app.updated_at),
     )
@@ -84,10 +98,10 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
         msg.phase_timings.add(phase=phase_pb(t["phase"]), start_time=ts(t["start"]), end_time=ts(t.get("end")))
     if d.release:
         r = d.release
+        known = {f.name for f in deployment_pb2.Release.DESCRIPTOR.fields}
+        fields = {k: v for k, v in r.items() if k in known and k != "health_check_mode"}
         msg.release.CopyFrom(deployment_pb2.Release(
-            image=r["image"], image_id=r["image_id"], commit_sha=r["commit_sha"], env=r.get("env", {}),
-            port=r["port"], health_path=r["health_path"], health_timeout_seconds=r["health_timeout_seconds"],
-            stop_grace_seconds=r["stop_grace_seconds"],
+            health_check_mode=health_mode_pb(r.get("health_check_mode", "")), **fields,
         ))
     return msg
 

@@ -116,6 +116,11 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
         return conv.deployment_to_pb(self.p.deployments.cancel(parse_name(request.name)))
 
     @translate_errors
+    def RollbackApp(self, request, context):
+        view = self.p.deployments.rollback(request.app, request.deployment)
+        return conv.deployment_to_pb(view)
+
+    @translate_errors
     def WatchDeployment(self, request, context):
         events = self.p.deployments.watch(parse_name(request.name), request.after_seq, is_active=context.is_active)
         for event in events:

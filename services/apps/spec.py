@@ -26,6 +26,16 @@ class AppSpec:
     health_timeout_seconds: int = 0
     build_timeout_seconds: int = 0
     stop_grace_seconds: int = 0
+    # "HTTP" or "DOCKER" (the image's own HEALTHCHECK).
+    health_check_mode: str = ""
+    health_status_min: int = 0
+    health_status_max: int = 0
+    health_interval_ms: int = 0
+    health_probe_timeout_ms: int = 0
+    healthy_threshold: int = 0
+    stop_signal: str = ""
+    drain_seconds: int = 0
+    domains: list[str] = field(default_factory=list)
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
@@ -42,6 +52,15 @@ class AppSpec:
             health_timeout_seconds=self.health_timeout_seconds,
             build_timeout_seconds=self.build_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
+            health_check_mode=self.health_check_mode or "HTTP",
+            health_status_min=self.health_status_min or 200,
+            health_status_max=self.health_status_max or 399,
+            health_interval_ms=self.health_interval_ms or 100,
+            health_probe_timeout_ms=self.health_probe_timeout_ms or 1000,
+            healthy_threshold=self.healthy_threshold or 1,
+            stop_signal=(self.stop_signal or "SIGTERM").upper(),
+            drain_seconds=self.drain_seconds or 5,
+            domains=sorted({d.strip().lower() for d in self.domains if d.strip()}),
         )
 
     def validate(self) -> "AppSpec":
@@ -58,6 +77,16 @@ class AppSpec:
         v.seconds(self.health_timeout_seconds, "health timeout", maximum=3600)
         v.seconds(self.build_timeout_seconds, "build timeout", maximum=6 * 3600)
         v.seconds(self.stop_grace_seconds, "stop grace period", maximum=3600)
+        if self.health_check_mode not in ("HTTP", "DOCKER"):
+            raise v.InvalidArgument(f"health check mode {self.health_check_mode!r} is not HTTP or DOCKER")
+        v.status_range(self.health_status_min, self.health_status_max)
+        v.bounded(self.health_interval_ms, "health interval (ms)", 10, 60_000)
+        v.bounded(self.health_probe_timeout_ms, "health probe timeout (ms)", 10, 60_000)
+        v.bounded(self.healthy_threshold, "healthy threshold", 1, 100)
+        v.stop_signal(self.stop_signal)
+        v.seconds(self.drain_seconds, "drain period", maximum=3600)
+        for domain in self.domains:
+            v.domain(domain)
         return self
 
 

@@ -32,6 +32,15 @@ APP_FLAG_FIELDS = (
     ("health_timeout", "health_timeout_seconds"),
     ("build_timeout", "build_timeout_seconds"),
     ("stop_grace", "stop_grace_seconds"),
+    ("health_mode", "health_check_mode"),
+    ("health_status_min", "health_status_min"),
+    ("health_status_max", "health_status_max"),
+    ("health_interval_ms", "health_interval_ms"),
+    ("health_probe_timeout_ms", "health_probe_timeout_ms"),
+    ("healthy_threshold", "healthy_threshold"),
+    ("stop_signal", "stop_signal"),
+    ("drain", "drain_seconds"),
+    ("domain", "domains"),
 )
 
 
@@ -59,6 +68,10 @@ def _app_from_args(args: argparse.Namespace) -> tuple[app_pb2.App, list[str]]:
             continue
         if field == "env":
             app.env.update(parse_env(value))
+        elif field == "domains":
+            app.domains.extend(value)
+        elif field == "health_check_mode":
+            app.health_check_mode = app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{value.upper()}")
         else:
             setattr(app, field, value)
         given.append(field)

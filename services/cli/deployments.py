@@ -60,6 +60,19 @@ def cmd_deploy(conn, args, out, err) -> int:
     return 0
 
 
+def cmd_rollback(conn, args, out, err) -> int:
+    d = conn.deployments.RollbackApp(deployment_service_pb2.RollbackAppRequest(
+        app=args.name, deployment=args.to or "", trigger=deployment_pb2.DEPLOYMENT_TRIGGER_CLI))
+    if args.watch:
+        (err if args.json else out).print(f"{_queued_line(d)} (rollback to {d.source_deployment})", markup=False)
+        return _watch(conn, d.name, args, out, err)
+    if args.json:
+        render.print_json(d)
+    else:
+        out.print(f"{_queued_line(d)} (rollback to {d.source_deployment})", markup=False)
+    return 0
+
+
 def _queued_line(d) -> str:
     where = (f"queue position {d.queue_position}" if d.queue_position
              else render.enum_short(d, "state") or "queued")

@@ -63,7 +63,21 @@ def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("--server", metavar="S", help="server (Tugboat agent) to run on")
     p.add_argument("--health-timeout", type=_non_negative_int, metavar="SECONDS")
     p.add_argument("--build-timeout", type=_non_negative_int, metavar="SECONDS")
-    p.add_argument("--stop-grace", type=_non_negative_int, metavar="SECONDS")
+    p.add_argument("--stop-grace", type=_non_negative_int, metavar="SECONDS",
+                   help="seconds between the stop signal and SIGKILL for the old container")
+    p.add_argument("--stop-signal", metavar="SIGNAL", help="signal that stops the old container (default SIGTERM)")
+    p.add_argument("--drain", type=_non_negative_int, metavar="SECONDS",
+                   help="seconds in-flight requests get on the old container after the switch (default 5)")
+    p.add_argument("--health-mode", choices=["http", "docker"],
+                   help="http: probe --health-path; docker: wait for the image's HEALTHCHECK")
+    p.add_argument("--health-status-min", type=_non_negative_int, metavar="CODE", help="lowest healthy status (default 200)")
+    p.add_argument("--health-status-max", type=_non_negative_int, metavar="CODE", help="highest healthy status (default 399)")
+    p.add_argument("--health-interval-ms", type=_non_negative_int, metavar="MS", help="between probes (default 100)")
+    p.add_argument("--health-probe-timeout-ms", type=_non_negative_int, metavar="MS", help="per probe (default 1000)")
+    p.add_argument("--healthy-threshold", type=_non_negative_int, metavar="N",
+                   help="consecutive healthy probes needed (default 1)")
+    p.add_argument("--domain", action="append", metavar="HOST",
+                   help="host name routed to the app at the front door (repeatable)" + ("" if create else "; replaces the list"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="build even when an image for the commit exists")
     p.add_argument("--watch", action="store_true", help="follow the deployment until it finishes")
     p.add_argument("--commit", metavar="SHA", help="deploy this commit instead of the branch head")
+    json_flag(p)
+
+    # rollback
+    p = leaf(sub, "rollback", deployments.cmd_rollback,
+             "redeploy an earlier successful release without a build (default: the one before the serving one)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--to", metavar="DEPLOYMENT", type=deployments.deployment_name,
+                   help="the successful deployment whose release to run (a number or deployments/N)")
+    p.add_argument("--watch", action="store_true", help="follow the rollback until it finishes")
     json_flag(p)
 
     # deployments

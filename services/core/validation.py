@@ -107,3 +107,30 @@ def seconds(value: int, what: str, *, maximum: int) -> int:
     if not 0 <= value <= maximum:
         raise InvalidArgument(f"{what} {value} is out of range: use 0 (default) to {maximum} seconds")
     return value
+
+
+_SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]{2,12}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def status_range(low: int, high: int) -> None:
+    if not (100 <= low <= high <= 599):
+        raise InvalidArgument(f"healthy status range {low}-{high} is invalid: use 100 <= min <= max <= 599")
+
+
+def bounded(value: int, what: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidArgument(f"{what} {value} is out of range: use {low} to {high}")
+    return value
+
+
+def stop_signal(name: str) -> str:
+    if not _SIGNAL.match(name):
+        raise InvalidArgument(f"stop signal {name!r} is not a signal name like SIGTERM or SIGQUIT")
+    return name
+
+
+def domain(name: str) -> str:
+    if not _DOMAIN.match(name):
+        raise InvalidArgument(f"domain {name!r} is not a valid host name")
+    return name

@@ -16,6 +16,7 @@ from services.agents.port import (
     AgentCancelled,
     AgentError,
     AgentTimeout,
+    RUN_SETTINGS,
     BuildSpec,
     CancelToken,
     ReleaseSpec,
@@ -129,25 +130,16 @@ class DeployPipeline:
                    release=self._release_record(spec, image_id))
 
     def _release_spec(self, snap: DeploymentSnapshot, image: str, sha: str) -> ReleaseSpec:
-        """What to run: the source release's settings for a rollback, else the app's current ones."""
-        src = snap.source_release or {}
-        return ReleaseSpec(
-            app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha,
-            port=src.get("port") or snap.port,
-            health_path=src.get("health_path") or snap.health_path,
-            health_timeout_seconds=src.get("health_timeout_seconds") or snap.health_timeout_seconds
-            or self.settings.health_timeout,
-            stop_grace_seconds=src.get("stop_grace_seconds") or snap.stop_grace_seconds or self.settings.stop_grace,
-            env=dict(src["env"]) if "env" in src else dict(snap.env),
-        )
+        """What to run: a rollback's release settings, else the app's current ones (and defaults)."""
+        run = {**snap.run, **{k: v for k, v in (snap.source_release or {}).items() if k in RUN_SETTINGS}}
+        run["health_timeout_seconds"] = run.get("health_timeout_seconds") or self.settings.health_timeout
+        run["stop_grace_seconds"] = run.get("stop_grace_seconds") or self.settings.stop_grace
+        return ReleaseSpec(app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha, **run)
 
     @staticmethod
     def _release_record(spec: ReleaseSpec, image_id: str) -> dict:
-        return {
-            "image": spec.image, "image_id": image_id, "commit_sha": spec.commit_sha, "env": spec.env,
-            "port": spec.port, "health_path": spec.health_path,
-            "health_timeout_seconds": spec.health_timeout_seconds, "stop_grace_seconds": spec.stop_grace_seconds,
-        }
+        return {"image": spec.image, "image_id": image_id, "commit_sha": spec.commit_sha,
+                **{key: getattr(spec, key) for key in RUN_SETTINGS}}
 
     def _build(self, rec: Recorder, snap: DeploymentSnapshot, sha: str, agent: Agent, cancel: CancelToken):
         timeout = snap.build_timeout_seconds or self.settings.build_timeout
@@ -183,7 +175,7 @@ class DeployPipeline:
         return result
 
     def _deploy(self, rec: Recorder, snap: DeploymentSnapshot, spec: ReleaseSpec, agent: Agent, cancel: CancelToken):
-        timeout = spec.health_timeout_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
+        timeout = spec.health_timeout_seconds + spec.drain_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
         started = time.monotonic()
         container_id = ""
         done = None

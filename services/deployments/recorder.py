@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.agents.port import RUN_SETTINGS
 from services.core.states import EventKind, Phase, State
 from services.db.models import App, Deployment, utcnow
 from services.db.session import Database
@@ -31,20 +32,22 @@ class DeploymentSnapshot:
     commit_sha: str
     image: str
     image_id: str
-    port: int
-    health_path: str
     dockerfile: str
     context_dir: str
-    env: dict[str, str]
     server_address: str
-    health_timeout_seconds: int
     build_timeout_seconds: int
-    stop_grace_seconds: int
     cancel_requested: bool
+    # The app's current RUN_SETTINGS (port, health check, env, stop and drain settings).
+    run: dict
     source_release: dict | None = None
     source_id: int | None = None
     source_commit_message: str = ""
     extra: dict = field(default_factory=dict)
+
+
+def _copy(value):
+    """Detached copies of JSON column values (dicts, lists) so the snapshot owns its data."""
+    return type(value)(value) if isinstance(value, (dict, list)) else value
 
 
 class Recorder:
@@ -75,10 +78,10 @@ class Recorder:
             snap = DeploymentSnapshot(
                 id=dep.id, app=app.name, app_id=app.id, repo_url=app.repo_url, branch=app.branch,
                 rebuild=dep.rebuild, requested_commit_sha=dep.requested_commit_sha, commit_sha=dep.commit_sha,
-                image=dep.image, image_id=dep.image_id, port=app.port, health_path=app.health_path, dockerfile=app.dockerfile, context_dir=app.context_dir,
-                env=dict(app.env or {}), server_address=app.server.address,
-                health_timeout_seconds=app.health_timeout_seconds, build_timeout_seconds=app.build_timeout_seconds,
-                stop_grace_seconds=app.stop_grace_seconds, cancel_requested=dep.cancel_requested,
+                image=dep.image, image_id=dep.image_id, dockerfile=app.dockerfile, context_dir=app.context_dir,
+                server_address=app.server.address, build_timeout_seconds=app.build_timeout_seconds,
+                cancel_requested=dep.cancel_requested,
+                run={key: _copy(getattr(app, key)) for key in RUN_SETTINGS},
                 source_release=dict(source.release) if source is not None and source.release else None,
                 source_id=source.id if source is not None else None,
                 source_commit_message=source.commit_message if source is not None else "",

@@ -129,3 +129,13 @@ def latest_finished_and_active(session: Session, app_ids: Iterable[int]) -> tupl
         )
     )
     return latest, active
+
+
+def previous_success(session: Session, app_id: int, *, before: int | None) -> Deployment | None:
+    """The newest successful deployment with a release, older than `before` (the serving one)."""
+    q = select(Deployment).where(
+        Deployment.app_id == app_id, Deployment.state == State.SUCCEEDED, Deployment.release.is_not(None)
+    )
+    if before is not None:
+        q = q.where(Deployment.id < before)
+    return session.scalar(q.order_by(Deployment.id.desc()).limit(1))

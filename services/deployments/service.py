@@ -90,6 +90,21 @@ class DeploymentService:
         self.queue.wake()
         return self.get(dep_id)
 
+    def rollback(self, app_name: str, deployment: str = "") -> DeploymentView:
+        """Queues a redeploy of `deployment`'s release, or of the last successful one before the
+        release serving now."""
+        v.app_name(app_name)
+        if not deployment:
+            with self.db.read() as s:
+                app = apps_repo.get_app(s, app_name)
+                if app is None:
+                    raise NotFound(f"app {app_name!r} not found")
+                earlier = repo.previous_success(s, app.id, before=app.current_deployment_id)
+            if earlier is None:
+                raise FailedPrecondition(f"app {app_name!r} has no earlier successful release to roll back to")
+            deployment = f"deployments/{earlier.id}"
+        return self.create(app_name, source_deployment=deployment, trigger=Trigger.ROLLBACK)
+
     def get(self, deployment_id: int) -> DeploymentView:
         with self.db.read() as s:
             dep = repo.get(s, deployment_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb2
+from google.protobuf.field_mask_pb2 import FieldMask
+from serversinc.v1 import app_pb2, app_service_pb2, deployment_pb2, deployment_service_pb2
 
 from tests.integration.conftest import fetch
 from tests.support.sample_app import commit_version
@@ -60,8 +61,6 @@ def test_deploy_commit_1_then_commit_2_replaces_the_container(control_plane, sam
 
 
 def app_pb2_status(name: str) -> int:
-    from serversinc.v1 import app_pb2
-
     return app_pb2.AppStatus.Value(f"APP_STATUS_{name}")
 
 
@@ -100,3 +99,42 @@ def test_delete_removes_the_app_its_containers_and_images(control_plane, sample_
     assert docker_client.images.list(name=app_name) == []
     names = [a.name for a in control_plane.apps.ListApps(app_service_pb2.ListAppsRequest()).apps]
     assert names == []
+
+
+def test_rollback_redeploys_the_previous_release_without_a_build(control_plane, sample_repo, sample_url, app_name, control_plane_cli):
+    cli = control_plane_cli(control_plane.address)
+    control_plane.create_app(app_name, sample_url, env={"COLOR": "blue"})
+    first = control_plane.wait(control_plane.deploy(app_name).name)
+    commit_version(sample_repo, "v2")
+    control_plane.apps.UpdateApp(app_service_pb2.UpdateAppRequest(
+        app=app_pb2.App(name=app_name, env={"COLOR": "green"}), update_mask=FieldMask(paths=["env"])))
+    second = control_plane.wait(control_plane.deploy(app_name).name)
+    assert "sample app v2" in fetch(second.url)
+
+    done = cli("rollback", app_name, "--watch")
+    assert "succeeded" in done.stdout.lower()
+    back = control_plane.deployments.ListDeployments(
+        deployment_service_pb2.ListDeploymentsRequest(app=app_name, page_size=1)).deployments[0]
+    assert back.trigger == S.DEPLOYMENT_TRIGGER_ROLLBACK and back.source_deployment == first.name
+    assert back.build_skipped and back.commit_sha == first.commit_sha and back.image_id == first.image_id
+    assert back.release.env["COLOR"] == "blue"  # the release's own env, not the app's current one
+    assert "sample app v1" in fetch(back.url)
+
+    # --to an explicit release; a failed or unknown one is refused.
+    cli("rollback", app_name, "--to", str(second.id), "--watch")
+    assert "sample app v2" in fetch(control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name=app_name)).url)
+    refused = cli("rollback", app_name, "--to", "999", check=False)
+    assert refused.returncode == 1 and "not found" in refused.stderr
+
+
+def test_rollback_without_an_earlier_release_is_refused(control_plane, sample_url, app_name):
+    import grpc
+
+    control_plane.create_app(app_name, sample_url)
+    control_plane.wait(control_plane.deploy(app_name).name)
+    try:
+        control_plane.deployments.RollbackApp(deployment_service_pb2.RollbackAppRequest(app=app_name))
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "no earlier" in err.details()
+    else:
+        raise AssertionError("rollback with a single release was accepted")
