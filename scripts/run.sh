@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib/setup.sh"
 
 API="${SERVERSINC_API:-127.0.0.1:50051}"
 AGENT="${SERVERSINC_AGENT:-127.0.0.1:50052}"
+DASHBOARD_PORT="${SERVERSINC_DASHBOARD_PORT:-8501}"
 
 ensure_system_packages
 ensure_venv
@@ -44,12 +45,16 @@ start agent "$VENV/bin/tugboat" --host "${AGENT%:*}" --port "${AGENT##*:}" --hom
 wait_grpc "$AGENT" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
 start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
 wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
+SERVERSINC_API="$API" start dashboard "$VENV/bin/streamlit" run "$ROOT/dashboard/app.py" \
+  --server.address 127.0.0.1 --server.port "$DASHBOARD_PORT" --server.headless true \
+  --client.toolbarMode minimal --browser.gatherUsageStats false
 
 cat <<MSG
 
 Serversinc is running.
   control plane (gRPC)  $API
   Tugboat agent (gRPC)  $AGENT
+  dashboard             http://127.0.0.1:$DASHBOARD_PORT
   state and logs        $SERVERSINC_HOME
   CLI                   $VENV/bin/serversinc --help
 Ctrl-C stops everything.

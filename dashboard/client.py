@@ -1,0 +1,191 @@
+"""The dashboard's one gRPC client of the control plane, and the translation of its errors into messages.
+
+Why a wrapper rather than raw stubs in the pages: every page must turn a failed call into a readable
+banner (never a traceback), and a down control plane must read the same everywhere. So each method
+here makes one RPC and raises `ApiError` (with the code, the server's message and its AIP-193 reason)
+instead of `grpc.RpcError`. Address and token come from the same place as the CLI's
+(`services.cli.connection`), so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work alike.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import grpc
+import streamlit as st
+from google.protobuf import field_mask_pb2
+from serversinc.v1 import (
+    app_pb2,
+    app_service_pb2,
+    deployment_pb2,
+    deployment_service_pb2,
+    server_service_pb2,
+)
+
+from services.cli.connection import API_ENV, Connection, load_token, resolve_address
+
+# A dashboard page waits on its calls, so unary calls get a deadline far shorter than the CLI's:
+# a wedged control plane should turn into a banner within seconds, not hang the page.
+UNARY_TIMEOUT_SECONDS = 15.0
+
+
+class ApiError(Exception):
+    """A failed call, already phrased for a person (`message`), with the raw parts kept for logic."""
+
+    def __init__(self, code: grpc.StatusCode | None, details: str, address: str, reason: str = ""):
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.address = address
+        self.reason = reason
+
+    @property
+    def unreachable(self) -> bool:
+        return self.code == grpc.StatusCode.UNAVAILABLE
+
+    @property
+    def message(self) -> str:
+        """What the banner says: the server's words, plus what to do for errors fixed locally."""
+        if self.code == grpc.StatusCode.UNAVAILABLE:
+            return (f"Cannot reach the control plane at {self.address}. Is scripts/run.sh running? "
+                    f"(Set ${API_ENV} to use another address.) — {self.details}")
+        if self.code == grpc.StatusCode.UNAUTHENTICATED:
+            return (f"The control plane at {self.address} refused the API token: {self.details}. "
+                    "Set SERVERSINC_TOKEN or write the token to .serversinc/api-token.")
+        if self.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"The control plane at {self.address} did not answer in time."
+        return self.details
+
+
+def _reason(err: grpc.RpcError) -> str:
+    """The ErrorInfo reason the control plane attaches (e.g. INVALID_APP_NAME), or ''."""
+    try:
+        from google.rpc import error_details_pb2
+        from grpc_status import rpc_status
+
+        status = rpc_status.from_call(err)
+        for detail in status.details if status else ():
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info.reason
+    except Exception:  # noqa: BLE001 - a reason is a nicety; the code and message are what matter
+        pass
+    return ""
+
+
+def translate(err: grpc.RpcError, address: str) -> ApiError:
+    code = err.code() if hasattr(err, "code") else None
+    details = (err.details() if hasattr(err, "details") else None) or (code.name if code else str(err))
+    return ApiError(code, details, address, _reason(err))
+
+
+class Client:
+    """One method per RPC the dashboard makes; each raises ApiError instead of grpc.RpcError."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self.address = connection.address
+
+    def _call(self, method, request, **kw):
+        try:
+            return method(request, **kw)
+        except grpc.RpcError as err:
+            raise translate(err, self.address) from None
+
+    # Apps -------------------------------------------------------------------------------------------
+    def list_apps(self) -> list[app_pb2.App]:
+        apps, token = [], ""
+        while True:
+            resp = self._call(self.connection.apps.ListApps,
+                              app_service_pb2.ListAppsRequest(page_size=500, page_token=token))
+            apps.extend(resp.apps)
+            token = resp.next_page_token
+            if not token:
+                return apps
+
+    def get_app(self, name: str) -> app_pb2.App:
+        return self._call(self.connection.apps.GetApp, app_service_pb2.GetAppRequest(name=name))
+
+    def create_app(self, app: app_pb2.App) -> app_pb2.App:
+        return self._call(self.connection.apps.CreateApp, app_service_pb2.CreateAppRequest(app=app))
+
+    def update_app(self, app: app_pb2.App, paths: list[str]) -> app_pb2.App:
+        request = app_service_pb2.UpdateAppRequest(app=app, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return self._call(self.connection.apps.UpdateApp, request)
+
+    def delete_app(self, name: str) -> None:
+        self._call(self.connection.apps.DeleteApp, app_service_pb2.DeleteAppRequest(name=name))
+
+    def list_containers(self, name: str) -> list[app_pb2.Container]:
+        resp = self._call(self.connection.apps.ListAppContainers,
+                          app_service_pb2.ListAppContainersRequest(name=name))
+        return list(resp.containers)
+
+    def app_logs(self, name: str, tail: int = 100, timeout: float = 10.0) -> list[app_pb2.LogLine]:
+        """The last `tail` lines, not followed: a page shows a snapshot and a refresh button."""
+        request = app_service_pb2.StreamAppLogsRequest(name=name, tail=tail, follow=False)
+        try:
+            return list(self.connection.apps.StreamAppLogs(request, timeout=timeout))
+        except grpc.RpcError as err:
+            raise translate(err, self.address) from None
+
+    # Deployments ------------------------------------------------------------------------------------
+    def create_deployment(self, app: str, *, rebuild: bool = False,
+                          source_deployment: str = "") -> deployment_pb2.Deployment:
+        trigger = (deployment_pb2.DEPLOYMENT_TRIGGER_ROLLBACK if source_deployment
+                   else deployment_pb2.DEPLOYMENT_TRIGGER_DASHBOARD)
+        request = deployment_service_pb2.CreateDeploymentRequest(
+            app=app, rebuild=rebuild, trigger=trigger, source_deployment=source_deployment)
+        return self._call(self.connection.deployments.CreateDeployment, request)
+
+    def get_deployment(self, name: str) -> deployment_pb2.Deployment:
+        return self._call(self.connection.deployments.GetDeployment,
+                          deployment_service_pb2.GetDeploymentRequest(name=name))
+
+    def list_deployments(self, app: str = "", page_size: int = 20) -> list[deployment_pb2.Deployment]:
+        resp = self._call(self.connection.deployments.ListDeployments,
+                          deployment_service_pb2.ListDeploymentsRequest(app=app, page_size=page_size))
+        return list(resp.deployments)
+
+    def watch(self, name: str, after_seq: int, timeout: float) -> Iterator[deployment_pb2.DeploymentEvent]:
+        """Events after `after_seq`, for at most `timeout` seconds; ends quietly at the deadline.
+
+        A page cannot block on a stream that lasts the whole deploy, so it reads in short slices and
+        resumes from the last seq it kept: the deadline is the normal end of a slice, not an error.
+        """
+        stream = self.connection.deployments.WatchDeployment(
+            deployment_service_pb2.WatchDeploymentRequest(name=name, after_seq=after_seq), timeout=timeout)
+        try:
+            yield from stream
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise translate(err, self.address) from None
+        finally:
+            stream.cancel()
+
+    # Servers ----------------------------------------------------------------------------------------
+    def list_servers(self) -> list:
+        resp = self._call(self.connection.servers.ListServers, server_service_pb2.ListServersRequest(page_size=500))
+        return list(resp.servers)
+
+
+@st.cache_resource(show_spinner=False)
+def _client_for(address: str, token: str | None) -> Client:
+    # Keyed by address and token: changing either (env, token file) gets a fresh channel,
+    # while every rerun and every session with the same settings shares one.
+    return Client(Connection(address, token, unary_timeout=UNARY_TIMEOUT_SECONDS))
+
+
+def get_client() -> Client:
+    """The shared client for the configured control plane (same settings as the CLI)."""
+    return _client_for(resolve_address(None), load_token())
+
+
+def clear_cache() -> None:
+    """Forget cached clients (tests point the dashboard at a new control plane each time)."""
+    _client_for.clear()
+
+
+def banner(err: ApiError) -> None:
+    """The one way a failed call is shown: a red banner with the message, never a traceback."""
+    st.error(err.message, icon=":material/cloud_off:" if err.unreachable else ":material/error:")
