@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_API = "127.0.0.1:50051"
 DEFAULT_AGENT = "127.0.0.1:50052"
+DEFAULT_WEBHOOK = "127.0.0.1:8088"
 LOCAL_SERVER = "local"
 
 
@@ -41,6 +42,8 @@ class Settings:
     # Start + switch + stop-old, beyond the health timeout.
     deploy_margin: float = 60.0
     stop_grace: int = 10
+    # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
+    webhook_url: str = f"http://{DEFAULT_WEBHOOK}"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +58,7 @@ class Settings:
             api_address=os.environ.get("SERVERSINC_API", DEFAULT_API),
             local_agent_address=os.environ.get("SERVERSINC_AGENT", DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
+            webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

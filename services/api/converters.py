@@ -93,6 +93,7 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
         source_deployment=f"deployments/{d.source_deployment_id}" if d.source_deployment_id else "",
         superseded_by=f"deployments/{d.superseded_by_id}" if d.superseded_by_id else "",
         create_time=ts(d.created_at), start_time=ts(d.started_at), end_time=ts(d.finished_at),
+        delivery_id=d.delivery_id, pusher=d.pusher,
     )
     for t in d.phase_timings or []:
         msg.phase_timings.add(phase=phase_pb(t["phase"]), start_time=ts(t["start"]), end_time=ts(t.get("end")))

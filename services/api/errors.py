@@ -30,15 +30,16 @@ CODES = {
 }
 
 
-def status_for(err: DomainError) -> tuple[grpc.StatusCode, str, str]:
+def status_for(err: DomainError) -> tuple[grpc.StatusCode, str, str, dict]:
     for cls in type(err).__mro__:
         if cls in CODES:
-            return CODES[cls], err.message, err.reason
-    return grpc.StatusCode.UNKNOWN, err.message, err.reason
+            return CODES[cls], err.message, err.reason, err.metadata
+    return grpc.StatusCode.UNKNOWN, err.message, err.reason, err.metadata
 
 
-def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str) -> None:
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
+          metadata: dict | None = None) -> None:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {})
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])

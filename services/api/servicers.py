@@ -81,6 +81,11 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
         )
 
     @translate_errors
+    def GetAppWebhook(self, request, context):
+        url, secret = self.p.apps.webhook(request.name, self.p.settings.webhook_url)
+        return app_service_pb2.AppWebhook(app=request.name, url=url, secret=secret)
+
+    @translate_errors
     def StreamAppLogs(self, request, context):
         for entry in self.p.app_logs(request.name, follow=request.follow, tail=request.tail or 100):
             if not context.is_active():
@@ -97,6 +102,8 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
         view = self.p.deployments.create(
             request.app, rebuild=request.rebuild, commit_sha=request.commit_sha,
             trigger=conv.trigger_from_pb(request.trigger), source_deployment=request.source_deployment,
+            request_id=request.request_id, delivery_id=request.delivery_id, pusher=request.pusher,
+            commit_message=request.commit_message, supersede_queued=request.supersede_queued,
         )
         return conv.deployment_to_pb(view)
 

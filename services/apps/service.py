@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,10 @@ from services.db.session import Database
 from services.deployments import repository as deployments
 
 
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class AppService:
     def __init__(self, db: Database):
         self.db = db
@@ -28,13 +33,24 @@ class AppService:
             server = repo.get_server(s, spec.server)
             if server is None:
                 raise NotFound(f"server {spec.server!r} is not registered")
-            app = App(**{k: getattr(spec, k) for k in SETTABLE if k != "server"}, name=spec.name, server=server)
+            app = App(**{k: getattr(spec, k) for k in SETTABLE if k != "server"}, name=spec.name, server=server,
+                      webhook_secret=new_webhook_secret())
             s.add(app)
             try:
                 s.flush()
             except IntegrityError:
                 raise AlreadyExists(f"app {spec.name!r} already exists") from None
         return self.get(spec.name)
+
+    def webhook(self, name: str, base_url: str) -> tuple[str, str]:
+        """(payload URL, secret) to paste into GitHub; apps made before webhooks get a secret now."""
+        with self.db.session() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise NotFound(f"app {name!r} not found")
+            if not app.webhook_secret:
+                app.webhook_secret = new_webhook_secret()
+            return f"{base_url.rstrip('/')}/webhooks/github/{app.name}", app.webhook_secret
 
     def get(self, name: str) -> App:
         with self.db.read() as s:

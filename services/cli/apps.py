@@ -153,6 +153,19 @@ def confirm(prompt: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def cmd_webhook(conn, args, out, err) -> int:
+    hook = conn.apps.GetAppWebhook(app_service_pb2.GetAppWebhookRequest(name=args.name))
+    if args.json:
+        render.print_json(hook)
+        return 0
+    out.print(f"In GitHub: Settings → Webhooks → Add webhook for {hook.app}:", markup=False)
+    out.print(f"  Payload URL   {hook.url}", markup=False)
+    out.print("  Content type  application/json", markup=False)
+    out.print(f"  Secret        {hook.secret}", markup=False)
+    out.print("  Events        Just the push event", markup=False)
+    return 0
+
+
 def cmd_delete(conn, args, out, err) -> int:
     # Confirmation only makes sense with someone at the keyboard; scripts are not made to hang.
     if not args.yes and sys.stdin.isatty():

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(apps_sub, "delete", apps.cmd_delete, "remove an app, its containers and queued deployments")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = leaf(apps_sub, "webhook", apps.cmd_webhook, "the GitHub webhook URL and secret to configure for an app")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
 
     # deploy
     p = leaf(sub, "deploy", deployments.cmd_deploy, "queue a deployment of an app")

@@ -11,9 +11,11 @@ class DomainError(Exception):
 
     reason = "ERROR"
 
-    def __init__(self, message: str, *, reason: str | None = None):
+    def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
+        # Machine-readable facts for the caller (ErrorInfo.metadata), e.g. the existing resource.
+        self.metadata = metadata or {}
         if reason:
             self.reason = reason
 

@@ -80,6 +80,8 @@ class App(Base):
     stop_signal: Mapped[str] = mapped_column(String(16), default="SIGTERM")
     drain_seconds: Mapped[int] = mapped_column(default=5)
     domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Signs GitHub deliveries for this app (X-Hub-Signature-256).
+    webhook_secret: Mapped[str] = mapped_column(String(255), default="")
     # What serves now: set when a deployment succeeds.
     url: Mapped[str] = mapped_column(String(2048), default="")
     current_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -118,6 +120,10 @@ class Deployment(Base):
     release: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     superseded_by_id: Mapped[int | None] = mapped_column(Integer, default=None)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Idempotency key of the request that created it (unique when set).
+    request_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    delivery_id: Mapped[str] = mapped_column(String(255), default="")
+    pusher: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

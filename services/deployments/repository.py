@@ -139,3 +139,7 @@ def previous_success(session: Session, app_id: int, *, before: int | None) -> De
     if before is not None:
         q = q.where(Deployment.id < before)
     return session.scalar(q.order_by(Deployment.id.desc()).limit(1))
+
+
+def by_request_id(session: Session, request_id: str) -> Deployment | None:
+    return session.scalar(select(Deployment).where(Deployment.request_id == request_id))

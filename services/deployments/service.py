@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from services.apps import repository as apps_repo
 from services.core import paging
 from services.core import validation as v
-from services.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.core.states import PAST_SWITCH, EventKind, Phase, State, Trigger
 from services.db.models import Deployment, utcnow
 from services.db.session import Database
@@ -59,10 +61,39 @@ class DeploymentService:
         self.cancels = cancels
 
     def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
-               trigger: Trigger = Trigger.API, source_deployment: str = "") -> DeploymentView:
+               trigger: Trigger = Trigger.API, source_deployment: str = "", request_id: str = "",
+               delivery_id: str = "", pusher: str = "", commit_message: str = "",
+               supersede_queued: bool = False) -> DeploymentView:
         v.app_name(app_name)
         if commit_sha:
             v.commit_sha(commit_sha)
+        for what, value in (("request_id", request_id), ("delivery_id", delivery_id), ("pusher", pusher)):
+            if len(value) > 255:
+                raise InvalidArgument(f"{what} is longer than 255 characters")
+        if len(commit_message) > 64 * 1024:
+            raise InvalidArgument("commit_message is longer than 64 KiB")
+        try:
+            return self._create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
+                                delivery_id, pusher, commit_message, supersede_queued)
+        except IntegrityError:
+            # Another request with the same idempotency key won the race.
+            if request_id:
+                self._raise_duplicate(request_id)
+            raise
+
+    def _raise_duplicate(self, request_id: str) -> None:
+        with self.db.read() as s:
+            existing = repo.by_request_id(s, request_id)
+        if existing is not None:
+            raise AlreadyExists(
+                f"request {request_id!r} already created deployments/{existing.id}",
+                metadata={"deployment": f"deployments/{existing.id}"},
+            )
+
+    def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,
+                pusher, commit_message, supersede_queued) -> DeploymentView:
+        if request_id:
+            self._raise_duplicate(request_id)
         with self.db.session() as s:
             app = apps_repo.get_app(s, app_name)
             if app is None:
@@ -79,16 +110,35 @@ class DeploymentService:
             dep = Deployment(
                 app=app, app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
                 rebuild=rebuild, requested_commit_sha=commit_sha, source_deployment_id=source_id,
-                created_at=utcnow(),
+                created_at=utcnow(), request_id=request_id or None, delivery_id=delivery_id, pusher=pusher,
+                commit_message=commit_message,
             )
             s.add(dep)
             s.flush()
             self.queue.enqueue(s, dep)
             self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})", state=State.QUEUED)
+            superseded = self._supersede_older(s, dep) if supersede_queued else []
             dep_id = dep.id
-        self.events.notifier.notify(dep_id)
+        for older in [*superseded, dep_id]:
+            self.events.notifier.notify(older)
         self.queue.wake()
         return self.get(dep_id)
+
+    def _supersede_older(self, s, newer: Deployment) -> list[int]:
+        """Ends the app's older queued deployments: only the newest push needs deploying."""
+        ended = []
+        for older in repo.queued_for_app(s, newer.app_id):
+            if older.id == newer.id:
+                continue
+            commit = (newer.requested_commit_sha or "branch head")[:12]
+            older.state = str(State.SUPERSEDED)
+            older.superseded_by_id = newer.id
+            older.finished_at = utcnow()
+            self.queue.finish(s, older.id)
+            self.events.append(s, older.id, EventKind.STATE, Phase.QUEUED,
+                               f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED)
+            ended.append(older.id)
+        return ended
 
     def rollback(self, app_name: str, deployment: str = "") -> DeploymentView:
         """Queues a redeploy of `deployment`'s release, or of the last successful one before the
