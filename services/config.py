@@ -42,9 +42,17 @@ class Settings:
     # Start + switch + stop-old, beyond the health timeout.
     deploy_margin: float = 60.0
     stop_grace: int = 10
+    # Mutual TLS to agents with the certificates in certs_dir (scripts/certs.py makes them).
+    agent_tls: bool = True
+    # The local agent's secret when it was not enrolled through a join token (tests, dev).
+    local_agent_secret: str = ""
     # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
     webhook_url: str = f"http://{DEFAULT_WEBHOOK}"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.home / "certs"
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -59,6 +67,8 @@ class Settings:
             local_agent_address=os.environ.get("SERVERSINC_AGENT", DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
+            agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
+            local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

@@ -5,7 +5,9 @@ Also holds the few use cases that span apps and their agent (delete, containers,
 
 from __future__ import annotations
 
-from services.agents.client import AgentDirectory
+import logging
+
+from services.agents.client import AgentDirectory, AgentTLS
 from services.agents.port import AgentError
 from services.apps import repository as apps_repo
 from services.apps.service import AppService
@@ -21,22 +23,33 @@ from services.deployments.service import CancelRegistry, DeploymentService
 from services.gitops.resolver import GitResolver
 from services.jobs.queue import JobQueue
 from services.jobs.worker import Worker
+from services.security.api_tokens import ApiTokenService
+from services.security.secretbox import SecretBox
+from services.servers.service import ServerService
+
+log = logging.getLogger(__name__)
 
 
 class Platform:
-    def __init__(self, settings: Settings, *, agents: AgentDirectory | None = None, git: GitResolver | None = None):
+    def __init__(self, settings: Settings, *, git: GitResolver | None = None):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
+        self.box = SecretBox.from_env_or_file(settings.home)
         self.events = EventLog(self.db)
         self.queue = JobQueue(self.db, lease_seconds=settings.job_lease_seconds)
         self.cancels = CancelRegistry()
-        self.apps = AppService(self.db)
+        self.apps = AppService(self.db, self.box)
+        self.servers = ServerService(self.db, self.box)
+        self.tokens = ApiTokenService(self.db)
         self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
         self.git = git or GitResolver(timeout=settings.resolve_timeout)
-        self.agents = agents or AgentDirectory()
+        tls = AgentTLS.from_dir(settings.certs_dir) if settings.agent_tls else None
+        if tls is None:
+            log.warning("talking to agents WITHOUT TLS (no certificates in %s)", settings.certs_dir)
+        self.agents = AgentDirectory(self._agent_address_and_secret, tls)
         self.pipeline = DeployPipeline(
-            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id), self.git, self.agents
+            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id), self.git, self.agents, self.box
         )
         self.worker = Worker(self.queue, self.pipeline, self.cancels, threads=settings.workers)
 
@@ -49,6 +62,7 @@ class Platform:
                 s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
             elif local.address != self.settings.local_agent_address:
                 local.address = self.settings.local_agent_address
+        self.tokens.bootstrap(self.settings.home / "api-token")
         if self.db.url.startswith("sqlite"):
             # SQLite means one control-plane process: any claim in the table belongs to a process
             # that is gone, so its deployments resume now instead of after the lease.
@@ -63,11 +77,18 @@ class Platform:
         self.agents.close()
         self.db.dispose()
 
+    def _agent_address_and_secret(self, server_name: str) -> tuple[str, str]:
+        with self.db.read() as s:
+            server = apps_repo.get_server(s, server_name)
+        if server is None:
+            raise NotFound(f"server {server_name!r} not found")
+        return server.address, self.servers.agent_secret(server) or self.settings.local_agent_secret
+
     # Use cases that span an app and its agent.
 
     def _agent_for(self, app_name: str):
         app = self.apps.get(app_name)
-        return app, self.agents.for_address(app.server.address)
+        return app, self.agents.for_server(app.server.name)
 
     def delete_app(self, name: str) -> None:
         app, agent = self._agent_for(name)
@@ -106,6 +127,6 @@ class Platform:
         if server is None:
             raise NotFound(f"server {name!r} not found")
         try:
-            return server, self.agents.for_address(server.address).info(timeout=3), ""
+            return server, self.agents.for_server(server.name).info(timeout=3), ""
         except AgentError as err:
             return server, None, str(err)

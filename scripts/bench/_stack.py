@@ -46,6 +46,26 @@ class Stack:
     api: str
     agent: str
 
+    @property
+    def token(self) -> str:
+        """The admin API token the control plane wrote on first start."""
+        return (self.home / "api-token").read_text().strip()
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the control plane that sends the API token on every call."""
+        return grpc.intercept_channel(grpc.insecure_channel(self.api), _Bearer(self.token))
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, token: str):
+        self._md = (("authorization", f"Bearer {token}"),)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(details._replace(metadata=tuple(details.metadata or ()) + self._md), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(details._replace(metadata=tuple(details.metadata or ()) + self._md), request)
+
 
 @contextmanager
 def platform_stack():
@@ -53,7 +73,8 @@ def platform_stack():
     home = Path(tempfile.mkdtemp(prefix="serversinc-bench-"))
     agent_addr = f"127.0.0.1:{free_port()}"
     api_addr = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "SERVERSINC_HOME": str(home)}
+    # A throwaway home has no certificates: agent traffic is plaintext on loopback here.
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off"}
     logs = (home / "logs")
     logs.mkdir()
     procs = []

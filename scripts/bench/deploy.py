@@ -61,7 +61,7 @@ def main() -> None:
     repo = make_sample_repo(work / "repo", "v1")
     raw_containers = []
     with _stack.platform_stack() as stack:
-        channel = grpc.insecure_channel(stack.api)
+        channel = stack.channel()
         apps = app_service_pb2_grpc.AppServiceStub(channel)
         deployments = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from datetime import timezone
 
 import grpc
@@ -26,16 +28,39 @@ from services.agents.port import (
 )
 
 
-def agent_channel(address: str) -> grpc.Channel:
-    """The one place agent channels are made (credentials are added here)."""
-    return grpc.insecure_channel(address, options=[("grpc.enable_retries", 1)])
+@dataclass(frozen=True)
+class AgentTLS:
+    """The control plane's side of mutual TLS with agents: the agents' CA and our client pair."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+    @classmethod
+    def from_dir(cls, certs: Path) -> "AgentTLS | None":
+        """Reads ca.pem, control-plane.pem and control-plane-key.pem (scripts/certs.py makes them)."""
+        files = [certs / "ca.pem", certs / "control-plane.pem", certs / "control-plane-key.pem"]
+        if not all(f.exists() for f in files):
+            return None
+        return cls(*(f.read_bytes() for f in files))
+
+
+def agent_channel(address: str, tls: AgentTLS | None) -> grpc.Channel:
+    """The one place agent channels are made: mutual TLS when configured."""
+    options = [("grpc.enable_retries", 1)]
+    if tls is None:
+        return grpc.insecure_channel(address, options=options)
+    creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
+    return grpc.secure_channel(address, creds, options=options)
 
 
 class AgentClient:
-    def __init__(self, address: str, channel: grpc.Channel | None = None):
+    def __init__(self, address: str, secret: str = "", tls: AgentTLS | None = None, channel: grpc.Channel | None = None):
         self.address = address
-        self.channel = channel or agent_channel(address)
+        self.channel = channel or agent_channel(address, tls)
         self.stub = tugboat_pb2_grpc.TugboatServiceStub(self.channel)
+        # Every call carries the agent's secret; the agent refuses calls without it.
+        self.metadata = (("authorization", f"Bearer {secret}"),) if secret else ()
 
     def close(self) -> None:
         self.channel.close()
@@ -65,7 +90,7 @@ class AgentClient:
             app=spec.app, deployment_id=spec.deployment_id, repo_url=spec.repo_url, commit_sha=spec.commit_sha,
             dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
         )
-        for ev in self._stream(self.stub.Build(request, timeout=timeout), cancel):
+        for ev in self._stream(self.stub.Build(request, timeout=timeout, metadata=self.metadata), cancel):
             update = BuildUpdate(line=ev.line, step_current=ev.step_current, step_total=ev.step_total,
                                  error=ev.error, cancelled=ev.cancelled)
             if ev.HasField("result"):
@@ -88,7 +113,7 @@ class AgentClient:
             ),
             stop_signal=spec.stop_signal, drain_seconds=spec.drain_seconds, domains=spec.domains,
         )
-        for ev in self._stream(self.stub.Deploy(request, timeout=timeout), cancel):
+        for ev in self._stream(self.stub.Deploy(request, timeout=timeout, metadata=self.metadata), cancel):
             failure = pb.FailureKind.Name(ev.failure).removeprefix("FAILURE_KIND_") if ev.failure else ""
             yield DeployUpdate(
                 step=pb.DeployStep.Name(ev.step).removeprefix("DEPLOY_STEP_"), message=ev.message,
@@ -97,13 +122,13 @@ class AgentClient:
 
     def cancel(self, deployment_id: int) -> None:
         try:
-            self.stub.Cancel(pb.CancelRequest(deployment_id=deployment_id), timeout=5)
+            self.stub.Cancel(pb.CancelRequest(deployment_id=deployment_id), timeout=5, metadata=self.metadata)
         except grpc.RpcError:
             pass  # nothing running there any more
 
     def list_containers(self, app: str) -> list[ContainerView]:
         try:
-            resp = self.stub.ListContainers(pb.ListContainersRequest(app=app), timeout=10)
+            resp = self.stub.ListContainers(pb.ListContainersRequest(app=app), timeout=10, metadata=self.metadata)
         except grpc.RpcError as err:
             raise self._error(err) from None
         return [
@@ -117,7 +142,7 @@ class AgentClient:
         ]
 
     def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]:
-        call = self.stub.StreamLogs(pb.StreamLogsRequest(app=app, follow=follow, tail=tail))
+        call = self.stub.StreamLogs(pb.StreamLogsRequest(app=app, follow=follow, tail=tail), metadata=self.metadata)
         for entry in self._stream(call, CancelToken()):
             yield LogEntry(
                 time=entry.time.ToDatetime(tzinfo=timezone.utc) if entry.HasField("time") else None,
@@ -127,7 +152,7 @@ class AgentClient:
     def remove_app(self, app: str) -> int:
         """Removes the app's containers, images, route and cache; 0 when the agent never ran it."""
         try:
-            return self.stub.RemoveApp(pb.RemoveAppRequest(app=app), timeout=120).removed
+            return self.stub.RemoveApp(pb.RemoveAppRequest(app=app), timeout=120, metadata=self.metadata).removed
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 return 0
@@ -135,25 +160,31 @@ class AgentClient:
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo:
         try:
-            i = self.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout)
+            i = self.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise self._error(err) from None
         return AgentInfo(i.agent_version, i.docker_version, i.hostname, i.running_containers)
 
 
 class AgentDirectory:
-    """One client per server address, made on first use and reused (channels are expensive)."""
+    """One client per server, made on first use and reused (channels are expensive).
 
-    def __init__(self, factory=AgentClient):
-        self._factory = factory
-        self._clients: dict[str, AgentClient] = {}
+    `lookup(name)` gives the server's (address, agent secret); a changed address or secret (a
+    re-enrolled agent) gets a new client.
+    """
+
+    def __init__(self, lookup: Callable[[str], tuple[str, str]], tls: AgentTLS | None = None):
+        self._lookup = lookup
+        self._tls = tls
+        self._clients: dict[tuple[str, str], AgentClient] = {}
         self._lock = threading.Lock()
 
-    def for_address(self, address: str) -> AgentClient:
+    def for_server(self, name: str) -> AgentClient:
+        key = self._lookup(name)
         with self._lock:
-            client = self._clients.get(address)
+            client = self._clients.get(key)
             if client is None:
-                client = self._clients[address] = self._factory(address)
+                client = self._clients[key] = AgentClient(key[0], key[1], self._tls)
             return client
 
     def close(self) -> None:
@@ -161,4 +192,3 @@ class AgentDirectory:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
-

@@ -111,13 +111,15 @@ class ReleaseSpec:
     stop_signal: str = "SIGTERM"
     drain_seconds: int = 5
     domains: list[str] = field(default_factory=list)
+    # Secret env, sealed (SecretBox ciphertext) everywhere but in the call to the agent.
+    secret_env: str = ""
 
 
 # The app settings a release freezes: a rollback runs with exactly these again.
 RUN_SETTINGS = (
     "port", "health_path", "health_timeout_seconds", "stop_grace_seconds", "env", "health_check_mode",
     "health_status_min", "health_status_max", "health_interval_ms", "health_probe_timeout_ms",
-    "healthy_threshold", "stop_signal", "drain_seconds", "domains",
+    "healthy_threshold", "stop_signal", "drain_seconds", "domains", "secret_env",
 )
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from serversinc.v1 import app_pb2, deployment_pb2, git_service_pb2, server_service_pb2
+from serversinc.v1 import api_token_service_pb2, app_pb2, deployment_pb2, git_service_pb2, server_service_pb2
 
 from services.apps.spec import AppSpec
 from services.core.states import Trigger
 from services.db.models import App
 from services.deployments.events import Event
 from services.deployments.service import DeploymentView
+from services.security.secretbox import MASK
 
 
 def ts(value: datetime | str | None) -> Timestamp | None:
@@ -58,13 +59,16 @@ def health_mode_pb(mode: str) -> int:
 def spec_from_pb(app: app_pb2.App) -> AppSpec:
     return AppSpec(
         name=app.name, env=dict(app.env), server=app.server, domains=list(app.domains),
+        secret_env=dict(app.secret_env),
         health_check_mode=health_mode_from_pb(app.health_check_mode),
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
     )
 
 
-def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None) -> app_pb2.App:
+def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
+              secret_keys: list[str] = ()) -> app_pb2.App:
     msg = app_pb2.App(
+        secret_env={key: MASK for key in secret_keys},
         name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
         health_check_mode=health_mode_pb(app.health_check_mode), url=app.url or "",
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
@@ -116,7 +120,8 @@ def event_to_pb(e: Event) -> deployment_pb2.DeploymentEvent:
 
 
 def server_to_pb(server, info=None, error: str = "") -> server_service_pb2.Server:
-    msg = server_service_pb2.Server(name=server.name, address=server.address, create_time=ts(server.created_at))
+    msg = server_service_pb2.Server(name=server.name, address=server.address, create_time=ts(server.created_at),
+                                    registered=bool(server.agent_secret))
     if info is not None:
         msg.state = server_service_pb2.SERVER_STATE_ONLINE
         msg.docker_version, msg.agent_version = info.docker_version, info.agent_version
@@ -129,3 +134,8 @@ def server_to_pb(server, info=None, error: str = "") -> server_service_pb2.Serve
 
 def branch_to_pb(branch) -> git_service_pb2.Branch:
     return git_service_pb2.Branch(name=branch.name, commit_sha=branch.sha)
+
+
+def token_to_pb(token, secret: str = "") -> api_token_service_pb2.ApiToken:
+    return api_token_service_pb2.ApiToken(
+        name=token.name, secret=secret, create_time=ts(token.created_at), last_used_time=ts(token.last_used_at))

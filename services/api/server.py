@@ -10,6 +10,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from serversinc.v1 import (
+    api_token_service_pb2,
+    api_token_service_pb2_grpc,
     app_service_pb2,
     app_service_pb2_grpc,
     deployment_service_pb2,
@@ -20,7 +22,8 @@ from serversinc.v1 import (
     server_service_pb2_grpc,
 )
 
-from services.api.servicers import AppServicer, DeploymentServicer, GitServicer, ServerServicer
+from services.api.auth import TokenAuthInterceptor
+from services.api.servicers import ApiTokenServicer, AppServicer, DeploymentServicer, GitServicer, ServerServicer
 from services.platform import Platform
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -41,11 +44,13 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
+        interceptors=[TokenAuthInterceptor(platform.tokens)],
     )
     app_service_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(platform), server)
     deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(platform), server)
     git_service_pb2_grpc.add_GitServiceServicer_to_server(GitServicer(platform), server)
     server_service_pb2_grpc.add_ServerServiceServicer_to_server(ServerServicer(platform), server)
+    api_token_service_pb2_grpc.add_ApiTokenServiceServicer_to_server(ApiTokenServicer(platform), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [
@@ -53,6 +58,7 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
         deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
         git_service_pb2.DESCRIPTOR.services_by_name["GitService"].full_name,
         server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name,
+        api_token_service_pb2.DESCRIPTOR.services_by_name["ApiTokenService"].full_name,
     ]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = f"{host}:{port}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from serversinc.v1 import (
+    api_token_service_pb2,
+    api_token_service_pb2_grpc,
     app_service_pb2,
     app_service_pb2_grpc,
     deployment_service_pb2,
@@ -32,7 +34,8 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
     def _to_pb(self, apps):
         info = app_status.overview(self.p.db, apps)
         return [
-            conv.app_to_pb(a, info[a.id][0], DeploymentView(info[a.id][1]) if info[a.id][1] is not None else None)
+            conv.app_to_pb(a, info[a.id][0], DeploymentView(info[a.id][1]) if info[a.id][1] is not None else None,
+                           secret_keys=self.p.apps.secret_env_keys(a))
             for a in apps
         ]
 
@@ -158,6 +161,21 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
         self.p = platform
 
     @translate_errors
+    def CreateServer(self, request, context):
+        server, join_token = self.p.servers.create(request.name, request.address, request.join_token_ttl_seconds)
+        msg = conv.server_to_pb(server, None, "not registered yet")
+        msg.join_token = join_token
+        msg.join_token_expire_time.CopyFrom(conv.ts(server.join_token_expires_at))
+        msg.join_command = (f"tugboat --listen {server.address} --join {self.p.settings.api_address} "
+                            f"--join-token {join_token}")
+        return msg
+
+    @translate_errors
+    def RegisterServer(self, request, context):
+        server = self.p.servers.register(request.join_token, request.agent_secret, request.address)
+        return conv.server_to_pb(server, None, "")
+
+    @translate_errors
     def GetServer(self, request, context):
         server, info, error = self.p.server_status(request.name)
         return conv.server_to_pb(server, info, error)
@@ -168,3 +186,24 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
         return server_service_pb2.ListServersResponse(
             servers=[conv.server_to_pb(*self.p.server_status(s.name)) for s in servers], next_page_token=token
         )
+
+
+class ApiTokenServicer(api_token_service_pb2_grpc.ApiTokenServiceServicer):
+    def __init__(self, platform: Platform):
+        self.p = platform
+
+    @translate_errors
+    def CreateApiToken(self, request, context):
+        token, secret = self.p.tokens.create(request.name)
+        return conv.token_to_pb(token, secret)
+
+    @translate_errors
+    def ListApiTokens(self, request, context):
+        tokens, next_token = self.p.tokens.list(page_size=request.page_size, page_token=request.page_token)
+        return api_token_service_pb2.ListApiTokensResponse(
+            api_tokens=[conv.token_to_pb(t) for t in tokens], next_page_token=next_token)
+
+    @translate_errors
+    def DeleteApiToken(self, request, context):
+        self.p.tokens.revoke(request.name)
+        return api_token_service_pb2.DeleteApiTokenResponse()

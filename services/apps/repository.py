@@ -22,3 +22,9 @@ def get_server(session: Session, name: str) -> Server | None:
 
 def list_servers(session: Session, *, after: str, limit: int) -> list[Server]:
     return list(session.scalars(select(Server).where(Server.name > after).order_by(Server.name).limit(limit)))
+
+
+def server_by_join_token(session: Session, digest: str) -> Server | None:
+    if not digest:
+        return None
+    return session.scalar(select(Server).where(Server.join_token_hash == digest))

@@ -14,6 +14,7 @@ from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from services.core.states import State
 from services.db.models import App
 from services.db.session import Database
+from services.security.secretbox import MASK, SecretBox
 from services.deployments import repository as deployments
 
 
@@ -21,20 +22,28 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+# Settable fields stored as-is on the row ("server" and "secret_env" need work first).
+_STORED_AS_IS = tuple(k for k in SETTABLE if k not in ("server", "secret_env"))
+
+
 class AppService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, box: SecretBox):
         self.db = db
+        self.box = box
 
     def create(self, spec: AppSpec) -> App:
         spec = spec.with_defaults().validate()
+        if MASK in spec.secret_env.values():
+            raise InvalidArgument("a new app's secret env cannot contain masked values")
         with self.db.session() as s:
             if repo.get_app(s, spec.name):
                 raise AlreadyExists(f"app {spec.name!r} already exists")
             server = repo.get_server(s, spec.server)
             if server is None:
                 raise NotFound(f"server {spec.server!r} is not registered")
-            app = App(**{k: getattr(spec, k) for k in SETTABLE if k != "server"}, name=spec.name, server=server,
-                      webhook_secret=new_webhook_secret())
+            app = App(**{k: getattr(spec, k) for k in _STORED_AS_IS}, name=spec.name, server=server,
+                      secret_env=self.box.encrypt_map(spec.secret_env),
+                      webhook_secret=self.box.encrypt(new_webhook_secret()))
             s.add(app)
             try:
                 s.flush()
@@ -49,8 +58,12 @@ class AppService:
             if app is None:
                 raise NotFound(f"app {name!r} not found")
             if not app.webhook_secret:
-                app.webhook_secret = new_webhook_secret()
-            return f"{base_url.rstrip('/')}/webhooks/github/{app.name}", app.webhook_secret
+                app.webhook_secret = self.box.encrypt(new_webhook_secret())
+            return f"{base_url.rstrip('/')}/webhooks/github/{app.name}", self.box.decrypt(app.webhook_secret)
+
+    def secret_env_keys(self, app: App) -> list[str]:
+        """The names of the app's secret variables (their values never leave the box)."""
+        return sorted(self.box.decrypt_map(app.secret_env))
 
     def get(self, name: str) -> App:
         with self.db.read() as s:
@@ -76,10 +89,19 @@ class AppService:
             app = repo.get_app(s, name)
             if app is None:
                 raise NotFound(f"app {name!r} not found")
-            current = AppSpec(name=app.name, **{k: getattr(app, k) for k in SETTABLE if k != "server"}, server=app.server.name)
+            stored_secrets = self.box.decrypt_map(app.secret_env)
+            current = AppSpec(name=app.name, **{k: getattr(app, k) for k in _STORED_AS_IS},
+                              server=app.server.name, secret_env=stored_secrets)
+            if "secret_env" in changes:
+                changes = {**changes, "secret_env": {
+                    k: stored_secrets.get(k, "") if value == MASK else value
+                    for k, value in changes["secret_env"].items()
+                }}
             spec = replace(current, **changes).with_defaults().validate()
             for key in SETTABLE:
-                if key == "server":
+                if key == "secret_env":
+                    app.secret_env = self.box.encrypt_map(spec.secret_env)
+                elif key == "server":
                     if spec.server != app.server.name:
                         server = repo.get_server(s, spec.server)
                         if server is None:

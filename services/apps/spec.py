@@ -36,6 +36,8 @@ class AppSpec:
     stop_signal: str = ""
     drain_seconds: int = 0
     domains: list[str] = field(default_factory=list)
+    # Plain values here; stored encrypted. A MASK value on update means "keep the stored one".
+    secret_env: dict[str, str] = field(default_factory=dict)
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
@@ -61,6 +63,7 @@ class AppSpec:
             stop_signal=(self.stop_signal or "SIGTERM").upper(),
             drain_seconds=self.drain_seconds or 5,
             domains=sorted({d.strip().lower() for d in self.domains if d.strip()}),
+            secret_env=dict(self.secret_env),
         )
 
     def validate(self) -> "AppSpec":
@@ -74,6 +77,10 @@ class AppSpec:
             raise v.InvalidArgument("dockerfile must name a file")
         v.relative_path(self.context_dir, "context directory")
         v.env(self.env)
+        v.env(self.secret_env)
+        both = set(self.env) & set(self.secret_env)
+        if both:
+            raise v.InvalidArgument(f"{', '.join(sorted(both))} set in both env and secret env: keep one")
         v.seconds(self.health_timeout_seconds, "health timeout", maximum=3600)
         v.seconds(self.build_timeout_seconds, "build timeout", maximum=6 * 3600)
         v.seconds(self.stop_grace_seconds, "stop grace period", maximum=3600)

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from serversinc.v1 import (
+    api_token_service_pb2_grpc,
     app_service_pb2_grpc,
     deployment_service_pb2_grpc,
     git_service_pb2_grpc,
@@ -103,7 +104,7 @@ class _DefaultsInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCli
 
 
 class Connection:
-    """A lazily opened channel to the control plane and its four service stubs."""
+    """A lazily opened channel to the control plane and its service stubs."""
 
     def __init__(self, address: str, token: str | None = None, unary_timeout: float | None = UNARY_TIMEOUT_SECONDS):
         self.address = address
@@ -140,6 +141,10 @@ class Connection:
     @property
     def servers(self) -> server_service_pb2_grpc.ServerServiceStub:
         return server_service_pb2_grpc.ServerServiceStub(self.channel)
+
+    @property
+    def tokens(self) -> api_token_service_pb2_grpc.ApiTokenServiceStub:
+        return api_token_service_pb2_grpc.ApiTokenServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:

@@ -163,10 +163,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=_non_negative_int, metavar="N", help="start with the last N lines (default 100)")
 
     # servers
-    srv_p = sub.add_parser("servers", help="list servers")
+    srv_p = sub.add_parser("servers", help="list and add servers")
     srv_sub = srv_p.add_subparsers(dest="verb", metavar="VERB", required=True)
     p = leaf(srv_sub, "list", misc.cmd_servers_list, "list servers and whether their agent answers")
     json_flag(p)
+    p = leaf(srv_sub, "add", misc.cmd_servers_add, "add a server; prints its agent's one-time join command")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--address", required=True, metavar="HOST:PORT", help="where its agent listens")
+    p.add_argument("--ttl", type=_non_negative_int, metavar="SECONDS", help="join token lifetime (default 3600)")
+    json_flag(p)
+
+    # tokens
+    tok_p = sub.add_parser("tokens", help="create, list and revoke API tokens")
+    tok_sub = tok_p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = leaf(tok_sub, "create", misc.cmd_tokens_create, "create an API token (its secret is shown once)")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
+    p = leaf(tok_sub, "list", misc.cmd_tokens_list, "list API tokens")
+    json_flag(p)
+    p = leaf(tok_sub, "revoke", misc.cmd_tokens_revoke, "revoke an API token at once")
+    p.add_argument("name", metavar="NAME")
 
     # git
     git_p = sub.add_parser("git", help="look at remote repositories")

@@ -1,8 +1,8 @@
-"""`serversinc servers ...` and `serversinc git ...`: read-only look-ups."""
+"""`serversinc servers ...`, `serversinc tokens ...` and `serversinc git ...`."""
 
 from __future__ import annotations
 
-from serversinc.v1 import git_service_pb2, server_service_pb2
+from serversinc.v1 import api_token_service_pb2, git_service_pb2, server_service_pb2
 
 from . import render
 
@@ -22,6 +22,52 @@ def cmd_servers_list(conn, args, out, err) -> int:
         out.print("no servers registered", markup=False)
     else:
         out.print(render.servers_table(servers))
+    return 0
+
+
+def cmd_servers_add(conn, args, out, err) -> int:
+    server = conn.servers.CreateServer(server_service_pb2.CreateServerRequest(
+        name=args.name, address=args.address, join_token_ttl_seconds=args.ttl or 0))
+    if args.json:
+        render.print_json(server)
+        return 0
+    out.print(f"server {server.name} added ({server.address}); its join token works once, until "
+              f"{render.fmt_time(server.join_token_expire_time)}.", markup=False)
+    out.print("Start its agent with:", markup=False)
+    out.print(f"  {server.join_command}", markup=False)
+    return 0
+
+
+def cmd_tokens_create(conn, args, out, err) -> int:
+    token = conn.tokens.CreateApiToken(api_token_service_pb2.CreateApiTokenRequest(name=args.name))
+    if args.json:
+        render.print_json(token)
+    else:
+        out.print(f"API token {token.name} (shown once; keep it safe):", markup=False)
+        out.print(token.secret, markup=False)
+    return 0
+
+
+def cmd_tokens_list(conn, args, out, err) -> int:
+    tokens, page = [], ""
+    while True:
+        resp = conn.tokens.ListApiTokens(api_token_service_pb2.ListApiTokensRequest(page_size=500, page_token=page))
+        tokens.extend(resp.api_tokens)
+        page = resp.next_page_token
+        if not page:
+            break
+    if args.json:
+        render.print_json(tokens)
+    else:
+        for t in tokens:
+            last = render.fmt_time(t.last_used_time) or "never"
+            out.print(f"{t.name:30} created {render.fmt_time(t.create_time)}  last used {last}", markup=False)
+    return 0
+
+
+def cmd_tokens_revoke(conn, args, out, err) -> int:
+    conn.tokens.DeleteApiToken(api_token_service_pb2.DeleteApiTokenRequest(name=args.name))
+    out.print(f"revoked API token {args.name}", markup=False)
     return 0
 
 

@@ -20,16 +20,21 @@ _SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
 MAX_ENV_VALUE = 32 * 1024
 
 
-def app_name(name: str) -> str:
+def resource_name(name: str, what: str) -> str:
+    """Names of apps, servers and tokens: DNS labels, so they are safe in host names and paths."""
     if not name:
-        raise InvalidArgument("app name is empty: use lowercase letters, digits and '-'")
+        raise InvalidArgument(f"{what} name is empty: use lowercase letters, digits and '-'")
     if not APP_NAME.match(name):
         shown = name if len(name) <= 70 else name[:67] + "..."
         raise InvalidArgument(
-            f"app name {shown!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+            f"{what} name {shown!r} is invalid: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
         )
     return name
+
+
+def app_name(name: str) -> str:
+    return resource_name(name, "app")
 
 
 def repo_url(url: str) -> str:

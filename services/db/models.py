@@ -53,6 +53,25 @@ class Server(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     address: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The secret its agent requires, encrypted (SecretBox); empty until the agent registers.
+    agent_secret: Mapped[str] = mapped_column(Text, default="")
+    # One-time join token: only its SHA-256 is kept.
+    join_token_hash: Mapped[str] = mapped_column(String(64), default="")
+    join_token_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    join_token_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    registered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiToken(Base):
+    """A control-plane API credential; only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class App(Base):
@@ -80,8 +99,10 @@ class App(Base):
     stop_signal: Mapped[str] = mapped_column(String(16), default="SIGTERM")
     drain_seconds: Mapped[int] = mapped_column(default=5)
     domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # Signs GitHub deliveries for this app (X-Hub-Signature-256).
-    webhook_secret: Mapped[str] = mapped_column(String(255), default="")
+    # Signs GitHub deliveries for this app (X-Hub-Signature-256); encrypted (SecretBox).
+    webhook_secret: Mapped[str] = mapped_column(Text, default="")
+    # Secret environment variables as one encrypted JSON object (SecretBox); never in clear.
+    secret_env: Mapped[str] = mapped_column(Text, default="")
     # What serves now: set when a deployment succeeds.
     url: Mapped[str] = mapped_column(String(2048), default="")
     current_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)

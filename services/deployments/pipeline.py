@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable
 
 from services.agents.port import (
@@ -25,6 +26,7 @@ from services.config import Settings
 from services.core.errors import DomainError
 from services.core.states import Phase, State
 from services.deployments.recorder import DeploymentSnapshot, Recorder
+from services.security.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ class Cancelled(Exception):
 
 
 class DeployPipeline:
-    def __init__(self, settings: Settings, recorder_factory: Callable[[int], Recorder], git, agents):
+    def __init__(self, settings: Settings, recorder_factory: Callable[[int], Recorder], git, agents, box: SecretBox):
+        self.box = box
         self.settings = settings
         self.recorders = recorder_factory
         self.git = git
@@ -61,7 +64,7 @@ class DeployPipeline:
         snap = rec.begin(resuming=attempt > 1)
         if snap is None:
             return
-        agent: Agent = self.agents.for_address(snap.server_address)
+        agent: Agent = self.agents.for_server(snap.server_name)
         if attempt > MAX_ATTEMPTS:
             rec.finish(State.FAILED, reason=f"gave up after {MAX_ATTEMPTS} attempts: the control plane stopped during each")
             return
@@ -180,7 +183,9 @@ class DeployPipeline:
         container_id = ""
         done = None
         try:
-            for update in agent.deploy(spec, timeout=timeout, cancel=cancel):
+            # The one place secret env is opened: merged into the env the agent starts the container with.
+            unsealed = replace(spec, env={**spec.env, **self.box.decrypt_map(spec.secret_env)}, secret_env="")
+            for update in agent.deploy(unsealed, timeout=timeout, cancel=cancel):
                 container_id = update.container_id or container_id
                 phase = _AGENT_STEPS.get(update.step)
                 if update.failure == "CANCELLED":

@@ -34,7 +34,7 @@ class DeploymentSnapshot:
     image_id: str
     dockerfile: str
     context_dir: str
-    server_address: str
+    server_name: str
     build_timeout_seconds: int
     cancel_requested: bool
     # The app's current RUN_SETTINGS (port, health check, env, stop and drain settings).
@@ -79,7 +79,7 @@ class Recorder:
                 id=dep.id, app=app.name, app_id=app.id, repo_url=app.repo_url, branch=app.branch,
                 rebuild=dep.rebuild, requested_commit_sha=dep.requested_commit_sha, commit_sha=dep.commit_sha,
                 image=dep.image, image_id=dep.image_id, dockerfile=app.dockerfile, context_dir=app.context_dir,
-                server_address=app.server.address, build_timeout_seconds=app.build_timeout_seconds,
+                server_name=app.server.name, build_timeout_seconds=app.build_timeout_seconds,
                 cancel_requested=dep.cancel_requested,
                 run={key: _copy(getattr(app, key)) for key in RUN_SETTINGS},
                 source_release=dict(source.release) if source is not None and source.release else None,

@@ -27,8 +27,8 @@ def dashboard(monkeypatch, fresh_client_cache):
     from streamlit.testing.v1 import AppTest
 
     def make(address: str) -> AppTest:
+        # SERVERSINC_TOKEN is the control plane fixture's admin token, as a user's would be.
         monkeypatch.setenv("SERVERSINC_API", address)
-        monkeypatch.delenv("SERVERSINC_TOKEN", raising=False)
         return AppTest.from_file(str(APP_FILE), default_timeout=30)
 
     return make

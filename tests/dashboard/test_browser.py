@@ -36,7 +36,6 @@ def dashboard_url(control_plane, tmp_path):
     """The dashboard served by a real `streamlit run` on a free loopback port, against control_plane."""
     port = _free_port()
     env = {**os.environ, "SERVERSINC_API": control_plane.address, "SERVERSINC_HOME": str(tmp_path / "home")}
-    env.pop("SERVERSINC_TOKEN", None)
     log = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -78,14 +79,38 @@ class ControlPlane:
         raise AssertionError(f"{name} did not reach the expected state: {self.get(name)}")
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the API token to every call, as the CLI and dashboard do."""
+
+    def __init__(self, token: str):
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def _with_token(self, details):
+        return details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+
+def token_channel(address: str, token: str) -> grpc.Channel:
+    return grpc.intercept_channel(grpc.insecure_channel(address), _BearerToken(token))
+
+
 @pytest.fixture
-def control_plane(tmp_path, agent):
+def control_plane(tmp_path, agent, monkeypatch):
     settings = Settings.from_env(home=tmp_path / "cp", database_url=f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}")
     settings.local_agent_address = agent.address
+    settings.agent_tls = False
     platform = Platform(settings)
     with run_server(platform, port=0) as (_, port):
         address = f"127.0.0.1:{port}"
-        channel = grpc.insecure_channel(address)
+        token = (settings.home / "api-token").read_text().strip()
+        # The CLI, dashboard and webhook bridge started by tests find the token like users' do.
+        monkeypatch.setenv("SERVERSINC_TOKEN", token)
+        channel = token_channel(address, token)
         yield ControlPlane(
             address, platform, channel,
             app_service_pb2_grpc.AppServiceStub(channel),
@@ -107,9 +132,13 @@ def sample_url(sample_repo):
 
 
 def fetch(url: str) -> str:
-    """GET over loopback only (app URLs are 127.0.0.1 addresses)."""
-    assert url.startswith("http://127.0.0.1:") or url.startswith("http://localhost"), url
-    return requests.get(url, timeout=5).text
+    """GET an app URL over loopback only. `http://<app>.localhost:PORT` (the front door) does not
+    resolve through glibc, so it is sent to 127.0.0.1:PORT with that Host header."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    assert host == "127.0.0.1" or host == "localhost" or host.endswith(".localhost"), url
+    target = f"{parts.scheme}://127.0.0.1:{parts.port or 80}{parts.path or '/'}"
+    return requests.get(target, headers={"Host": parts.netloc}, timeout=5).text
 
 
 @pytest.fixture
@@ -124,8 +153,8 @@ def control_plane_cli():
     exe = Path(sys.executable).with_name("serversinc")
 
     class Cli:
-        def __init__(self, address: str):
-            self.env = {**os.environ, "SERVERSINC_API": address, "SERVERSINC_TOKEN": ""}
+        def __init__(self, address: str, **env: str):
+            self.env = {**os.environ, "SERVERSINC_API": address, **env}
 
         def __call__(self, *args: str, check: bool = True):
             done = subprocess.run([str(exe), *args], capture_output=True, text=True, env=self.env, timeout=120)

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 from serversinc.v1 import deployment_pb2, deployment_service_pb2, deployment_service_pb2_grpc
 
-from tests.integration.conftest import fetch
+from tests.integration.conftest import fetch, token_channel
 from tests.support.sample_app import DOCKERFILE, commit_files
 
 S = deployment_pb2
@@ -28,7 +28,8 @@ def free_port() -> int:
 
 
 def start_api(home: Path, address: str, agent: str) -> subprocess.Popen:
-    env = {**os.environ, "SERVERSINC_HOME": str(home)}
+    # No certificates in this home: the test agent speaks plaintext.
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off"}
     proc = subprocess.Popen([str(API), "--listen", address, "--agent", agent], env=env,
                             stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)
@@ -43,14 +44,15 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
     address = f"127.0.0.1:{free_port()}"
     proc = start_api(home, address, agent.address)
     try:
-        cli = control_plane_cli(address)
+        token = (home / "api-token").read_text().strip()
+        cli = control_plane_cli(address, SERVERSINC_TOKEN=token)
         cli("apps", "create", app_name, "--repo", sample_url)
         cli("deploy", app_name, "--watch")
         first = cli.json("apps", "show", app_name, "--json")
         commit_files(sample_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","3"]\n',
                                    "index.html": "sample app v2\n"}, "v2, slow build")
 
-        channel = grpc.insecure_channel(address)
+        channel = token_channel(address, token)
         stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
         dep = stub.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app_name))
         for event in stub.WatchDeployment(deployment_service_pb2.WatchDeploymentRequest(name=dep.name)):
@@ -62,7 +64,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
         assert "sample app v1" in fetch(first["url"])  # the old release serves throughout
 
         proc = start_api(home, address, agent.address)
-        channel = grpc.insecure_channel(address)
+        channel = token_channel(address, token)
         stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
         events = list(stub.WatchDeployment(deployment_service_pb2.WatchDeploymentRequest(name=dep.name), timeout=60))
         done = stub.GetDeployment(deployment_service_pb2.GetDeploymentRequest(name=dep.name))

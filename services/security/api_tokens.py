@@ -1,0 +1,85 @@
+"""API tokens: create (secret shown once), list, revoke, and authenticate a presented secret."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.core import paging
+from services.core import validation as v
+from services.core.errors import AlreadyExists, NotFound
+from services.db.models import ApiToken, utcnow
+from services.db.session import Database
+from services.security import tokens
+
+# last_used_at is a hint for people, not an audit log: write it at most this often per token.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+class ApiTokenService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, name: str) -> tuple[ApiToken, str]:
+        v.resource_name(name, "token")
+        secret = tokens.new_secret("ssi")
+        try:
+            with self.db.session() as s:
+                if s.scalar(select(ApiToken).where(ApiToken.name == name)):
+                    raise AlreadyExists(f"API token {name!r} already exists")
+                token = ApiToken(name=name, token_hash=tokens.digest(secret), created_at=utcnow())
+                s.add(token)
+        except IntegrityError:
+            raise AlreadyExists(f"API token {name!r} already exists") from None
+        return token, secret
+
+    def list(self, *, page_size: int, page_token: str) -> tuple[list[ApiToken], str]:
+        size = paging.page_size(page_size, default=50, maximum=500)
+        after = paging.decode(page_token).get("after", "")
+        with self.db.read() as s:
+            rows = list(s.scalars(select(ApiToken).where(ApiToken.name > after).order_by(ApiToken.name).limit(size + 1)))
+        more = len(rows) > size
+        rows = rows[:size]
+        return rows, paging.encode({"after": rows[-1].name}) if more else ""
+
+    def revoke(self, name: str) -> None:
+        with self.db.session() as s:
+            token = s.scalar(select(ApiToken).where(ApiToken.name == name))
+            if token is None:
+                raise NotFound(f"API token {name!r} not found")
+            s.delete(token)
+
+    def authenticate(self, secret: str) -> str | None:
+        """The token's name when `secret` is a live token, else None. Revocation applies at once."""
+        if not secret:
+            return None
+        digest = tokens.digest(secret)
+        with self.db.read() as s:
+            token = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if token is None or not tokens.matches(secret, token.token_hash):
+            return None
+        now = utcnow()
+        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+            with self.db.session() as s:
+                row = s.get(ApiToken, token.id)
+                if row is not None:
+                    row.last_used_at = now
+        return token.name
+
+    def bootstrap(self, token_file: Path) -> None:
+        """With no token at all, creates "admin" and writes its secret to `token_file` (0600), which
+        the CLI and dashboard on this machine read. Never overwrites a token that exists."""
+        with self.db.read() as s:
+            if s.scalar(select(ApiToken.id).limit(1)) is not None:
+                return
+        _, secret = self.create("admin")
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = token_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        os.replace(tmp, token_file)

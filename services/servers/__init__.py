@@ -1,0 +1,1 @@
+"""Servers: the Tugboat agents the control plane deploys to, and how they enroll."""

@@ -1,0 +1,87 @@
+"""Server enrollment: a one-time, expiring join token, traded by the agent for its registration.
+
+The control plane stores only the join token's hash and the agent's secret encrypted; a used or
+expired token is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.apps import repository as repo
+from services.core import validation as v
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.db.models import Server, utcnow
+from services.db.session import Database
+from services.security import tokens
+from services.security.secretbox import SecretBox
+
+MIN_AGENT_SECRET = 32
+
+
+class ServerService:
+    def __init__(self, db: Database, box: SecretBox):
+        self.db = db
+        self.box = box
+
+    def create(self, name: str, address: str, ttl_seconds: int = 3600) -> tuple[Server, str]:
+        v.resource_name(name, "server")
+        _address(address)
+        if not 0 <= ttl_seconds <= 7 * 24 * 3600:
+            raise InvalidArgument("join token lifetime must be 0 (default, 1 hour) to 7 days")
+        secret = tokens.new_secret("join")
+        with self.db.session() as s:
+            if repo.get_server(s, name):
+                raise AlreadyExists(f"server {name!r} already exists")
+            server = Server(name=name, address=address, created_at=utcnow())
+            _issue(server, secret, ttl_seconds or 3600)
+            s.add(server)
+        return server, secret
+
+    def new_join_token(self, name: str, ttl_seconds: int = 3600) -> str:
+        """A fresh join token for an existing server (re-enrolment after its agent lost its secret)."""
+        secret = tokens.new_secret("join")
+        with self.db.session() as s:
+            server = repo.get_server(s, name)
+            if server is None:
+                raise NotFound(f"server {name!r} not found")
+            _issue(server, secret, ttl_seconds)
+        return secret
+
+    def register(self, join_token: str, agent_secret: str, address: str = "") -> Server:
+        if len(agent_secret) < MIN_AGENT_SECRET:
+            raise InvalidArgument(f"agent secret must be at least {MIN_AGENT_SECRET} characters")
+        if address:
+            _address(address)
+        digest = tokens.digest(join_token or "")
+        with self.db.session() as s:
+            server = repo.server_by_join_token(s, digest)
+            # One message for every refusal: a caller learns nothing about which tokens exist.
+            refused = FailedPrecondition("join token is unknown, used or expired: create a new one with 'serversinc servers add'")
+            if server is None or not tokens.matches(join_token, server.join_token_hash):
+                raise refused
+            now = utcnow()
+            if server.join_token_used_at is not None or (server.join_token_expires_at and server.join_token_expires_at < now):
+                raise refused
+            server.join_token_used_at = now
+            server.registered_at = now
+            server.agent_secret = self.box.encrypt(agent_secret)
+            if address:
+                server.address = address
+        return server
+
+    def agent_secret(self, server: Server) -> str:
+        return self.box.decrypt(server.agent_secret) if server.agent_secret else ""
+
+
+def _issue(server: Server, secret: str, ttl_seconds: int) -> None:
+    server.join_token_hash = tokens.digest(secret)
+    server.join_token_expires_at = utcnow() + timedelta(seconds=ttl_seconds)
+    server.join_token_used_at = None
+
+
+def _address(address: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c.isspace() for c in address):
+        raise InvalidArgument(f"server address {address!r} is not host:port")
+    return address
