@@ -19,6 +19,8 @@ class UnknownApp(LookupError):
 class ManagedContainer:
     record: ContainerRecord
     serving: bool
+    # The router's URL for the app, on the serving container only.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class AppAdmin:
         for record in self.engine.list(app or None):
             if record.app not in routed:
                 routed[record.app] = self.router.current(record.app)
-            out.append(ManagedContainer(record, record.id == routed[record.app]))
+            serving = record.id == routed[record.app]
+            out.append(ManagedContainer(record, serving, (self.router.url(record.app) or "") if serving else ""))
         return out
 
     def serving_container(self, app: str) -> ContainerRecord:

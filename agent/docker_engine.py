@@ -44,6 +44,10 @@ class ContainerRecord:
     host_port: int | None
     created: datetime
     labels: dict[str, str] = field(default_factory=dict)
+    oom_killed: bool = False
+    health_status: str = ""  # Docker HEALTHCHECK: "", "starting", "healthy", "unhealthy"
+    health_output: str = ""  # output of the last HEALTHCHECK run
+    stop_signal: str = ""
 
     @property
     def direct_url(self) -> str:
@@ -64,6 +68,7 @@ class ContainerSpec:
     env: dict[str, str]
     labels: dict[str, str]
     restart_policy: str = "unless-stopped"
+    stop_signal: str = "SIGTERM"  # what `stop` sends before SIGKILL
 
 
 class BuildHandle:
@@ -224,7 +229,8 @@ class DockerEngine:
             container = self.client.containers.create(
                 spec.image, name=spec.name, detach=True, init=True,
                 restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
-                labels=dict(spec.labels), ports={f"{spec.port}/tcp": ("127.0.0.1", None)})
+                labels=dict(spec.labels), ports={f"{spec.port}/tcp": ("127.0.0.1", None)},
+                stop_signal=spec.stop_signal or "SIGTERM")
             container.start()
         except docker.errors.ImageNotFound as exc:
             raise NotFound(f"image {spec.image} not found on this server; build it first") from exc
@@ -287,6 +293,7 @@ class DockerEngine:
         return LogStream(stream)
 
     def stop(self, container_id: str, timeout: int) -> None:
+        """Send the container's stop signal (set at creation), SIGKILL after `timeout` s."""
         try:
             self.client.api.stop(container_id, timeout=timeout)
         except docker.errors.NotFound:
@@ -358,10 +365,15 @@ def _record(data: dict) -> ContainerRecord:
     except ValueError:
         deployment_id = 0
     state = data.get("State", {})
+    health = state.get("Health") or {}
+    health_log = health.get("Log") or []
     return ContainerRecord(
         id=data["Id"], name=data.get("Name", "").lstrip("/"), app=labels.get(L.APP, ""),
         deployment_id=deployment_id, commit_sha=labels.get(L.COMMIT, ""),
         image=data.get("Config", {}).get("Image", ""), state=state.get("Status", ""),
         exit_code=int(state.get("ExitCode") or 0),
         restart_count=int(data.get("RestartCount") or 0), host_port=host_port,
-        created=_parse_time(data.get("Created", "")), labels=dict(labels))
+        created=_parse_time(data.get("Created", "")), labels=dict(labels),
+        oom_killed=bool(state.get("OOMKilled")), health_status=health.get("Status") or "",
+        health_output=(health_log[-1].get("Output") or "").strip() if health_log else "",
+        stop_signal=data.get("Config", {}).get("StopSignal") or "")

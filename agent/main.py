@@ -16,6 +16,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None, help="listen port (default 50052)")
     parser.add_argument("--home", default=None,
                         help="state directory (default $TUGBOAT_HOME or <repo>/.serversinc/agent)")
+    parser.add_argument("--front-door", default=None, metavar="HOST:PORT",
+                        help="HAProxy front door address (default $TUGBOAT_FRONT_DOOR or 127.0.0.1:8000)")
+    parser.add_argument("--router", choices=("haproxy", "direct"), default=None,
+                        help="how apps are reached (default $TUGBOAT_ROUTER, else haproxy when "
+                             "installed, else direct)")
     return parser.parse_args(argv)
 
 
@@ -24,13 +29,23 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from agent.server import run_server  # imported late so --help works without Docker
 
-    config = AgentConfig.from_env(home=args.home, host=args.host, port=args.port)
+    config = AgentConfig.from_env(home=args.home, host=args.host, port=args.port,
+                                  front_door=args.front_door, router=args.router)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with run_server(config, host=config.host) as (_server, port):
-        print(f"tugboat listening on {config.host}:{port}", flush=True)
-        stop.wait()
+    from agent.router import RouterError
+
+    try:
+        with run_server(config, host=config.host) as (_server, port):
+            print(f"tugboat listening on {config.host}:{port}"
+                  + (f", front door on {config.front_door}" if config.front_door else ""),
+                  flush=True)
+            stop.wait()
+    except RouterError as exc:
+        print(f"tugboat: cannot start the front door on {config.front_door}: {exc}\n"
+              "(choose another with --front-door HOST:PORT, or --router direct)", flush=True)
+        return 1
     return 0
 
 

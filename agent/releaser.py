@@ -14,13 +14,14 @@ from typing import Iterator
 
 from agent import labels as L
 from agent.docker_engine import ContainerRecord, ContainerSpec, DockerEngine, EngineError, NotFound
-from agent.health import probe
+from agent.health import HealthPolicy, probe
 from agent.locks import KeyedLocks
 from agent.operations import CancelToken
 from agent.router import Router, RouterError, Target
 
 DEFAULT_HEALTH_TIMEOUT = 30
 DEFAULT_STOP_GRACE = 10
+DEFAULT_DRAIN_SECONDS = 5
 POLL_INTERVAL = 0.05
 LOG_LINES = 20
 RESTART_POLICY = "unless-stopped"
@@ -40,6 +41,7 @@ class Failure(enum.Enum):
     HEALTH = "health"
     SWITCH = "switch"
     CANCELLED = "cancelled"
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class DeploySpec:
     health_timeout_seconds: int = DEFAULT_HEALTH_TIMEOUT
     stop_grace_seconds: int = DEFAULT_STOP_GRACE
     env: dict[str, str] = field(default_factory=dict)
+    health: HealthPolicy = field(default_factory=HealthPolicy)
+    stop_signal: str = "SIGTERM"
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,12 +101,18 @@ class Releaser:
                     raise _Failed(Step.START, Failure.CANCELLED, "cancelled")
                 name = container_name(spec.app, spec.deployment_id)
                 yield DeployProgress(Step.START, f"starting {name} from {spec.image}")
+                try:
+                    # May reload the proxy (new app, changed domains): before anything switches.
+                    self.router.ensure_app(spec.app, spec.domains)
+                except RouterError as exc:
+                    raise _Failed(Step.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
                 self._clear_name(spec.app, name)
                 new = self._start(spec, name)
                 yield DeployProgress(Step.START, f"started {name}", container_id=new.id)
 
-                yield DeployProgress(Step.HEALTH, f"probing {new.direct_url}{spec.health_path}",
-                                     container_id=new.id)
+                what = ("waiting for the Docker HEALTHCHECK" if spec.health.use_docker_healthcheck
+                        else f"probing {new.direct_url}{spec.health_path}")
+                yield DeployProgress(Step.HEALTH, what, container_id=new.id)
                 detail = self._wait_healthy(spec, new, token)
                 yield DeployProgress(Step.HEALTH, f"healthy: {detail}", container_id=new.id)
 
@@ -115,6 +127,8 @@ class Releaser:
                 yield DeployProgress(Step.SWITCH, f"traffic now goes to {name} at {url}",
                                      container_id=new.id, url=url)
 
+                drained = self.router.drain(spec.app, spec.drain_seconds or DEFAULT_DRAIN_SECONDS)
+                yield DeployProgress(Step.STOP_OLD, f"old version: {drained}", container_id=new.id)
                 for message in self._stop_others(spec.app, new.id, spec.stop_grace_seconds):
                     yield DeployProgress(Step.STOP_OLD, message, container_id=new.id)
                 yield DeployProgress(Step.DONE, f"{spec.app} serves {spec.commit_sha[:12]} at {url}",
@@ -130,6 +144,13 @@ class Releaser:
                 if new is not None and not switched:
                     self._discard(new.id)
                 raise
+            except Exception as exc:  # a bug or an unexpected engine error: still no half deploy
+                if new is not None and not switched:
+                    self._discard(new.id)
+                yield DeployProgress(Step.STOP_OLD if switched else Step.START,
+                                     f"internal agent error: {exc}",
+                                     container_id=new.id if new else "",
+                                     failure=Failure.INTERNAL, error=f"internal agent error: {exc}")
 
     def _clear_name(self, app: str, name: str) -> None:
         """A retried deployment id reuses the name: drop the stale container unless it serves."""
@@ -148,7 +169,8 @@ class Releaser:
             # hide its exit code and keep a broken release looping. See _make_permanent.
             record = self.engine.run(ContainerSpec(name=name, image=spec.image, port=spec.port,
                                                    env=dict(spec.env), labels=labels,
-                                                   restart_policy="no"))
+                                                   restart_policy="no",
+                                                   stop_signal=spec.stop_signal or "SIGTERM"))
         except EngineError as exc:
             raise _Failed(Step.START, Failure.START, f"cannot start {name}: {exc}") from exc
         return record
@@ -162,14 +184,22 @@ class Releaser:
                           f"cannot set restart policy on {new.name}: {exc}") from exc
 
     def _wait_healthy(self, spec: DeploySpec, new: ContainerRecord, token: CancelToken) -> str:
+        """Until healthy or the deadline: the container must keep running (no exit, no OOM
+        kill) and pass the HTTP probes (`healthy_threshold` in a row) or Docker's HEALTHCHECK."""
+        policy = spec.health
         timeout = spec.health_timeout_seconds or DEFAULT_HEALTH_TIMEOUT
         deadline = time.monotonic() + timeout
         last = "no answer yet"
+        streak = 0
         while True:
             try:
                 state = self.engine.inspect(new.id)
             except NotFound:
                 raise _Failed(Step.START, Failure.START, f"container {new.name} disappeared")
+            if state.oom_killed:
+                raise _Failed(Step.START, Failure.START,
+                              f"container was OOM-killed (exit code {state.exit_code}) before it "
+                              "was healthy" + self._logs_suffix(new.id))
             if state.state not in ("running", "created") or state.restart_count > 0:
                 raise _Failed(Step.START, Failure.START,
                               f"container exited with code {state.exit_code} before it was healthy"
@@ -178,16 +208,37 @@ class Releaser:
                 raise _Failed(Step.START, Failure.START,
                               f"{new.name} has no port published for {spec.port}/tcp")
             new.host_port = state.host_port
-            result = probe(new.direct_url, spec.health_path or "/",
-                           timeout=max(0.2, min(1.0, deadline - time.monotonic())))
-            if result.ok:
-                return result.detail
-            last = result.detail
+            if policy.use_docker_healthcheck:
+                if state.state == "running" and not state.health_status:
+                    raise _Failed(Step.HEALTH, Failure.HEALTH,
+                                  "docker health check requested but the image has no HEALTHCHECK")
+                if state.health_status == "healthy":
+                    return "Docker HEALTHCHECK reports healthy"
+                if state.health_status == "unhealthy":
+                    raise _Failed(Step.HEALTH, Failure.HEALTH,
+                                  "Docker HEALTHCHECK reports unhealthy; last check output: "
+                                  f"{state.health_output or '(none)'}" + self._logs_suffix(new.id))
+                last = f"Docker HEALTHCHECK status {state.health_status or 'unknown'}"
+                if state.health_output:
+                    last += f" ({state.health_output[:200]})"
+            else:
+                probe_timeout = policy.probe_timeout_ms / 1000
+                result = probe(new.direct_url, spec.health_path or "/",
+                               timeout=max(0.05, min(probe_timeout, deadline - time.monotonic())),
+                               status_min=policy.status_min, status_max=policy.status_max)
+                if result.ok:
+                    streak += 1
+                    if streak >= policy.healthy_threshold:
+                        return result.detail + (f" ({streak} in a row)" if streak > 1 else "")
+                else:
+                    streak = 0
+                last = result.detail
             if time.monotonic() >= deadline:
                 raise _Failed(Step.HEALTH, Failure.HEALTH,
                               f"not healthy within {timeout}s; last: {last}"
                               + self._logs_suffix(new.id))
-            if token.wait(POLL_INTERVAL):
+            if token.wait(min(policy.interval_ms / 1000, max(0.0, deadline - time.monotonic()))
+                          or POLL_INTERVAL / 10):
                 raise _Failed(Step.HEALTH, Failure.CANCELLED, "cancelled")
 
     def _logs_suffix(self, container_id: str) -> str:
@@ -238,7 +289,11 @@ class Releaser:
                     running = [r for r in records if r.running]
                     chosen = (running or records)[0]  # list is newest first
                 if chosen.host_port:
-                    self.router.switch(app, Target(chosen.id, chosen.host_port))
+                    try:
+                        self.router.switch(app, Target(chosen.id, chosen.host_port))
+                        self.router.drain(app, 0)  # a stale route's slot: out at once
+                    except RouterError:
+                        pass  # keeps the persisted route; the next deploy fixes it
                 serving[app] = chosen.id
                 for record in records:
                     if record.id != chosen.id:

@@ -31,12 +31,22 @@ def server_credentials() -> grpc.ServerCredentials | None:
     return None
 
 
+def make_router(config: AgentConfig) -> Router:
+    """The router the config asks for (not started yet)."""
+    if config.router == "haproxy":
+        from agent.haproxy import HAProxyRouter
+
+        return HAProxyRouter(config.state_dir, front_host=config.front_door_host,
+                             front_port=config.front_door_port, routes_file=config.routes_file)
+    return DirectRouter(config.routes_file)
+
+
 def build_servicer(config: AgentConfig, *, docker_client=None,
                    router: Router | None = None) -> tuple[TugboatServicer, Releaser]:
     config.ensure_dirs()
     agent_id = config.agent_id()
     engine = DockerEngine(docker_client, agent_id=agent_id)
-    router = router or DirectRouter(config.routes_file)
+    router = router or make_router(config)
     cache = RepoCache(config.repos_dir)
     releaser = Releaser(engine, router, agent_id=agent_id)
     servicer = TugboatServicer(Builder(engine, cache), releaser, AppAdmin(engine, router, cache),
@@ -50,9 +60,22 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
                ) -> Iterator[tuple[grpc.Server, int]]:
     """Reconcile state, serve until the block exits, then stop; yields (server, bound_port).
 
-    `port=None` uses config.port; pass 0 for a free port (tests).
+    `port=None` uses config.port; pass 0 for a free port (tests). The router is started
+    (HAProxy: its supervised process, routes restored) before reconcile and closed last.
     """
     servicer, releaser = build_servicer(config, docker_client=docker_client, router=router)
+    router = releaser.router
+    getattr(router, "start", lambda: None)()
+    try:
+        with _serve(config, servicer, releaser, port, host) as served:
+            yield served
+    finally:
+        getattr(router, "close", lambda: None)()
+
+
+@contextmanager
+def _serve(config: AgentConfig, servicer: TugboatServicer, releaser: Releaser,
+           port: int | None, host: str) -> Iterator[tuple[grpc.Server, int]]:
     releaser.reconcile()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
                                                     thread_name_prefix="tugboat"))

@@ -22,7 +22,8 @@ from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucc
                            normalize_paths)
 from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
-from agent.releaser import DeploySpec, Failure, Releaser, Step
+from agent.health import HealthPolicy
+from agent.releaser import DEFAULT_DRAIN_SECONDS, DeploySpec, Failure, Releaser, Step
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _STEPS = {Step.START: pb.DEPLOY_STEP_START, Step.HEALTH: pb.DEPLOY_STEP_HEALTH,
           Step.DONE: pb.DEPLOY_STEP_DONE}
 _FAILURES = {Failure.BUILD: pb.FAILURE_KIND_BUILD, Failure.START: pb.FAILURE_KIND_START,
              Failure.HEALTH: pb.FAILURE_KIND_HEALTH, Failure.SWITCH: pb.FAILURE_KIND_SWITCH,
-             Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED}
+             Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED, Failure.INTERNAL: pb.FAILURE_KIND_INTERNAL}
 
 
 def _timestamp(value) -> Timestamp:
@@ -105,7 +106,12 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 image=request.image or "", commit_sha=validation.check_sha(request.commit_sha),
                 port=validation.check_port(request.port), health_path=request.health_path or "/",
                 health_timeout_seconds=max(0, request.health_timeout_seconds),
-                stop_grace_seconds=max(0, request.stop_grace_seconds), env=dict(request.env))
+                stop_grace_seconds=max(0, request.stop_grace_seconds), env=dict(request.env),
+                health=self._health_policy(request.health_check),
+                stop_signal=validation.check_stop_signal(request.stop_signal),
+                drain_seconds=validation.check_drain_seconds(request.drain_seconds)
+                or DEFAULT_DRAIN_SECONDS,
+                domains=tuple(validation.check_domains(request.domains)))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
         except ValueError as exc:
@@ -124,7 +130,15 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             raise
         except Exception as exc:
             log.exception("deploy of %s failed", request.app)
-            yield pb.DeployEvent(failure=pb.FAILURE_KIND_START, error=f"internal agent error: {exc}")
+            yield pb.DeployEvent(failure=pb.FAILURE_KIND_INTERNAL,
+                                 error=f"internal agent error: {exc}")
+
+    @staticmethod
+    def _health_policy(check) -> HealthPolicy:
+        return HealthPolicy.from_values(
+            use_docker_healthcheck=check.use_docker_healthcheck, status_min=check.status_min,
+            status_max=check.status_max, interval_ms=check.interval_ms,
+            probe_timeout_ms=check.probe_timeout_ms, healthy_threshold=check.healthy_threshold)
 
     # ---- Cancel ----------------------------------------------------------------------------
     def Cancel(self, request, context):
@@ -149,7 +163,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              deployment_id=m.record.deployment_id, commit_sha=m.record.commit_sha,
                              image=m.record.image, state=m.record.state,
                              direct_url=m.record.direct_url,
-                             create_time=_timestamp(m.record.created), serving=m.serving)
+                             create_time=_timestamp(m.record.created), serving=m.serving, url=m.url)
             for m in items])
 
     def StreamLogs(self, request, context):

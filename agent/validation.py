@@ -32,3 +32,42 @@ def check_port(port: int) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"invalid port {port}: must be 1-65535 (the port the app listens on)")
     return port
+
+
+def check_stop_signal(value: str) -> str:
+    """`""` -> SIGTERM; `term`/`SIGTERM`/`15` -> a signal name or number Docker accepts."""
+    import signal as _signal
+
+    value = (value or "").strip().upper()
+    if not value:
+        return "SIGTERM"
+    if value.isdigit():
+        if 1 <= int(value) <= 64:
+            return value
+    else:
+        name = value if value.startswith("SIG") else "SIG" + value
+        if name in _signal.Signals.__members__ or re.match(r"^SIGRTM(IN|AX)([+-]\d{1,2})?$", name):
+            return name
+    raise ValueError(f"invalid stop_signal {value!r}: use a signal name like SIGTERM or SIGQUIT")
+
+
+HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def check_domains(domains) -> list[str]:
+    """Extra Host names for the front door: lowercased, without a trailing dot, no duplicates."""
+    out: list[str] = []
+    for domain in domains:
+        host = (domain or "").strip().lower().rstrip(".")
+        if not HOST_RE.match(host):
+            raise ValueError(f"invalid domain {domain!r}: use a DNS host name "
+                             "(letters, digits, '-' and '.')")
+        if host not in out:
+            out.append(host)
+    return out
+
+
+def check_drain_seconds(value: int) -> int:
+    if value < 0 or value > 3600:
+        raise ValueError(f"invalid drain_seconds {value}: must be 0-3600 (0 means the default 5)")
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import uuid
 from dataclasses import dataclass
@@ -75,6 +76,19 @@ def agent_home(tmp_path):
     return home
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def agent_config(home: Path, *, router: str = "haproxy", front_door_port: int | None = None
+                 ) -> AgentConfig:
+    """An agent config for tests: HAProxy front door on a free 127.0.0.1 port by default."""
+    return AgentConfig(state_dir=home, router=router,
+                       front_door_port=front_door_port or free_port())
+
+
 @dataclass
 class RunningAgent:
     address: str
@@ -82,6 +96,12 @@ class RunningAgent:
     config: AgentConfig
     channel: grpc.Channel
     server: grpc.Server
+    router: object = None
+
+    @property
+    def front_door(self) -> str:
+        """"127.0.0.1:PORT" of the HAProxy front door ("" with the direct router)."""
+        return self.config.front_door
 
 
 def start_agent(config: AgentConfig, docker_client=None):
@@ -90,16 +110,17 @@ def start_agent(config: AgentConfig, docker_client=None):
 
     from tugboat.v1 import tugboat_pb2_grpc
 
-    from agent.server import run_server
+    from agent.server import make_router, run_server
 
     @contextmanager
     def _run():
-        with run_server(config, port=0, docker_client=docker_client) as (server, port):
+        router = make_router(config)
+        with run_server(config, port=0, docker_client=docker_client, router=router) as (server, port):
             address = f"127.0.0.1:{port}"
             channel = grpc.insecure_channel(address)
             try:
                 yield RunningAgent(address, tugboat_pb2_grpc.TugboatServiceStub(channel), config,
-                                   channel, server)
+                                   channel, server, router)
             finally:
                 channel.close()
     return _run()
@@ -107,6 +128,7 @@ def start_agent(config: AgentConfig, docker_client=None):
 
 @pytest.fixture
 def agent(agent_home, docker_client):
-    """An agent served in-process on 127.0.0.1:<free port> with its state in `agent_home`."""
-    with start_agent(AgentConfig(state_dir=agent_home), docker_client) as running:
+    """An agent served in-process on 127.0.0.1:<free port> with its state in `agent_home`,
+    routing through its own HAProxy whose front door is on another free port."""
+    with start_agent(agent_config(agent_home), docker_client) as running:
         yield running

@@ -45,6 +45,7 @@ class Stack:
     home: Path
     api: str
     agent: str
+    front_door: str
 
     @property
     def token(self) -> str:
@@ -72,6 +73,8 @@ def platform_stack():
     """Agent + control plane as two processes (as scripts/run.sh runs them), in a temp home."""
     home = Path(tempfile.mkdtemp(prefix="serversinc-bench-"))
     agent_addr = f"127.0.0.1:{free_port()}"
+    # Each stack has its own front door, so benchmarks never clash with a running platform.
+    front_door = f"127.0.0.1:{free_port()}"
     api_addr = f"127.0.0.1:{free_port()}"
     # A throwaway home has no certificates: agent traffic is plaintext on loopback here.
     env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off"}
@@ -80,14 +83,15 @@ def platform_stack():
     procs = []
     try:
         procs.append(subprocess.Popen(
-            [str(BIN / "tugboat"), "--host", "127.0.0.1", "--port", agent_addr.rsplit(":", 1)[1], "--home", str(home / "agent")],
+            [str(BIN / "tugboat"), "--host", "127.0.0.1", "--port", agent_addr.rsplit(":", 1)[1], "--home", str(home / "agent"),
+             "--front-door", front_door],
             env=env, stdout=open(logs / "agent.log", "w"), stderr=subprocess.STDOUT))
         wait_healthy(agent_addr)
         procs.append(subprocess.Popen(
             [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
             env=env, stdout=open(logs / "api.log", "w"), stderr=subprocess.STDOUT))
         wait_healthy(api_addr)
-        yield Stack(home, api_addr, agent_addr)
+        yield Stack(home, api_addr, agent_addr, front_door)
     finally:
         for p in reversed(procs):
             p.terminate()

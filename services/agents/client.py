@@ -136,7 +136,7 @@ class AgentClient:
                 id=c.id, name=c.name, app=c.app, deployment_id=c.deployment_id, commit_sha=c.commit_sha,
                 image=c.image, state=c.state, direct_url=c.direct_url,
                 created=c.create_time.ToDatetime(tzinfo=timezone.utc) if c.HasField("create_time") else None,
-                serving=c.serving,
+                serving=c.serving, url=c.url,
             )
             for c in resp.containers
         ]

@@ -147,6 +147,7 @@ class ContainerView:
     direct_url: str
     created: datetime | None
     serving: bool
+    url: str = ""
 
 
 @dataclass

@@ -218,7 +218,7 @@ class DeployPipeline:
         try:
             for c in agent.list_containers(snap.app):
                 if c.deployment_id == snap.id and c.serving and c.state == "running":
-                    return c.direct_url, c.id
+                    return c.url or c.direct_url, c.id
         except AgentError:
             return None
         return None

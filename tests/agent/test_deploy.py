@@ -58,7 +58,7 @@ def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_clie
                  pb.DEPLOY_STEP_DONE):
         assert step in steps
     done = events[-1]
-    assert done.url.startswith("http://127.0.0.1:")
+    assert done.url == f"http://{app_name}.localhost:{agent.config.front_door_port}"
     assert http_get(done.url) == (200, "<html><body>sample app v1</body></html>\n")
     old = docker_client.containers.get(done.container_id)
     assert old.name == f"{app_name}-101"
@@ -79,9 +79,12 @@ def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_clie
     listed = agent.stub.ListContainers(pb.ListContainersRequest(app=app_name), timeout=10).containers
     assert [(c.id, c.serving, c.commit_sha, c.deployment_id) for c in listed] == \
         [(done2.container_id, True, v2, 102)]
-    assert listed[0].direct_url == done2.url and listed[0].state == "running"
+    assert listed[0].direct_url.startswith("http://127.0.0.1:") and listed[0].state == "running"
+    assert http_get(listed[0].direct_url)[1] == "<html><body>sample app v2</body></html>\n"
     routes = json.loads((agent.config.state_dir / "routes.json").read_text())
-    assert routes["apps"][app_name] == {"container_id": done2.container_id, "url": done2.url}
+    route = routes["apps"][app_name]
+    assert (route["container_id"], route["url"]) == (done2.container_id, done2.url)
+    assert route["host_port"] == int(listed[0].direct_url.rsplit(":", 1)[1])
 
 
 def test_crashing_container_fails_start_and_old_keeps_serving(agent, app_name, docker_client,
@@ -162,9 +165,9 @@ def test_missing_image_fails_start(agent, app_name):
 
 def test_restart_keeps_serving_container_and_drops_leftovers(agent_home, app_name, docker_client,
                                                              tmp_path):
-    from agent.config import AgentConfig
+    from tests.conftest import agent_config
 
-    config = AgentConfig(state_dir=agent_home)
+    config = agent_config(agent_home)
     repo = make_sample_repo(tmp_path / "repo", "v1")
     v1 = repo.head.commit.hexsha
     with start_agent(config, docker_client) as first:

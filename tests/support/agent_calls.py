@@ -29,12 +29,20 @@ def deploy(stub, app: str, sha: str, deployment_id: int, *, port: int = APP_PORT
 
 
 def http_get(url: str, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
-    """GET over loopback only; returns (status, body)."""
+    """GET over loopback only; returns (status, body).
+
+    `http://<app>.localhost:PORT` (a front door URL) connects to 127.0.0.1:PORT and sends the
+    name as the Host header (glibc does not resolve *.localhost here).
+    """
     parts = urlsplit(url)
-    assert parts.hostname == "127.0.0.1", f"tests only talk to 127.0.0.1, not {url}"
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    headers = {}
+    if parts.hostname and parts.hostname.endswith(".localhost"):
+        headers["Host"] = parts.netloc
+    else:
+        assert parts.hostname == "127.0.0.1", f"tests only talk to 127.0.0.1, not {url}"
+    conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read().decode("utf-8", "replace")
     finally:
@@ -50,3 +58,16 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def front_get(front_door: str, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
+    """GET `path` through the front door ("127.0.0.1:PORT") with `Host: host`."""
+    hostname, _, port = front_door.rpartition(":")
+    assert hostname == "127.0.0.1", front_door
+    conn = http.client.HTTPConnection(hostname, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()

@@ -1,0 +1,1 @@
+"""Zero-downtime routing through HAProxy: real Docker, real HAProxy, real HTTP."""
