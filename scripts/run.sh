@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib/setup.sh"
 API="${SERVERSINC_API:-127.0.0.1:50051}"
 AGENT="${SERVERSINC_AGENT:-127.0.0.1:50052}"
 DASHBOARD_PORT="${SERVERSINC_DASHBOARD_PORT:-8501}"
+WEBHOOK="${SERVERSINC_WEBHOOK_LISTEN:-127.0.0.1:8088}"
 
 ensure_system_packages
 ensure_venv
@@ -45,6 +46,7 @@ start agent "$VENV/bin/tugboat" --host "${AGENT%:*}" --port "${AGENT##*:}" --hom
 wait_grpc "$AGENT" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
 start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
 wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
+start webhook "$VENV/bin/serversinc-webhook" --listen "$WEBHOOK" --api "$API"
 SERVERSINC_API="$API" start dashboard "$VENV/bin/streamlit" run "$ROOT/dashboard/app.py" \
   --server.address 127.0.0.1 --server.port "$DASHBOARD_PORT" --server.headless true \
   --client.toolbarMode minimal --browser.gatherUsageStats false
@@ -55,6 +57,7 @@ Serversinc is running.
   control plane (gRPC)  $API
   Tugboat agent (gRPC)  $AGENT
   dashboard             http://127.0.0.1:$DASHBOARD_PORT
+  webhook bridge        http://$WEBHOOK/webhooks/github/<app>   (serversinc apps webhook <app>)
   state and logs        $SERVERSINC_HOME
   CLI                   $VENV/bin/serversinc --help
 Ctrl-C stops everything.
