@@ -79,9 +79,10 @@ class EventLog:
         self.notifier = notifier or Notifier()
 
     def append(self, session, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", *,
-               step_current: int = 0, step_total: int = 0, state: State | None = None) -> None:
-        """Adds an event inside the caller's transaction; the caller calls `notify` after commit."""
-        seq = repo.last_seq(session, deployment_id) + 1
+               step_current: int = 0, step_total: int = 0, state: State | None = None, seq: int = 0) -> None:
+        """Adds an event inside the caller's transaction; the caller calls `notify` after commit.
+        `seq` is given only by the creator of a deployment (its first event is 1)."""
+        seq = seq or repo.last_seq(session, deployment_id) + 1
         session.add(
             DeploymentEvent(
                 deployment_id=deployment_id, seq=seq, created_at=utcnow(), kind=str(kind), phase=str(phase),

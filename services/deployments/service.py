@@ -92,8 +92,8 @@ class DeploymentService:
 
     def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,
                 pusher, commit_message, supersede_queued) -> DeploymentView:
-        if request_id:
-            self._raise_duplicate(request_id)
+        # A repeated request_id is caught by its unique constraint (no read first: this is the hot
+        # path of every webhook delivery).
         with self.db.session() as s:
             app = apps_repo.get_app(s, app_name)
             if app is None:
@@ -116,13 +116,15 @@ class DeploymentService:
             s.add(dep)
             s.flush()
             self.queue.enqueue(s, dep)
-            self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})", state=State.QUEUED)
+            self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
+                               state=State.QUEUED, seq=1)
             superseded = self._supersede_older(s, dep) if supersede_queued else []
-            dep_id = dep.id
-        for older in [*superseded, dep_id]:
+            position = repo.queue_positions(s, [app.id]).get(dep.id, 0)
+            view = DeploymentView(dep, position)
+        for older in [*superseded, view.row.id]:
             self.events.notifier.notify(older)
         self.queue.wake()
-        return self.get(dep_id)
+        return view
 
     def _supersede_older(self, s, newer: Deployment) -> list[int]:
         """Ends the app's older queued deployments: only the newest push needs deploying."""

@@ -50,7 +50,8 @@ class Worker:
         for _ in self._threads:
             self.queue.wake()
         for t in self._threads:
-            t.join(timeout)
+            if t.is_alive():
+                t.join(timeout)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,8 +23,15 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 
 class ApiTokenService:
+    # A token checked in the last moment is not read again: every API call authenticates, and
+    # reading the table each time was a visible part of a call's cost. Revoking through this
+    # process clears the cache at once; another control-plane process sees it within this time.
+    CACHE_SECONDS = 2.0
+
     def __init__(self, db: Database):
         self.db = db
+        self._recent: dict[str, tuple[str, float]] = {}  # digest -> (token name, cached until)
+        self._lock = threading.Lock()
 
     def create(self, name: str) -> tuple[ApiToken, str]:
         v.resource_name(name, "token")
@@ -52,22 +61,31 @@ class ApiTokenService:
             if token is None:
                 raise NotFound(f"API token {name!r} not found")
             s.delete(token)
+        with self._lock:
+            self._recent.clear()
 
     def authenticate(self, secret: str) -> str | None:
         """The token's name when `secret` is a live token, else None. Revocation applies at once."""
         if not secret:
             return None
         digest = tokens.digest(secret)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._recent.get(digest)
+        if cached and cached[1] > now:
+            return cached[0]
         with self.db.read() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         if token is None or not tokens.matches(secret, token.token_hash):
             return None
-        now = utcnow()
-        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+        used = utcnow()
+        if token.last_used_at is None or used - token.last_used_at > _TOUCH_EVERY:
             with self.db.session() as s:
                 row = s.get(ApiToken, token.id)
                 if row is not None:
-                    row.last_used_at = now
+                    row.last_used_at = used
+        with self._lock:
+            self._recent[digest] = (token.name, now + self.CACHE_SECONDS)
         return token.name
 
     def bootstrap(self, token_file: Path) -> None:
