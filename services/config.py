@@ -46,6 +46,10 @@ class Settings:
     agent_tls: bool = True
     # The local agent's secret when it was not enrolled through a join token (tests, dev).
     local_agent_secret: str = ""
+    # Prometheus /metrics on loopback; "" turns it off, port 0 picks a free one.
+    metrics_address: str = "127.0.0.1:9464"
+    # First retry of a failed notification after this many seconds, doubling each time.
+    notify_backoff_seconds: float = 2.0
     # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
     webhook_url: str = f"http://{DEFAULT_WEBHOOK}"
     extra: dict[str, str] = field(default_factory=dict)
@@ -69,6 +73,7 @@ class Settings:
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
+            metrics_address=os.environ.get("SERVERSINC_METRICS", "127.0.0.1:9464"),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

@@ -22,7 +22,10 @@ from services.deployments.recorder import Recorder
 from services.deployments.service import CancelRegistry, DeploymentService
 from services.gitops.resolver import GitResolver
 from services.jobs.queue import JobQueue
+from services.deployments import repository as deployments_repo
 from services.jobs.worker import Worker
+from services.notifications.sender import NotificationSender
+from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
 from services.security.secretbox import SecretBox
 from services.servers.service import ServerService
@@ -48,8 +51,12 @@ class Platform:
         if tls is None:
             log.warning("talking to agents WITHOUT TLS (no certificates in %s)", settings.certs_dir)
         self.agents = AgentDirectory(self._agent_address_and_secret, tls)
+        self.notifications = NotificationSender(self.db, self.box, backoff_seconds=settings.notify_backoff_seconds)
+        self.metrics = Metrics(queue_depth=self._queue_depth, agents_up=self._agents_up)
+        self.metrics_port = 0
         self.pipeline = DeployPipeline(
-            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id), self.git, self.agents, self.box
+            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id, self._deployment_finished),
+            self.git, self.agents, self.box,
         )
         self.worker = Worker(self.queue, self.pipeline, self.cancels, threads=settings.workers)
 
@@ -71,11 +78,38 @@ class Platform:
     def start(self) -> None:
         self.bootstrap()
         self.worker.start()
+        self.notifications.start()
+        if self.settings.metrics_address:
+            port = self.metrics.serve(self.settings.metrics_address)
+            self.metrics_port = port
+            log.info("metrics at http://%s:%s/metrics", self.settings.metrics_address.rpartition(":")[0], port)
 
     def stop(self) -> None:
+        self.metrics.close()
+        self.notifications.stop()
         self.worker.stop()
         self.agents.close()
         self.db.dispose()
+
+    def _deployment_finished(self, finished) -> None:
+        self.metrics.deployment_finished(finished)
+        self.notifications.wake()
+
+    def _queue_depth(self) -> int:
+        with self.db.read() as s:
+            return deployments_repo.count_queued(s)
+
+    def _agents_up(self) -> list[tuple[str, bool]]:
+        with self.db.read() as s:
+            names = [srv.name for srv in apps_repo.list_servers(s, after="", limit=1000)]
+        result = []
+        for name in names:
+            try:
+                self.agents.for_server(name).info(timeout=1)
+                result.append((name, True))
+            except AgentError:
+                result.append((name, False))
+        return result
 
     def _agent_address_and_secret(self, server_name: str) -> tuple[str, str]:
         with self.db.read() as s:

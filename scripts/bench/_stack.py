@@ -77,7 +77,7 @@ def platform_stack():
     front_door = f"127.0.0.1:{free_port()}"
     api_addr = f"127.0.0.1:{free_port()}"
     # A throwaway home has no certificates: agent traffic is plaintext on loopback here.
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off"}
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off", "SERVERSINC_METRICS": "127.0.0.1:0"}
     logs = (home / "logs")
     logs.mkdir()
     procs = []

@@ -59,7 +59,7 @@ def health_mode_pb(mode: str) -> int:
 def spec_from_pb(app: app_pb2.App) -> AppSpec:
     return AppSpec(
         name=app.name, env=dict(app.env), server=app.server, domains=list(app.domains),
-        secret_env=dict(app.secret_env),
+        secret_env=dict(app.secret_env), notify_urls=list(app.notify_urls),
         health_check_mode=health_mode_from_pb(app.health_check_mode),
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
     )
@@ -70,6 +70,7 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
     msg = app_pb2.App(
         secret_env={key: MASK for key in secret_keys},
         name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
+        notify_urls=list(app.notify_urls or []),
         health_check_mode=health_mode_pb(app.health_check_mode), url=app.url or "",
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
         status=app_pb2.AppStatus.Value(f"APP_STATUS_{status}") if status else 0,

@@ -85,8 +85,9 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     @translate_errors
     def GetAppWebhook(self, request, context):
-        url, secret = self.p.apps.webhook(request.name, self.p.settings.webhook_url)
-        return app_service_pb2.AppWebhook(app=request.name, url=url, secret=secret)
+        url, secret, notification_secret = self.p.apps.webhook(request.name, self.p.settings.webhook_url)
+        return app_service_pb2.AppWebhook(app=request.name, url=url, secret=secret,
+                                          notification_secret=notification_secret)
 
     @translate_errors
     def StreamAppLogs(self, request, context):

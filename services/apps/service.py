@@ -43,7 +43,8 @@ class AppService:
                 raise NotFound(f"server {spec.server!r} is not registered")
             app = App(**{k: getattr(spec, k) for k in _STORED_AS_IS}, name=spec.name, server=server,
                       secret_env=self.box.encrypt_map(spec.secret_env),
-                      webhook_secret=self.box.encrypt(new_webhook_secret()))
+                      webhook_secret=self.box.encrypt(new_webhook_secret()),
+                      notification_secret=self.box.encrypt(new_webhook_secret()))
             s.add(app)
             try:
                 s.flush()
@@ -51,15 +52,19 @@ class AppService:
                 raise AlreadyExists(f"app {spec.name!r} already exists") from None
         return self.get(spec.name)
 
-    def webhook(self, name: str, base_url: str) -> tuple[str, str]:
-        """(payload URL, secret) to paste into GitHub; apps made before webhooks get a secret now."""
+    def webhook(self, name: str, base_url: str) -> tuple[str, str, str]:
+        """(payload URL, secret) to paste into GitHub, and the secret outgoing notifications are
+        signed with; apps made before either existed get their secret now."""
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
                 raise NotFound(f"app {name!r} not found")
             if not app.webhook_secret:
                 app.webhook_secret = self.box.encrypt(new_webhook_secret())
-            return f"{base_url.rstrip('/')}/webhooks/github/{app.name}", self.box.decrypt(app.webhook_secret)
+            if not app.notification_secret:
+                app.notification_secret = self.box.encrypt(new_webhook_secret())
+            return (f"{base_url.rstrip('/')}/webhooks/github/{app.name}", self.box.decrypt(app.webhook_secret),
+                    self.box.decrypt(app.notification_secret))
 
     def secret_env_keys(self, app: App) -> list[str]:
         """The names of the app's secret variables (their values never leave the box)."""

@@ -38,6 +38,7 @@ class AppSpec:
     domains: list[str] = field(default_factory=list)
     # Plain values here; stored encrypted. A MASK value on update means "keep the stored one".
     secret_env: dict[str, str] = field(default_factory=dict)
+    notify_urls: list[str] = field(default_factory=list)
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
@@ -64,6 +65,7 @@ class AppSpec:
             drain_seconds=self.drain_seconds or 5,
             domains=sorted({d.strip().lower() for d in self.domains if d.strip()}),
             secret_env=dict(self.secret_env),
+            notify_urls=list(dict.fromkeys(u.strip() for u in self.notify_urls if u.strip())),
         )
 
     def validate(self) -> "AppSpec":
@@ -94,6 +96,10 @@ class AppSpec:
         v.seconds(self.drain_seconds, "drain period", maximum=3600)
         for domain in self.domains:
             v.domain(domain)
+        if len(self.notify_urls) > 10:
+            raise v.InvalidArgument("at most 10 notification URLs per app")
+        for url in self.notify_urls:
+            v.notify_url(url)
         return self
 
 

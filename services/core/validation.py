@@ -139,3 +139,13 @@ def domain(name: str) -> str:
     if not _DOMAIN.match(name):
         raise InvalidArgument(f"domain {name!r} is not a valid host name")
     return name
+
+
+def notify_url(url: str) -> str:
+    """An http(s) URL with a host, no credentials, no whitespace."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or any(c.isspace() for c in url) or len(url) > 2048:
+        raise InvalidArgument(f"notification URL {url!r} must be an http:// or https:// URL without credentials")
+    return url

@@ -103,6 +103,9 @@ class App(Base):
     webhook_secret: Mapped[str] = mapped_column(Text, default="")
     # Secret environment variables as one encrypted JSON object (SecretBox); never in clear.
     secret_env: Mapped[str] = mapped_column(Text, default="")
+    notify_urls: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Signs outgoing notifications; encrypted (SecretBox).
+    notification_secret: Mapped[str] = mapped_column(Text, default="")
     # What serves now: set when a deployment succeeds.
     url: Mapped[str] = mapped_column(String(2048), default="")
     current_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -182,4 +185,22 @@ class Job(Base):
     claimed_by: Mapped[str] = mapped_column(String(64), default="")
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """An outgoing deploy notification: written with the deployment's outcome, sent until delivered."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    body: Mapped[str] = mapped_column(Text)
+    # pending -> delivered | failed (gave up)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ from services.db.session import Database
 from services.deployments import repository as repo
 from services.deployments.events import EventLog
 from services.jobs.queue import JobQueue
+from services.notifications import outbox
 
 
 @dataclass
@@ -45,13 +46,28 @@ class DeploymentSnapshot:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FinishedDeployment:
+    """What observers (metrics) learn when a deployment ends."""
+
+    app: str
+    state: str
+    failure_phase: str
+    build_seconds: float
+    build_skipped: bool
+    deploy_seconds: float
+
+
 def _copy(value):
     """Detached copies of JSON column values (dicts, lists) so the snapshot owns its data."""
     return type(value)(value) if isinstance(value, (dict, list)) else value
 
 
 class Recorder:
-    def __init__(self, db: Database, events: EventLog, queue: JobQueue, deployment_id: int):
+    def __init__(self, db: Database, events: EventLog, queue: JobQueue, deployment_id: int,
+                 on_finish=lambda finished: None):
+        # Called after the outcome is committed (metrics, waking the notification sender).
+        self.on_finish = on_finish
         self.db = db
         self.events = events
         self.queue = queue
@@ -149,8 +165,13 @@ class Recorder:
                 dep.failure_phase = str(failure_phase or self.phase_now)
                 dep.failure_reason = reason
             self.queue.finish(s, self.id)
+            outbox.enqueue(s, dep, state)
             if reason:
                 self.events.append(s, self.id, EventKind.LOG, self.phase_now, reason)
             summary = state.lower() if state == State.SUCCEEDED else f"{state.lower()} at {dep.failure_phase.lower()}: {reason}"
             self.events.append(s, self.id, EventKind.STATE, Phase(dep.phase), summary, state=state)
+            finished = FinishedDeployment(
+                app=dep.app.name, state=str(state), failure_phase=dep.failure_phase, build_seconds=dep.build_seconds,
+                build_skipped=dep.build_skipped, deploy_seconds=dep.deploy_seconds)
         self.events.notifier.notify(self.id)
+        self.on_finish(finished)

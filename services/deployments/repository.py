@@ -143,3 +143,7 @@ def previous_success(session: Session, app_id: int, *, before: int | None) -> De
 
 def by_request_id(session: Session, request_id: str) -> Deployment | None:
     return session.scalar(select(Deployment).where(Deployment.request_id == request_id))
+
+
+def count_queued(session: Session) -> int:
+    return session.scalar(select(func.count(Deployment.id)).where(Deployment.state == State.QUEUED)) or 0

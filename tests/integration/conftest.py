@@ -104,6 +104,8 @@ def control_plane(tmp_path, agent, monkeypatch):
     settings = Settings.from_env(home=tmp_path / "cp", database_url=f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}")
     settings.local_agent_address = agent.address
     settings.agent_tls = False
+    settings.metrics_address = "127.0.0.1:0"
+    settings.notify_backoff_seconds = 0.2
     platform = Platform(settings)
     with run_server(platform, port=0) as (_, port):
         address = f"127.0.0.1:{port}"

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 def start_api(home: Path, address: str, agent: str) -> subprocess.Popen:
     # No certificates in this home: the test agent speaks plaintext.
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off"}
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off", "SERVERSINC_METRICS": "127.0.0.1:0"}
     proc = subprocess.Popen([str(API), "--listen", address, "--agent", agent], env=env,
                             stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)

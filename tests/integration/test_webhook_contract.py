@@ -59,7 +59,8 @@ def test_each_app_has_its_own_webhook_secret(control_plane, sample_url, control_
     two = control_plane.apps.GetAppWebhook(app_service_pb2.GetAppWebhookRequest(name="two"))
     assert one.url.endswith("/webhooks/github/one") and len(one.secret) >= 32 and one.secret != two.secret
     shown = control_plane_cli(control_plane.address).json("apps", "webhook", "one", "--json")
-    assert shown == {"app": "one", "url": one.url, "secret": one.secret}
+    assert shown == {"app": "one", "url": one.url, "secret": one.secret, "notification_secret": one.notification_secret}
+    assert one.notification_secret not in (one.secret, two.notification_secret)
     # The secret is not part of the app resource.
     app = control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name="one"))
     assert one.secret not in str(app)

@@ -1,0 +1,1 @@
+"""Outgoing deploy notifications: a durable outbox and the sender that delivers it."""

@@ -1,0 +1,65 @@
+"""The outbox: one row per URL, written in the same transaction that ends the deployment.
+
+Writing with the outcome (not after it) means a crash can never lose a notification; the
+sender delivers at least once, and receivers de-duplicate by X-Serversinc-Delivery.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.core.states import State
+from services.db.models import App, Deployment, Notification, utcnow
+
+# Which outcomes are announced.
+ANNOUNCED = {State.SUCCEEDED: "deployment.succeeded", State.FAILED: "deployment.failed"}
+
+
+def payload(app: App, dep: Deployment, state: State) -> dict:
+    """Slack-compatible: Slack shows "text"; other receivers read the structured fields."""
+    sha = (dep.commit_sha or "")[:12]
+    if state == State.SUCCEEDED:
+        text = f":white_check_mark: {app.name} deployed {sha} ({dep.commit_message.splitlines()[0] if dep.commit_message else ''}) — {dep.url}"
+    else:
+        text = f":x: {app.name} deployment {dep.id} failed at {dep.failure_phase.lower()}: {dep.failure_reason.splitlines()[0] if dep.failure_reason else ''}"
+    return {
+        "text": text,
+        "event": ANNOUNCED[state],
+        "app": app.name,
+        "deployment": {
+            "name": f"deployments/{dep.id}", "state": str(state), "commit_sha": dep.commit_sha,
+            "commit_message": dep.commit_message, "image": dep.image, "url": dep.url,
+            "failure_phase": dep.failure_phase, "failure_reason": dep.failure_reason,
+            "build_seconds": dep.build_seconds, "deploy_seconds": dep.deploy_seconds,
+            "trigger": dep.trigger,
+        },
+    }
+
+
+def enqueue(session: Session, dep: Deployment, state: State) -> int:
+    """Adds the app's notifications for this outcome in the caller's transaction; returns how many."""
+    if state not in ANNOUNCED:
+        return 0
+    app = dep.app
+    body = json.dumps(payload(app, dep, state), sort_keys=True)
+    for url in app.notify_urls or []:
+        session.add(Notification(deployment_id=dep.id, url=url, body=body, next_attempt_at=utcnow()))
+    return len(app.notify_urls or [])
+
+
+def due(session: Session, limit: int = 20) -> list[Notification]:
+    q = (select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
+         .order_by(Notification.next_attempt_at).limit(limit))
+    return list(session.scalars(q))
+
+
+def next_due(session: Session):
+    q = select(Notification.next_attempt_at).where(Notification.status == "pending").order_by(Notification.next_attempt_at).limit(1)
+    return session.scalar(q)
+
+
+def record(session: Session, notification_id: int, **fields) -> None:
+    session.execute(update(Notification).where(Notification.id == notification_id).values(**fields))
