@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 
 from services.api.server import run_server
 from services.config import Settings
+from services.observability import logs
 from services.platform import Platform
 
 
@@ -19,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent", default=settings.local_agent_address, help="address of the 'local' server's agent")
     args = parser.parse_args(argv)
     settings.local_agent_address = args.agent
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(os.environ.get("SERVERSINC_LOG_FORMAT", "json"))
     host, _, port = args.listen.rpartition(":")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -6,6 +6,7 @@ always what is stored.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +18,9 @@ from services.deployments import repository as repo
 from services.deployments.events import EventLog
 from services.jobs.queue import JobQueue
 from services.notifications import outbox
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -126,6 +130,7 @@ class Recorder:
             self.events.append(s, self.id, EventKind.PHASE, phase, message or phase.lower().replace("_", " "))
         self.phase_now = phase
         self.phase_started[phase] = now
+        log.info("phase %s%s", phase, f": {message}" if message else "")
         self.events.notifier.notify(self.id)
 
     def log(self, message: str, phase: Phase | None = None) -> None:
@@ -174,4 +179,5 @@ class Recorder:
                 app=dep.app.name, state=str(state), failure_phase=dep.failure_phase, build_seconds=dep.build_seconds,
                 build_skipped=dep.build_skipped, deploy_seconds=dep.deploy_seconds)
         self.events.notifier.notify(self.id)
+        log.info("finished %s%s", state, f" at {finished.failure_phase}: {reason}" if state != State.SUCCEEDED else "")
         self.on_finish(finished)

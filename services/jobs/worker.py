@@ -14,6 +14,7 @@ from services.agents.port import CancelToken
 from services.deployments.pipeline import DeployPipeline
 from services.deployments.service import CancelRegistry
 from services.jobs.queue import JobQueue
+from services.observability import logs
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,13 @@ class Worker:
         with self._lock:
             self._running[job_id] = (deployment_id, token)
         self.cancels.register(deployment_id, token.cancel)
+        tag = logs.deployment_id.set(deployment_id)
         try:
             self.pipeline.run(deployment_id, attempt=self.queue.attempts(job_id), cancel=token)
         except Exception:
             log.exception("deployment %s: pipeline crashed", deployment_id)
         finally:
+            logs.deployment_id.reset(tag)
             self.cancels.unregister(deployment_id)
             with self._lock:
                 self._running.pop(job_id, None)
