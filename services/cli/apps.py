@@ -41,6 +41,8 @@ APP_FLAG_FIELDS = (
     ("stop_signal", "stop_signal"),
     ("drain", "drain_seconds"),
     ("domain", "domains"),
+    ("secret_env", "secret_env"),
+    ("notify_url", "notify_urls"),
 )
 
 
@@ -68,8 +70,12 @@ def _app_from_args(args: argparse.Namespace) -> tuple[app_pb2.App, list[str]]:
             continue
         if field == "env":
             app.env.update(parse_env(value))
+        elif field == "secret_env":
+            app.secret_env.update(parse_env(value))
         elif field == "domains":
             app.domains.extend(value)
+        elif field == "notify_urls":
+            app.notify_urls.extend(value)
         elif field == "health_check_mode":
             app.health_check_mode = app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{value.upper()}")
         else:

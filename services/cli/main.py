@@ -76,6 +76,12 @@ def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("--health-probe-timeout-ms", type=_non_negative_int, metavar="MS", help="per probe (default 1000)")
     p.add_argument("--healthy-threshold", type=_non_negative_int, metavar="N",
                    help="consecutive healthy probes needed (default 1)")
+    p.add_argument("--secret-env", action="append", type=_env_pair, metavar="K=V",
+                   help="secret environment variable, stored encrypted and shown masked (repeatable)"
+                   + ("" if create else "; replaces the whole secret env (a value of ******** keeps the stored one)"))
+    p.add_argument("--notify-url", action="append", metavar="URL",
+                   help="URL that gets a signed JSON POST when a deployment succeeds or fails (repeatable)"
+                   + ("" if create else "; replaces the list"))
     p.add_argument("--domain", action="append", metavar="HOST",
                    help="host name routed to the app at the front door (repeatable)" + ("" if create else "; replaces the list"))
 

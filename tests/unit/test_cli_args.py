@@ -149,3 +149,14 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys):
     assert main(["apps"]) == 2
     assert main(["deployments", "list", "web", "--limit", "0"]) == 2
     assert main(["--help"]) == 0
+
+
+def test_secret_env_and_notify_urls_reach_the_request():
+    from services.cli.apps import build_create_request
+    from services.cli.main import build_parser
+
+    args = build_parser().parse_args(["apps", "create", "web", "--repo", "/r", "--secret-env", "TOKEN=abc",
+                                      "--notify-url", "https://example.com/a", "--notify-url", "https://example.com/b"])
+    req = build_create_request(args)
+    assert dict(req.app.secret_env) == {"TOKEN": "abc"} and not req.app.env
+    assert list(req.app.notify_urls) == ["https://example.com/a", "https://example.com/b"]
