@@ -1,4 +1,4 @@
-"""Agent configuration: where it keeps state and where it listens.
+"""Agent configuration: where it keeps state, where it listens, and how it trusts callers.
 
 One frozen dataclass so every module gets its paths from the same place instead of
 re-deriving them from the environment.
@@ -46,11 +46,49 @@ def parse_front_door(value: str) -> tuple[str, int]:
     return host or DEFAULT_HOST, number
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:PORT`) -> (host, port) for --listen."""
+    value = (value or "").strip()
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"invalid listen address {value!r}: use HOST:PORT")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"invalid listen address {value!r}: use HOST:PORT") from None
+    if not 0 <= number < 65536:
+        raise ValueError(f"invalid listen port {number}: must be 0-65535")
+    return host, number
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def read_token_file(path: str | Path) -> str:
+    """The join token stored in a file (whitespace around it ignored)."""
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read the join token file {path}: {exc.strerror}") from None
+    if not token:
+        raise ValueError(f"the join token file {path} is empty")
+    return token
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Where the agent keeps its state (repository caches, routes), its listen address, and
     how apps are routed: `router` "haproxy" (front door on front_door_host:front_door_port,
-    an app answers at http://<app>.localhost:<port>) or "direct" (the container's own port)."""
+    an app answers at http://<app>.localhost:<port>) or "direct" (the container's own port).
+
+    Trust: mutual TLS with the certificates in `certs_dir` (default `<state_dir>/../certs`, the
+    `.serversinc/certs` scripts/certs.py fills) unless `insecure`; every call must carry `secret`
+    (empty: TUGBOAT_SECRET_KEY from `<state_dir>/.env`, generated there on first start); `allow`
+    optionally limits caller addresses (IPs / CIDRs). With `join` (the control plane API
+    address) and `join_token`, the agent registers itself on start.
+    """
 
     state_dir: Path
     host: str = DEFAULT_HOST
@@ -58,24 +96,69 @@ class AgentConfig:
     front_door_host: str = DEFAULT_HOST
     front_door_port: int = DEFAULT_FRONT_DOOR_PORT
     router: str = field(default_factory=default_router)
+    certs_dir: Path | None = None
+    insecure: bool = False
+    secret: str = field(default="", repr=False)
+    allow: tuple[str, ...] = ()
+    join: str = ""
+    join_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:
             raise ValueError(f"invalid router {self.router!r}: use one of {', '.join(ROUTERS)}")
+        certs = Path(self.certs_dir) if self.certs_dir else Path(self.state_dir).parent / "certs"
+        object.__setattr__(self, "certs_dir", certs)
+        allow = (self.allow,) if isinstance(self.allow, str) else tuple(self.allow)
+        object.__setattr__(self, "allow", tuple(a.strip() for a in ",".join(allow).split(",")
+                                                if a.strip()))
+        from agent.trust import parse_allowlist
+
+        try:
+            parse_allowlist(self.allow)
+        except RuntimeError as exc:
+            raise ValueError(str(exc)) from None
+        if self.join_token and not self.join:
+            raise ValueError("a join token needs --join API_ADDRESS (the control plane to register with)")
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, host: str | None = None,
                  port: int | None = None, front_door: str | None = None,
-                 router: str | None = None) -> "AgentConfig":
+                 router: str | None = None, *, certs: str | Path | None = None,
+                 insecure: bool | None = None, allow: str | None = None, join: str | None = None,
+                 join_token: str | None = None, join_token_file: str | Path | None = None,
+                 listen: str | None = None) -> "AgentConfig":
         """Build a config from explicit values, falling back to the environment
-        (TUGBOAT_HOME, TUGBOAT_FRONT_DOOR, TUGBOAT_ROUTER) and defaults."""
+        (TUGBOAT_HOME, TUGBOAT_FRONT_DOOR, TUGBOAT_ROUTER, TUGBOAT_CERTS, TUGBOAT_INSECURE,
+        TUGBOAT_SECRET_KEY, TUGBOAT_ALLOW, TUGBOAT_JOIN, TUGBOAT_JOIN_TOKEN,
+        TUGBOAT_JOIN_TOKEN_FILE) and defaults. `listen` ("HOST:PORT") sets host and port."""
+        env = os.environ
         front_host, front_port = parse_front_door(
-            front_door or os.environ.get("TUGBOAT_FRONT_DOOR") or str(DEFAULT_FRONT_DOOR_PORT))
+            front_door or env.get("TUGBOAT_FRONT_DOOR") or str(DEFAULT_FRONT_DOOR_PORT))
+        if listen:
+            host, port = parse_listen(listen)
+        token = join_token or ""
+        if not token and join_token_file:
+            token = read_token_file(join_token_file)
+        token = token or env.get("TUGBOAT_JOIN_TOKEN", "").strip()
+        if not token and env.get("TUGBOAT_JOIN_TOKEN_FILE"):
+            token = read_token_file(env["TUGBOAT_JOIN_TOKEN_FILE"])
+        certs = certs or env.get("TUGBOAT_CERTS") or None
         return cls(state_dir=Path(home) if home else default_home(),
                    host=host or DEFAULT_HOST,
                    port=DEFAULT_PORT if port is None else port,
                    front_door_host=front_host, front_door_port=front_port,
-                   router=router or os.environ.get("TUGBOAT_ROUTER") or default_router())
+                   router=router or env.get("TUGBOAT_ROUTER") or default_router(),
+                   certs_dir=Path(certs) if certs else None,
+                   insecure=_truthy(env.get("TUGBOAT_INSECURE")) if insecure is None else insecure,
+                   secret=env.get("TUGBOAT_SECRET_KEY", "").strip(),
+                   allow=(allow if allow is not None else env.get("TUGBOAT_ALLOW", "")),
+                   join=(join or env.get("TUGBOAT_JOIN", "")).strip(),
+                   join_token=token)
+
+    @property
+    def env_file(self) -> Path:
+        """The agent's dotenv file, where a generated TUGBOAT_SECRET_KEY is saved."""
+        return self.state_dir / ".env"
 
     @property
     def front_door(self) -> str:

@@ -7,13 +7,19 @@ import logging
 import signal
 import threading
 
-from agent.config import DEFAULT_HOST, AgentConfig
+from agent.config import AgentConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tugboat", description="Serversinc Tugboat agent")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="listen address (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        prog="tugboat", description="Serversinc Tugboat agent",
+        epilog="Only the control plane may call the agent: mutual TLS with the certificates in "
+               "--certs, and every call must carry the agent secret (TUGBOAT_SECRET_KEY, else "
+               "the one in <home>/.env, generated on first start).")
+    parser.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen port (default 50052)")
+    parser.add_argument("--listen", default=None, metavar="HOST:PORT",
+                        help="listen address and port in one (instead of --host and --port)")
     parser.add_argument("--home", default=None,
                         help="state directory (default $TUGBOAT_HOME or <repo>/.serversinc/agent)")
     parser.add_argument("--front-door", default=None, metavar="HOST:PORT",
@@ -21,16 +27,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--router", choices=("haproxy", "direct"), default=None,
                         help="how apps are reached (default $TUGBOAT_ROUTER, else haproxy when "
                              "installed, else direct)")
-    return parser.parse_args(argv)
+    trust = parser.add_argument_group("trust")
+    trust.add_argument("--certs", default=None, metavar="DIR",
+                       help="folder with ca.pem, agent.pem, agent-key.pem (default $TUGBOAT_CERTS, "
+                            "else <home>/../certs; scripts/certs.py makes them)")
+    trust.add_argument("--insecure", action="store_true", default=None,
+                       help="serve plaintext gRPC without client certificates (local tests only; "
+                            "or TUGBOAT_INSECURE=1)")
+    trust.add_argument("--allow", default=None, metavar="IP_OR_CIDR,...",
+                       help="only these caller addresses, e.g. 127.0.0.1,10.0.0.0/8 "
+                            "(default $TUGBOAT_ALLOW; empty allows any)")
+    trust.add_argument("--join", default=None, metavar="API_ADDRESS",
+                       help="control plane API to register with (default $TUGBOAT_JOIN)")
+    tokens = trust.add_mutually_exclusive_group()
+    tokens.add_argument("--join-token", default=None, metavar="TOKEN",
+                        help="one-time join token from 'serversinc servers add' "
+                             "(default $TUGBOAT_JOIN_TOKEN)")
+    tokens.add_argument("--join-token-file", default=None, metavar="PATH",
+                        help="read the join token from this file (keeps it out of 'ps')")
+    args = parser.parse_args(argv)
+    if args.listen and (args.host is not None or args.port is not None):
+        parser.error("--listen replaces --host and --port; give one or the other")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from agent.server import run_server  # imported late so --help works without Docker
+    from agent.trust import TrustError
 
-    config = AgentConfig.from_env(home=args.home, host=args.host, port=args.port,
-                                  front_door=args.front_door, router=args.router)
+    try:
+        config = AgentConfig.from_env(home=args.home, host=args.host, port=args.port,
+                                      front_door=args.front_door, router=args.router,
+                                      certs=args.certs, insecure=args.insecure, allow=args.allow,
+                                      join=args.join, join_token=args.join_token,
+                                      join_token_file=args.join_token_file, listen=args.listen)
+    except ValueError as exc:
+        print(f"tugboat: {exc}", flush=True)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -39,9 +74,13 @@ def main(argv=None) -> int:
     try:
         with run_server(config, host=config.host) as (_server, port):
             print(f"tugboat listening on {config.host}:{port}"
+                  + (" (PLAINTEXT, --insecure)" if config.insecure else " (mutual TLS)")
                   + (f", front door on {config.front_door}" if config.front_door else ""),
                   flush=True)
             stop.wait()
+    except TrustError as exc:
+        print(f"tugboat: {exc}", flush=True)
+        return 2
     except RouterError as exc:
         print(f"tugboat: cannot start the front door on {config.front_door}: {exc}\n"
               "(choose another with --front-door HOST:PORT, or --router direct)", flush=True)

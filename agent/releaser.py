@@ -8,6 +8,7 @@ the new container.
 from __future__ import annotations
 
 import enum
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -72,7 +73,9 @@ class DeployProgress:
 
 
 def container_name(app: str, deployment_id: int) -> str:
-    return f"{app}-{deployment_id}"
+    """Readable and unique: labels, not names, identify a container, and the same app and
+    deployment id can meet on one engine (a reset database, a second control plane)."""
+    return f"{app}-{deployment_id}-{secrets.token_hex(3)}"
 
 
 class _Failed(Exception):
@@ -106,7 +109,7 @@ class Releaser:
                     self.router.ensure_app(spec.app, spec.domains)
                 except RouterError as exc:
                     raise _Failed(Step.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
-                self._clear_name(spec.app, name)
+                self._clear_stale(spec.app, spec.deployment_id)
                 new = self._start(spec, name)
                 yield DeployProgress(Step.START, f"started {name}", container_id=new.id)
 
@@ -152,11 +155,12 @@ class Releaser:
                                      container_id=new.id if new else "",
                                      failure=Failure.INTERNAL, error=f"internal agent error: {exc}")
 
-    def _clear_name(self, app: str, name: str) -> None:
-        """A retried deployment id reuses the name: drop the stale container unless it serves."""
+    def _clear_stale(self, app: str, deployment_id: int) -> None:
+        """A retried deployment (after a control-plane restart) drops what its earlier attempt
+        started, unless that container already serves."""
         serving = self.router.current(app)
         for record in self.engine.list(app):
-            if record.name == name and record.id != serving:
+            if record.deployment_id == deployment_id and record.id != serving:
                 self._discard(record.id)
 
     def _start(self, spec: DeploySpec, name: str) -> ContainerRecord:

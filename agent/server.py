@@ -9,6 +9,7 @@ from typing import Iterator
 
 import grpc
 
+from agent import enroll
 from agent.apps import AppAdmin
 from agent.builder import Builder
 from agent.config import AgentConfig
@@ -18,17 +19,21 @@ from agent.releaser import Releaser
 from agent.repo_cache import RepoCache
 from agent.router import DirectRouter, Router
 from agent.servicer import TugboatServicer, add_to_server
+from agent.trust import AuthInterceptor, parse_allowlist, resolve_secret, server_tls
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 32
 
 
-def server_credentials() -> grpc.ServerCredentials | None:
-    """Transport security for the listening port; None means plaintext.
-
-    The one place to change when mTLS arrives (return grpc.ssl_server_credentials(...)).
-    """
-    return None
+def server_credentials(config: AgentConfig) -> grpc.ServerCredentials | None:
+    """Transport security for the listening port: mutual TLS from config.certs_dir, or None
+    (plaintext) only when config.insecure. Raises TrustError when certificates are missing."""
+    if config.insecure:
+        log.warning("INSECURE: tugboat is serving PLAINTEXT gRPC without client certificates "
+                    "(--insecure / TUGBOAT_INSECURE); anyone who can reach the port and learns "
+                    "the secret can deploy. Use it only for local tests.")
+        return None
+    return server_tls(config.certs_dir)
 
 
 def make_router(config: AgentConfig) -> Router:
@@ -62,12 +67,22 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
 
     `port=None` uses config.port; pass 0 for a free port (tests). The router is started
     (HAProxy: its supervised process, routes restored) before reconcile and closed last.
+    Trust comes from the config (see AgentConfig): mutual TLS unless config.insecure, the secret
+    (config.secret, else the .env one, generated when missing), the allowlist, and enrollment
+    with config.join / config.join_token once serving. TrustError (missing certificates, short
+    secret) is raised before anything starts.
     """
+    credentials = server_credentials(config)
+    secret = resolve_secret(config.secret, config.env_file)
+    auth = AuthInterceptor(secret, parse_allowlist(config.allow))
     servicer, releaser = build_servicer(config, docker_client=docker_client, router=router)
     router = releaser.router
     getattr(router, "start", lambda: None)()
     try:
-        with _serve(config, servicer, releaser, port, host) as served:
+        with _serve(config, servicer, releaser, port, host, credentials, auth) as served:
+            if config.join and config.join_token:
+                enroll.register(config.join, config.join_token, secret,
+                                enroll.advertised_address(host, served[1]))
             yield served
     finally:
         getattr(router, "close", lambda: None)()
@@ -75,20 +90,25 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
 
 @contextmanager
 def _serve(config: AgentConfig, servicer: TugboatServicer, releaser: Releaser,
-           port: int | None, host: str) -> Iterator[tuple[grpc.Server, int]]:
+           port: int | None, host: str, credentials: grpc.ServerCredentials | None,
+           auth: AuthInterceptor) -> Iterator[tuple[grpc.Server, int]]:
     releaser.reconcile()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
-                                                    thread_name_prefix="tugboat"))
+                                                    thread_name_prefix="tugboat"),
+                         interceptors=[auth])
     health = add_to_server(servicer, server)
     address = f"{host}:{config.port if port is None else port}"
-    credentials = server_credentials()
+    if ":" in host and not host.startswith("["):
+        address = f"[{host}]:{config.port if port is None else port}"
     if credentials is None:
         bound = server.add_insecure_port(address)
     else:
         bound = server.add_secure_port(address, credentials)
     server.start()
     health.set_serving(True)
-    log.info("tugboat listening on %s:%d (state %s)", host, bound, config.state_dir)
+    log.info("tugboat listening on %s:%d (%s; state %s)", host, bound,
+             "PLAINTEXT" if credentials is None else f"mutual TLS, certificates in {config.certs_dir}",
+             config.state_dir)
     try:
         yield server, bound
     finally:

@@ -1,9 +1,15 @@
-"""Shared fixtures: a real Docker client, unique app names with cleanup, and an in-process agent."""
+"""Shared fixtures: a real Docker client, unique app names with cleanup, and an in-process agent
+(mutual TLS with session certificates, and a per-agent secret on every call)."""
 
 from __future__ import annotations
 
+import atexit
+import functools
+import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +88,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def agent_config(home: Path, *, router: str = "haproxy", front_door_port: int | None = None
-                 ) -> AgentConfig:
-    """An agent config for tests: HAProxy front door on a free 127.0.0.1 port by default."""
+@functools.cache
+def session_certs() -> Path:
+    """A CA with agent and control-plane certificates (scripts/certs.py), minted once per test
+    process into a temporary folder removed at exit."""
+    from scripts.certs import ensure_certs
+
+    folder = Path(tempfile.mkdtemp(prefix="tugboat-certs-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    ensure_certs(folder / "certs")
+    return folder / "certs"
+
+
+@pytest.fixture(scope="session")
+def agent_certs() -> Path:
+    """The session's certificate folder (ca.pem, agent*.pem, control-plane*.pem)."""
+    return session_certs()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def agent_config(home: Path, *, router: str = "haproxy", front_door_port: int | None = None,
+                 secret: str | None = None, certs_dir: Path | None = None, insecure: bool = False,
+                 **fields) -> AgentConfig:
+    """An agent config for tests: HAProxy front door on a free 127.0.0.1 port by default,
+    mutual TLS with the session certificates (unless `insecure`) and a fresh random secret."""
     return AgentConfig(state_dir=home, router=router,
-                       front_door_port=front_door_port or free_port())
+                       front_door_port=front_door_port or free_port(),
+                       secret=new_secret() if secret is None else secret,
+                       certs_dir=None if insecure else (certs_dir or session_certs()),
+                       insecure=insecure, **fields)
 
 
 @dataclass
@@ -97,6 +130,10 @@ class RunningAgent:
     channel: grpc.Channel
     server: grpc.Server
     router: object = None
+    # The secret every call must carry (the stub's channel adds it).
+    secret: str = ""
+    # The certificates folder the agent trusts (None: a plaintext, --insecure agent).
+    certs_dir: Path | None = None
 
     @property
     def front_door(self) -> str:
@@ -105,22 +142,27 @@ class RunningAgent:
 
 
 def start_agent(config: AgentConfig, docker_client=None):
-    """Context manager: run an agent in-process on a free port and yield a RunningAgent."""
+    """Context manager: run an agent in-process on a free port and yield a RunningAgent whose
+    stub speaks to it as the control plane does (its TLS client certificate and the secret)."""
     from contextlib import contextmanager
 
     from tugboat.v1 import tugboat_pb2_grpc
 
     from agent.server import make_router, run_server
+    from agent.trust import resolve_secret
+    from tests.support.agent_client import agent_channel
 
     @contextmanager
     def _run():
         router = make_router(config)
         with run_server(config, port=0, docker_client=docker_client, router=router) as (server, port):
             address = f"127.0.0.1:{port}"
-            channel = grpc.insecure_channel(address)
+            secret = resolve_secret(config.secret, config.env_file)
+            certs = None if config.insecure else config.certs_dir
+            channel = agent_channel(address, certs_dir=certs, secret=secret)
             try:
                 yield RunningAgent(address, tugboat_pb2_grpc.TugboatServiceStub(channel), config,
-                                   channel, server, router)
+                                   channel, server, router, secret, certs)
             finally:
                 channel.close()
     return _run()

@@ -61,7 +61,7 @@ def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_clie
     assert done.url == f"http://{app_name}.localhost:{agent.config.front_door_port}"
     assert http_get(done.url) == (200, "<html><body>sample app v1</body></html>\n")
     old = docker_client.containers.get(done.container_id)
-    assert old.name == f"{app_name}-101"
+    assert old.name.startswith(f"{app_name}-101-")
     assert old.labels["io.serversinc.app"] == app_name
     assert old.labels["io.serversinc.deployment"] == "101"
     assert old.labels["io.serversinc.commit"] == v1
@@ -189,3 +189,18 @@ def test_restart_keeps_serving_container_and_drops_leftovers(agent_home, app_nam
         assert http_get(listed[0].direct_url)[1] == "<html><body>sample app v1</body></html>\n"
         info = second.stub.GetInfo(pb.GetInfoRequest(), timeout=10)
         assert info.running_containers == 1
+
+
+def test_a_container_of_the_same_name_from_another_agent_does_not_block_a_deploy(agent, app_name, tmp_path, docker_client):
+    """A reset database starts deployment ids again; a stranger's container must not collide."""
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    v1 = repo.head.commit.hexsha
+    list(agent.stub.Build(pb.BuildRequest(app=app_name, deployment_id=1, repo_url=str(repo.working_tree_dir),
+                                          commit_sha=v1, dockerfile="Dockerfile"), timeout=60))
+    stranger = docker_client.containers.run(
+        f"{app_name}:{v1}", name=f"{app_name}-7", detach=True, init=True,
+        labels={"io.serversinc.managed": "true", "io.serversinc.app": app_name, "io.serversinc.deployment": "7",
+                "io.serversinc.agent": "another-agent"})
+    done = _deployed(agent, app_name, repo, v1, 7)[-1]
+    assert not done.failure and http_get(done.url)[0] == 200
+    assert docker_client.containers.get(stranger.id).status == "running"  # not ours: left alone

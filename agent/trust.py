@@ -1,0 +1,280 @@
+"""Agent trust: mutual TLS credentials, the agent secret (with its .env bootstrap) and the
+auth interceptor that requires it, plus the optional peer-address allowlist.
+
+Only the control plane may call the agent: it must present a client certificate issued by the
+CA in the certs folder (checked by gRPC in the TLS handshake, before any call), and every call
+carries `authorization: Bearer <agent secret>` (checked by `AuthInterceptor`, in constant time,
+before any handler runs). The secret and certificates are never logged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hmac
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+SECRET_ENV = "TUGBOAT_SECRET_KEY"
+MIN_SECRET_LENGTH = 32
+CERT_FILES = ("ca.pem", "agent.pem", "agent-key.pem")
+# Reachable without the secret (and from any address): liveness for run scripts and probes.
+OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+
+
+class TrustError(RuntimeError):
+    """The agent cannot start safely (no certificates, bad secret, bad allowlist)."""
+
+
+# ---- transport -------------------------------------------------------------------------------
+def server_tls(certs_dir: Path) -> grpc.ServerCredentials:
+    """Mutual TLS from `certs_dir`: our pair (agent.pem, agent-key.pem) and the CA (ca.pem) every
+    client certificate must chain to; clients without one are refused in the handshake."""
+    certs_dir = Path(certs_dir)
+    missing = [name for name in CERT_FILES if not (certs_dir / name).is_file()]
+    if missing:
+        if len(missing) == len(CERT_FILES):
+            what = f"no certificates in {certs_dir}"
+        else:
+            what = f"incomplete certificates in {certs_dir} (missing {', '.join(missing)})"
+        raise TrustError(f"{what}: run scripts/certs.py --out {certs_dir}, "
+                         "or pass --insecure for a plaintext test agent")
+    try:
+        ca, cert, key = ((certs_dir / name).read_bytes() for name in CERT_FILES)
+    except OSError as exc:
+        raise TrustError(f"cannot read certificates in {certs_dir}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+# ---- the secret ------------------------------------------------------------------------------
+_ENV_LINE = re.compile(rb"^\s*(?:export\s+)?" + SECRET_ENV.encode() + rb"\s*=(.*?)\s*$")
+
+
+def _parse_value(raw: bytes) -> str:
+    value = raw.strip()
+    if len(value) >= 2 and value[:1] == value[-1:] and value[:1] in (b'"', b"'"):
+        value = value[1:-1]
+    return value.decode("utf-8", "replace")
+
+
+def read_env_secret(env_file: Path) -> str:
+    """TUGBOAT_SECRET_KEY from a dotenv file ("" when the file or key is absent; last one wins)."""
+    try:
+        data = Path(env_file).read_bytes()
+    except FileNotFoundError:
+        return ""
+    found = ""
+    for line in data.splitlines():
+        match = _ENV_LINE.match(line)
+        if match:
+            found = _parse_value(match.group(1))
+    return found
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def load_or_create_secret(env_file: Path) -> str:
+    """The secret saved in `env_file`, or a new random one appended to it.
+
+    Under an exclusive lock on `<env_file>.lock`, so concurrent first starts agree on one secret;
+    the file is rewritten atomically (temp file, fsync, rename) with mode 0600 and every other
+    line kept byte for byte.
+    """
+    env_file = Path(env_file)
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = env_file.with_name(env_file.name + ".lock")
+    with open(lock_path, "a+b") as lock:
+        os.chmod(lock_path, 0o600)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            existing = read_env_secret(env_file)
+            if existing:
+                if len(existing) < MIN_SECRET_LENGTH:
+                    raise TrustError(f"{SECRET_ENV} in {env_file} is shorter than "
+                                     f"{MIN_SECRET_LENGTH} characters")
+                if env_file.stat().st_mode & 0o077:
+                    os.chmod(env_file, 0o600)
+                return existing
+            try:
+                data = env_file.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            secret = secrets.token_urlsafe(48)
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+            _write_atomic(env_file, data + f"{SECRET_ENV}={secret}\n".encode())
+            log.info("generated a new agent secret and saved it in %s", env_file)
+            return secret
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def resolve_secret(explicit: str, env_file: Path) -> str:
+    """`explicit` (config or TUGBOAT_SECRET_KEY; never written anywhere), else the .env one."""
+    if explicit:
+        if len(explicit) < MIN_SECRET_LENGTH:
+            raise TrustError(f"the agent secret must be at least {MIN_SECRET_LENGTH} characters")
+        return explicit
+    return load_or_create_secret(env_file)
+
+
+# ---- allowlist -------------------------------------------------------------------------------
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_allowlist(value: str | Iterable[str] | None) -> tuple[Network, ...]:
+    """"127.0.0.1,10.0.0.0/8" (or a list of such items) -> networks; empty means allow all."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [i for v in value for i in v.split(",")]
+    networks = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise TrustError(f"invalid allowlist entry {item!r}: use IP addresses or CIDRs "
+                             "like 10.0.0.0/8") from None
+    return tuple(networks)
+
+
+def peer_ip(peer: str):
+    """`ipv4:1.2.3.4:5`, `ipv6:[::1]:5` (gRPC's context.peer()) -> an ip_address, else None."""
+    kind, _, rest = (peer or "").partition(":")
+    host = rest.rpartition(":")[0]
+    if kind == "ipv6":
+        host = host.strip("[]").split("%", 1)[0]
+    elif kind != "ipv4":
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def peer_allowed(peer: str, allow: tuple[Network, ...]) -> bool:
+    if not allow:
+        return True
+    address = peer_ip(peer)
+    return address is not None and any(address in network for network in allow
+                                       if network.version == address.version)
+
+
+# ---- the interceptor -------------------------------------------------------------------------
+def bearer(metadata) -> str:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer "):].strip()
+    return ""
+
+
+_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _behavior(handler):
+    return (handler.unary_unary or handler.unary_stream or handler.stream_unary
+            or handler.stream_stream)
+
+
+def _replace(handler, behavior):
+    """A handler of the same shape and (de)serializers as `handler` running `behavior`."""
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(behavior)
+    factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
+    return factory(behavior, request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Requires the agent secret on every call except the health check, and (when an allowlist
+    is set) a peer address on it; refusals abort before the servicer method runs.
+
+    Interceptors do not see the peer address, so the allowlist check runs at the start of the
+    handler this interceptor returns, ahead of the real method: PERMISSION_DENIED first (a
+    stranger learns nothing about the secret), then UNAUTHENTICATED.
+    """
+
+    def __init__(self, secret: str, allow: tuple[Network, ...] = ()):
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise TrustError(f"the agent secret must be at least {MIN_SECRET_LENGTH} characters")
+        self._secret = secret.encode()
+        self._allow = allow
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"AuthInterceptor(allow={[str(n) for n in self._allow]})"
+
+    def _authenticated(self, metadata) -> bool:
+        return hmac.compare_digest(bearer(metadata).encode(), self._secret)
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method in OPEN_METHODS:
+            return continuation(handler_call_details)
+        authenticated = self._authenticated(handler_call_details.invocation_metadata)
+        if not self._allow:
+            if authenticated:
+                return continuation(handler_call_details)
+            return _replace(continuation(handler_call_details), _deny_unauthenticated)
+        handler = continuation(handler_call_details)
+        if handler is None:  # unknown method: UNIMPLEMENTED only for authenticated callers
+            return None if authenticated else _replace(None, _deny_unauthenticated)
+        inner = _behavior(handler)
+        allow = self._allow
+
+        def guarded(request_or_iterator, context):
+            if not peer_allowed(context.peer(), allow):
+                log.warning("refused %s from %s: address not on the allowlist", method,
+                            context.peer())
+                context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                              "this address may not call the agent (not on its allowlist)")
+            if not authenticated:
+                _deny_unauthenticated(request_or_iterator, context)
+            return inner(request_or_iterator, context)
+
+        return _replace(handler, guarded)
+
+
+def _deny_unauthenticated(request_or_iterator, context):
+    log.warning("refused a call from %s: missing or wrong agent secret", context.peer())
+    context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                  "missing or wrong agent secret: send 'authorization: Bearer <agent secret>'")
