@@ -33,19 +33,33 @@ start() {
 }
 
 wait_grpc() {
-  "$VENV/bin/python" - "$1" <<'PY'
+  # wait_grpc ADDRESS [CERTS_DIR]: until its health check answers (over mutual TLS when CERTS_DIR is given).
+  "$VENV/bin/python" - "$@" <<'PY'
 import sys, grpc
+from pathlib import Path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-channel = grpc.insecure_channel(sys.argv[1])
+address = sys.argv[1]
+if len(sys.argv) > 2:
+    certs = Path(sys.argv[2])
+    creds = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), (certs / "control-plane-key.pem").read_bytes(),
+                                         (certs / "control-plane.pem").read_bytes())
+    channel = grpc.secure_channel(address, creds)
+else:
+    channel = grpc.insecure_channel(address)
 grpc.channel_ready_future(channel).result(timeout=30)
 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
 PY
 }
 
-start agent "$VENV/bin/tugboat" --host "${AGENT%:*}" --port "${AGENT##*:}" --home "$SERVERSINC_HOME/agent"
-wait_grpc "$AGENT" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
+# Mutual TLS between the control plane and the agent: a CA and both certificates, made once.
+"$VENV/bin/python" "$ROOT/scripts/certs.py" --out "$SERVERSINC_HOME/certs" --agent-host "${AGENT%:*}" >/dev/null
+# The control plane first: on start it writes a one-time join token for the local agent, which
+# registers its secret (generated once into .serversinc/agent/.env) with it.
 start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
 wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
+start agent "$VENV/bin/tugboat" --listen "$AGENT" --home "$SERVERSINC_HOME/agent" \
+  --join "$API" --join-token-file "$SERVERSINC_HOME/local-join-token"
+wait_grpc "$AGENT" "$SERVERSINC_HOME/certs" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
 start webhook "$VENV/bin/serversinc-webhook" --listen "$WEBHOOK" --api "$API"
 SERVERSINC_API="$API" start dashboard "$VENV/bin/streamlit" run "$ROOT/dashboard/app.py" \
   --server.address 127.0.0.1 --server.port "$DASHBOARD_PORT" --server.headless true \
@@ -55,7 +69,8 @@ cat <<MSG
 
 Serversinc is running.
   control plane (gRPC)  $API
-  Tugboat agent (gRPC)  $AGENT
+  Tugboat agent (gRPC)  $AGENT   (mutual TLS + secret)
+  app front door        http://<app>.localhost:8000
   dashboard             http://127.0.0.1:$DASHBOARD_PORT
   webhook bridge        http://$WEBHOOK/webhooks/github/<app>   (serversinc apps webhook <app>)
   state and logs        $SERVERSINC_HOME

@@ -27,6 +27,7 @@ from services.jobs.worker import Worker
 from services.notifications.sender import NotificationSender
 from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
+from services.security.files import write_private
 from services.security.secretbox import SecretBox
 from services.servers.service import ServerService
 
@@ -70,6 +71,9 @@ class Platform:
             elif local.address != self.settings.local_agent_address:
                 local.address = self.settings.local_agent_address
         self.tokens.bootstrap(self.settings.home / "api-token")
+        # A fresh one-time join token for the local agent at every start: it (re-)registers with
+        # its secret, so a local agent that lost its .env is enrolled again without any step.
+        write_private(self.settings.home / "local-join-token", self.servers.new_join_token(LOCAL_SERVER) + "\n")
         if self.db.url.startswith("sqlite"):
             # SQLite means one control-plane process: any claim in the table belongs to a process
             # that is gone, so its deployments resume now instead of after the lease.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import timedelta
@@ -17,6 +16,7 @@ from services.core.errors import AlreadyExists, NotFound
 from services.db.models import ApiToken, utcnow
 from services.db.session import Database
 from services.security import tokens
+from services.security.files import write_private
 
 # last_used_at is a hint for people, not an audit log: write it at most this often per token.
 _TOUCH_EVERY = timedelta(minutes=1)
@@ -95,9 +95,4 @@ class ApiTokenService:
             if s.scalar(select(ApiToken.id).limit(1)) is not None:
                 return
         _, secret = self.create("admin")
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = token_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret + "\n")
-        os.replace(tmp, token_file)
+        write_private(token_file, secret + "\n")

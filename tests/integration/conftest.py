@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -103,7 +104,9 @@ def token_channel(address: str, token: str) -> grpc.Channel:
 def control_plane(tmp_path, agent, monkeypatch):
     settings = Settings.from_env(home=tmp_path / "cp", database_url=f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}")
     settings.local_agent_address = agent.address
-    settings.agent_tls = False
+    # Real mutual TLS and the agent's secret, as in production.
+    shutil.copytree(agent.certs_dir, settings.home / "certs")
+    settings.local_agent_secret = agent.secret
     settings.metrics_address = "127.0.0.1:0"
     settings.notify_backoff_seconds = 0.2
     platform = Platform(settings)

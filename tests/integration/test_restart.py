@@ -4,6 +4,7 @@ next start resumes the deployment."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,10 +28,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api(home: Path, address: str, agent: str) -> subprocess.Popen:
-    # No certificates in this home: the test agent speaks plaintext.
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off", "SERVERSINC_METRICS": "127.0.0.1:0"}
-    proc = subprocess.Popen([str(API), "--listen", address, "--agent", agent], env=env,
+def start_api(home: Path, address: str, agent) -> subprocess.Popen:
+    if not (home / "certs").exists():
+        shutil.copytree(agent.certs_dir, home / "certs")  # mutual TLS with the test agent
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_SECRET": agent.secret,
+           "SERVERSINC_METRICS": "127.0.0.1:0"}
+    proc = subprocess.Popen([str(API), "--listen", address, "--agent", agent.address], env=env,
                             stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)
     grpc.channel_ready_future(channel).result(timeout=30)
@@ -42,7 +45,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
     home = tmp_path / "home"
     home.mkdir()
     address = f"127.0.0.1:{free_port()}"
-    proc = start_api(home, address, agent.address)
+    proc = start_api(home, address, agent)
     try:
         token = (home / "api-token").read_text().strip()
         cli = control_plane_cli(address, SERVERSINC_TOKEN=token)
@@ -63,7 +66,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
         proc.wait(10)
         assert "sample app v1" in fetch(first["url"])  # the old release serves throughout
 
-        proc = start_api(home, address, agent.address)
+        proc = start_api(home, address, agent)
         channel = token_channel(address, token)
         stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
         events = list(stub.WatchDeployment(deployment_service_pb2.WatchDeploymentRequest(name=dep.name), timeout=60))
