@@ -1,0 +1,286 @@
+"""Shipping: the compose file validates, every image builds from the local base (no network in
+any build), the agent image builds and deploys the sample app against the real engine from
+inside its container, and the control-plane image starts and answers gRPC health.
+
+The images are built once per session by scripts/images.py and cached by a hash of their
+sources (label io.serversinc.source), so a re-run with nothing changed builds nothing. The base
+image (serversinc-base:bookworm, debootstrap) and the serversinc/*:dev images are kept; every
+container and volume a test makes is removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tugboat.v1 import tugboat_pb2 as pb
+from tugboat.v1 import tugboat_pb2_grpc
+
+from scripts import images
+from tests.conftest import free_port
+from tests.support.agent_calls import build, deploy, front_get, http_get, wait_until
+from tests.support.agent_client import agent_channel
+from tests.support.sample_app import commit_version, index_html, make_sample_repo
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_LABEL = "io.serversinc.test"
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def built_images(docker_client):
+    """All four images, from the local debootstrap base (made once, then cached)."""
+    started = time.monotonic()
+    ids = images.ensure_images(docker_client, quiet=True)
+    print(f"images ready in {time.monotonic() - started:.1f} s")
+    return ids
+
+
+@pytest.fixture
+def made(docker_client):
+    """Collects containers and volumes a test makes; removes them afterwards."""
+    containers, volumes = [], []
+
+    class Made:
+        def container(self, image, **kwargs):
+            labels = dict(kwargs.pop("labels", {}), **{TEST_LABEL: "ship"})
+            container = docker_client.containers.run(image, detach=True, labels=labels, **kwargs)
+            containers.append(container)
+            return container
+
+        def volume(self):
+            volume = docker_client.volumes.create(f"ship-{uuid.uuid4().hex[:10]}",
+                                                  labels={TEST_LABEL: "ship"})
+            volumes.append(volume)
+            return volume.name
+
+    yield Made()
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    for volume in volumes:
+        try:
+            volume.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _logs(container) -> str:
+    try:
+        return container.logs().decode("utf-8", "replace")[-3000:]
+    except docker.errors.NotFound:
+        return "(container gone)"
+
+
+def _health(container) -> str:
+    container.reload()
+    return container.attrs["State"].get("Health", {}).get("Status", "none")
+
+
+def _wait_healthy(container, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            pytest.fail(f"{container.name} exited:\n{_logs(container)}")
+        if _health(container) == "healthy":
+            return
+        time.sleep(0.3)
+    pytest.fail(f"{container.name} not healthy after {timeout:.0f} s "
+                f"({container.attrs['State'].get('Health')}):\n{_logs(container)}")
+
+
+def _grpc_serving(address: str, timeout: float = 30.0, container=None) -> None:
+    """Wait until grpc.health.v1 Check on `address` (plaintext) says SERVING."""
+    deadline = time.monotonic() + timeout
+    last = None
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if container is not None:
+                container.reload()
+                if container.status == "exited":
+                    pytest.fail(f"{container.name} exited:\n{_logs(container)}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = reply.status
+            except grpc.RpcError as exc:
+                last = exc.code()
+            time.sleep(0.2)
+    pytest.fail(f"{address} not SERVING after {timeout:.0f} s (last: {last})"
+                + (f":\n{_logs(container)}" if container is not None else ""))
+
+
+# Health checks every second in tests (the images say 10 s); the test command is the image's own
+# unless a test passes another.
+FAST_HEALTH = {"interval": 1_000_000_000, "timeout": 5_000_000_000, "retries": 3,
+               "start_period": 60_000_000_000}
+
+
+# ---- (1) compose -----------------------------------------------------------------------------
+def test_compose_file_validates():
+    compose = shutil.which("docker-compose")
+    assert compose, ("docker-compose is not installed (Debian package docker-compose; "
+                     "scripts/lib/setup.sh should install it)")
+    result = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    config = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    for name in images.IMAGES:
+        assert f"image: {images.image_name(name)}" in config
+    assert "/var/run/docker.sock:/var/run/docker.sock" in config
+
+
+# ---- (2) every image builds ------------------------------------------------------------------
+def test_every_image_builds_from_the_local_base(built_images, docker_client):
+    base = docker_client.images.get(images.BASE_TAG)
+    assert set(built_images) == set(images.IMAGES)
+    for name in images.IMAGES:
+        image = docker_client.images.get(images.image_name(name))
+        assert image.id == built_images[name]
+        assert image.labels[images.SOURCE_LABEL] == images.source_hash(name, base.id)
+        config = image.attrs["Config"]
+        assert config.get("Healthcheck", {}).get("Test"), f"{name} has no HEALTHCHECK"
+        # Non-root except the agent (Docker socket).
+        assert (config.get("User") or "root") == ("root" if name == "agent" else "10001:10001"), name
+    # Built on the local base: its layers are the images' first layers.
+    base_layers = base.attrs["RootFS"]["Layers"]
+    for name in images.IMAGES:
+        layers = docker_client.images.get(images.image_name(name)).attrs["RootFS"]["Layers"]
+        assert layers[:len(base_layers)] == base_layers, name
+
+
+# ---- (3) the agent in a container builds and deploys -----------------------------------------
+def test_agent_in_a_container_builds_and_deploys_the_sample_app(built_images, docker_client, made,
+                                                                 app_name, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    repo_dir = str(Path(repo.working_tree_dir).resolve())
+    grpc_port, front_port = free_port(), free_port()
+    state = made.volume()
+    agent = made.container(
+        images.image_name("agent"),
+        command=["--host", "127.0.0.1", "--port", str(grpc_port),
+                 "--front-door", f"127.0.0.1:{front_port}", "--insecure"],
+        # Host network: the containers the agent starts are published on the host's 127.0.0.1,
+        # which it probes and where its HAProxy front door routes.
+        network_mode="host", init=True,
+        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                 state: {"bind": "/data/agent", "mode": "rw"},
+                 # The test's repository at the same path (the repo URL is that path).
+                 repo_dir: {"bind": repo_dir, "mode": "ro"}},
+        healthcheck=dict(FAST_HEALTH, test=["CMD", "serversinc-healthcheck", "grpc",
+                                            f"127.0.0.1:{grpc_port}"]),
+        name=f"ship-agent-{app_name}")
+    address = f"127.0.0.1:{grpc_port}"
+    _grpc_serving(address, timeout=60, container=agent)
+
+    # The agent generated its secret and wrote it to its .env on the volume.
+    code, out = agent.exec_run(["sh", "-c", "stat -c %a /data/agent/.env && cat /data/agent/.env"])
+    assert code == 0, out
+    mode, *lines = out.decode().splitlines()
+    assert mode == "600"
+    secret = next(line.split("=", 1)[1].strip().strip("'\"") for line in lines
+                  if line.startswith("TUGBOAT_SECRET_KEY="))
+
+    channel = agent_channel(address, certs_dir=None, secret=secret)
+    try:
+        stub = tugboat_pb2_grpc.TugboatServiceStub(channel)
+        v1 = repo.head.commit.hexsha
+        last = build(stub, app_name, repo, v1, 1)[-1]
+        assert last.error == "", f"{last.error}\n{_logs(agent)}"
+        assert last.result.image == f"{app_name}:{v1}"
+        assert docker_client.images.get(f"{app_name}:{v1}").id == last.result.image_id
+        done = deploy(stub, app_name, v1, 1)[-1]
+        assert done.step == pb.DEPLOY_STEP_DONE, (done.failure, done.error, _logs(agent))
+
+        host = f"{app_name}.localhost"
+        assert wait_until(lambda: front_get(f"127.0.0.1:{front_port}", host, timeout=1)
+                          == (200, index_html("v1")), timeout=10), _logs(agent)
+
+        # A second commit: incremental fetch into the cache on the volume, build, swap.
+        v2 = commit_version(repo, "v2")
+        last = build(stub, app_name, repo, v2, 2)[-1]
+        assert last.error == "", last.error
+        done = deploy(stub, app_name, v2, 2)[-1]
+        assert done.step == pb.DEPLOY_STEP_DONE, (done.failure, done.error, _logs(agent))
+        status, body = front_get(f"127.0.0.1:{front_port}", host)
+        assert (status, body) == (200, index_html("v2"))
+    finally:
+        channel.close()
+
+    # The repository cache is on the state volume; the image's HEALTHCHECK script reports healthy.
+    code, out = agent.exec_run(["sh", "-c", "ls /data/agent/repos"])
+    assert code == 0 and app_name in out.decode(), out
+    _wait_healthy(agent, timeout=30)
+
+
+# ---- (4) the control plane image -------------------------------------------------------------
+def test_control_plane_image_inits_and_answers_health(built_images, docker_client, made):
+    data = made.volume()
+    init = made.container(images.image_name("api"), user="0:0", entrypoint=["serversinc-entrypoint"],
+                          command=["init"], network_mode="none",
+                          volumes={data: {"bind": "/data", "mode": "rw"}})
+    assert init.wait(timeout=60)["StatusCode"] == 0, _logs(init)
+
+    port = free_port()
+    api = made.container(images.image_name("api"),
+                         command=["--listen", "0.0.0.0:50051", "--agent", "127.0.0.1:50052"],
+                         environment={"SERVERSINC_METRICS": ""}, init=True,
+                         ports={"50051/tcp": ("127.0.0.1", port)},
+                         volumes={data: {"bind": "/data", "mode": "rw"}},
+                         healthcheck=FAST_HEALTH)
+    _grpc_serving(f"127.0.0.1:{port}", timeout=60, container=api)
+    _wait_healthy(api, timeout=30)
+
+    # init made the certificates and the agent secret, readable by the api's user; the api made
+    # its database and its bootstrap API token on the volume.
+    code, out = api.exec_run(["sh", "-c", "id -u; ls /data/certs; ls -n /data/agent/.env; ls /data"])
+    text = out.decode()
+    assert code == 0, text
+    assert text.splitlines()[0] == "10001"
+    for name in ("ca.pem", "agent.pem", "agent-key.pem", "control-plane.pem", "control-plane-key.pem"):
+        assert name in text, text
+    assert " 10001 10001 " in text and "serversinc.db" in text and "api-token" in text, text
+
+    # Running init again keeps what exists.
+    before = api.exec_run(["cat", "/data/agent/.env", "/data/certs/ca.pem"]).output
+    again = made.container(images.image_name("api"), user="0:0", entrypoint=["serversinc-entrypoint"],
+                           command=["init"], network_mode="none",
+                           volumes={data: {"bind": "/data", "mode": "rw"}})
+    assert again.wait(timeout=60)["StatusCode"] == 0, _logs(again)
+    assert api.exec_run(["cat", "/data/agent/.env", "/data/certs/ca.pem"]).output == before
+
+
+# ---- the webhook and dashboard images start and report healthy -------------------------------
+@pytest.mark.parametrize("name,port,path", [("webhook", 8088, "/healthz"),
+                                            ("dashboard", 8501, "/_stcore/health")])
+def test_http_images_start_and_are_healthy(built_images, made, name, port, path):
+    host_port = free_port()
+    command = (["--listen", f"0.0.0.0:{port}", "--api", "127.0.0.1:50051"] if name == "webhook"
+               else ["--server.address", "0.0.0.0", "--server.port", str(port)])
+    container = made.container(images.image_name(name), command=command, init=True,
+                               ports={f"{port}/tcp": ("127.0.0.1", host_port)},
+                               healthcheck=FAST_HEALTH)
+    url = f"http://127.0.0.1:{host_port}"
+
+    def answers():
+        try:
+            return http_get(url, path, timeout=1)[0] == 200
+        except OSError:
+            return False
+    assert wait_until(answers, timeout=60, interval=0.3), _logs(container)
+    _wait_healthy(container, timeout=30)
