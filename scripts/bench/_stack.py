@@ -31,8 +31,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(address: str, timeout: float = 30) -> None:
-    channel = grpc.insecure_channel(address)
+def wait_healthy(address: str, timeout: float = 30, certs: Path | None = None) -> None:
+    """Until the server's health check answers; over mutual TLS (as the control plane) with `certs`."""
+    if certs is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        creds = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), (certs / "control-plane-key.pem").read_bytes(),
+                                             (certs / "control-plane.pem").read_bytes())
+        channel = grpc.secure_channel(address, creds)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -70,27 +76,31 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 
 @contextmanager
 def platform_stack():
-    """Agent + control plane as two processes (as scripts/run.sh runs them), in a temp home."""
+    """Control plane + agent as two processes, set up exactly as scripts/run.sh does (mutual TLS,
+    the agent enrolled with a join token), in a temp home, on free ports."""
     home = Path(tempfile.mkdtemp(prefix="serversinc-bench-"))
     agent_addr = f"127.0.0.1:{free_port()}"
     # Each stack has its own front door, so benchmarks never clash with a running platform.
     front_door = f"127.0.0.1:{free_port()}"
     api_addr = f"127.0.0.1:{free_port()}"
-    # A throwaway home has no certificates: agent traffic is plaintext on loopback here.
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_TLS": "off", "SERVERSINC_METRICS": "127.0.0.1:0"}
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_METRICS": "127.0.0.1:0"}
+    for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY"):
+        env.pop(leaked, None)
     logs = (home / "logs")
     logs.mkdir()
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "certs.py"), "--out", str(home / "certs")],
+                   check=True, stdout=subprocess.DEVNULL)
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            [str(BIN / "tugboat"), "--host", "127.0.0.1", "--port", agent_addr.rsplit(":", 1)[1], "--home", str(home / "agent"),
-             "--front-door", front_door],
-            env=env, stdout=open(logs / "agent.log", "w"), stderr=subprocess.STDOUT))
-        wait_healthy(agent_addr)
         procs.append(subprocess.Popen(
             [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
             env=env, stdout=open(logs / "api.log", "w"), stderr=subprocess.STDOUT))
         wait_healthy(api_addr)
+        procs.append(subprocess.Popen(
+            [str(BIN / "tugboat"), "--listen", agent_addr, "--home", str(home / "agent"), "--front-door", front_door,
+             "--join", api_addr, "--join-token-file", str(home / "local-join-token")],
+            env=env, stdout=open(logs / "agent.log", "w"), stderr=subprocess.STDOUT))
+        wait_healthy(agent_addr, certs=home / "certs")
         yield Stack(home, api_addr, agent_addr, front_door)
     finally:
         for p in reversed(procs):
@@ -108,6 +118,18 @@ def percentile(values: list[float], pct: float) -> float:
         return float("nan")
     k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def get(url: str, timeout: float = 5):
+    """GET over loopback only: `http://<app>.localhost:PORT` goes to 127.0.0.1:PORT with that Host
+    header (glibc does not resolve *.localhost)."""
+    import requests
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname in ("127.0.0.1", "localhost") or (parts.hostname or "").endswith(".localhost"), url
+    return requests.get(f"http://127.0.0.1:{parts.port or 80}{parts.path or '/'}", headers={"Host": parts.netloc},
+                        timeout=timeout)
 
 
 def wait_http(url: str, timeout: float = 10) -> None:

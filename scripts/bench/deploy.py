@@ -20,7 +20,6 @@ from pathlib import Path
 import _stack
 import docker
 import grpc
-import requests
 from serversinc.v1 import (
     app_pb2,
     app_service_pb2,
@@ -92,7 +91,7 @@ def main() -> None:
                 elapsed = time.perf_counter() - started
                 assert done.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, done.failure_reason
                 assert done.build_skipped
-                assert requests.get(done.url, timeout=5).status_code == 200
+                assert _stack.get(done.url).status_code == 200
                 return elapsed
 
             raw_once(), platform_once()  # warm-up, not counted
