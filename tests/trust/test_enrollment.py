@@ -56,7 +56,7 @@ def test_join_registers_then_control_plane_calls_agent_with_the_secret(
     created = _create(control_plane, "edge-1")
     home = tmp_path / "edge-1"
     home.mkdir()
-    config = agent_config(home, router="direct", insecure=True, secret="",
+    config = agent_config(home, router="direct", secret="",
                           join=control_plane.address, join_token=created.join_token)
     with start_agent(config, docker_client) as agent:
         server = _get(control_plane, "edge-1")
@@ -75,12 +75,12 @@ def test_join_registers_then_control_plane_calls_agent_with_the_secret(
 def test_join_token_works_once(control_plane, tmp_path, docker_client, caplog):
     created = _create(control_plane, "edge-2")
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    first = agent_config(tmp_path / "a", router="direct", insecure=True,
+    first = agent_config(tmp_path / "a", router="direct",
                          join=control_plane.address, join_token=created.join_token)
     with start_agent(first, docker_client) as agent:
         assert _get(control_plane, "edge-2").address == agent.address
         # A second agent with the same token (a leaked token) is refused and changes nothing.
-        second = agent_config(tmp_path / "b", router="direct", insecure=True,
+        second = agent_config(tmp_path / "b", router="direct",
                               join=control_plane.address, join_token=created.join_token)
         with start_agent(second, docker_client) as intruder:
             server = _get(control_plane, "edge-2")
@@ -101,7 +101,7 @@ def test_expired_join_token_is_refused(control_plane, tmp_path, docker_client, c
     created = _create(control_plane, "edge-3", ttl=1)
     time.sleep(1.5)
     (tmp_path / "a").mkdir()
-    config = agent_config(tmp_path / "a", router="direct", insecure=True,
+    config = agent_config(tmp_path / "a", router="direct",
                           join=control_plane.address, join_token=created.join_token)
     with start_agent(config, docker_client):
         server = _get(control_plane, "edge-3")

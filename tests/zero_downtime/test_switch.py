@@ -18,13 +18,18 @@ pytestmark = pytest.mark.docker
 
 
 def _timed_deploy(zd_app, version, **fields):
-    """Deploy; returns (events, monotonic time the SWITCH event arrived or None)."""
-    events, switched_at = [], None
+    """Deploy; returns (events, when the SWITCH event arrived or None, when the event before it
+    arrived). The agent switches between those two moments: before the second, only the old
+    version may answer; after the first, only the new one."""
+    events, switched_at, before_switch = [], None, None
     for event in zd_app.deploy_events(version, **fields):
+        now = time.monotonic()
         if event.step == pb.DEPLOY_STEP_SWITCH and switched_at is None and not event.failure:
-            switched_at = time.monotonic()
+            switched_at = now
+        elif switched_at is None:
+            before_switch = now
         events.append(event)
-    return events, switched_at
+    return events, switched_at, before_switch
 
 
 def _describe(failures):
@@ -40,15 +45,15 @@ def test_five_redeploys_under_keepalive_load_only_200_and_new_version_after_swit
     fast = KeepAliveClient(agent.front_door, zd_app.host, max_seconds=90)
     slow = KeepAliveClient(agent.front_door, zd_app.host, "/cgi-bin/slow", pause=0, max_seconds=90)
     fast.start(), slow.start()
-    switches = []  # (switch time, version now serving)
+    switches = []  # (SWITCH event arrived, the event before it arrived, version now serving)
     try:
         time.sleep(0.3)
         for i in range(5):
             version = "v2" if i % 2 == 0 else "v1"
-            events, switched_at = _timed_deploy(zd_app, version)
+            events, switched_at, before_switch = _timed_deploy(zd_app, version)
             done(events)
             assert switched_at is not None
-            switches.append((switched_at, version))
+            switches.append((switched_at, before_switch, version))
             assert any(e.step == pb.DEPLOY_STEP_STOP_OLD and "drained" in e.message for e in events), \
                 [e.message for e in events]
         time.sleep(0.3)
@@ -60,8 +65,9 @@ def test_five_redeploys_under_keepalive_load_only_200_and_new_version_after_swit
     assert fast.failures() == [], _describe(fast.failures())
     assert fast.connections == 1  # one keep-alive connection the whole time
     # From the moment a deploy reports SWITCH, every request gets the new version.
-    for n, (switched_at, version) in enumerate(switches):
-        until = switches[n + 1][0] if n + 1 < len(switches) else float("inf")
+    for n, (switched_at, _, version) in enumerate(switches):
+        # Until the next deploy could have switched (its last event before SWITCH arrived).
+        until = switches[n + 1][1] if n + 1 < len(switches) else float("inf")
         after = [s for s in samples if switched_at <= s.start < until]
         assert after, f"no request after switch {n}"
         wrong = [s for s in after if s.body != body(version)]
@@ -70,7 +76,7 @@ def test_five_redeploys_under_keepalive_load_only_200_and_new_version_after_swit
     # Slow (1 s) requests in flight during the switches completed with 200.
     assert slow.failures() == [], _describe(slow.failures())
     spanning = [s for s in slow_samples
-                if any(s.start < t < s.end for t, _ in switches)]
+                if any(s.start < t < s.end for t, _, _ in switches)]
     assert spanning, "no slow request was in flight at a switch"
     assert all(s.status == 200 and s.body == "slow done\n" for s in spanning)
 
@@ -82,7 +88,7 @@ def test_slow_starter_gets_no_traffic_before_healthy(agent, zd_app):
     client.start()
     try:
         started = time.monotonic()
-        events, switched_at = _timed_deploy(zd_app, "v2", env={"START_DELAY": "2"},
+        events, switched_at, _ = _timed_deploy(zd_app, "v2", env={"START_DELAY": "2"},
                                             health_timeout_seconds=20)
         done(events)
         time.sleep(0.2)
