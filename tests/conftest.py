@@ -39,18 +39,18 @@ def docker_client():
 
 
 def cleanup_app(client, app: str) -> None:
-    """Force-remove every container labelled with `app` and every image `<app>:*`."""
+    """Force-remove every container labelled with `app` and every image `<app>:*` (tests and benchmarks)."""
     for container in client.containers.list(all=True, filters={"label": f"io.serversinc.app={app}"}):
         try:
             container.remove(force=True)
-        except docker.errors.NotFound:
+        except docker.errors.APIError:  # gone, or already going away
             pass
     for image in client.images.list(name=app):
         for tag in image.tags:
             if tag.split(":", 1)[0] == app:
                 try:
                     client.images.remove(tag, force=True)
-                except docker.errors.NotFound:
+                except docker.errors.APIError:  # gone, or already going away
                     pass
 
 

@@ -43,6 +43,7 @@ from serversinc.v1 import (
     deployment_service_pb2_grpc,
 )
 
+from tests.conftest import cleanup_app
 from tests.support.sample_app import commit_version, make_sample_repo, repo_url
 from tests.webhook.github import encode, headers, new_delivery, push_payload
 
@@ -144,22 +145,6 @@ def enqueue_latency(port: int, repo, sha: str, total: int, senders: int) -> tupl
     for t in threads:
         t.join()
     return latencies, statuses
-
-
-def cleanup(client, app: str) -> None:
-    """Remove the benchmark app's containers and images (some may already be going away)."""
-    for c in client.containers.list(all=True, filters={"label": f"io.serversinc.app={app}"}):
-        try:
-            c.remove(force=True)
-        except docker.errors.APIError:
-            pass
-    for image in client.images.list(name=app):
-        for tag in image.tags:
-            if tag.split(":", 1)[0] == app:
-                try:
-                    client.images.remove(tag, force=True)
-                except docker.errors.APIError:
-                    pass
 
 
 def serve_stub(port: int, repo: str) -> None:
@@ -303,7 +288,7 @@ def main() -> None:
                 channel.close()
 
     finally:
-        cleanup(client, app)  # after the agent stopped: no deploy can start another container
+        cleanup_app(client, app)  # after the agent stopped: no deploy can start another container
 
     print("  split: the bridge alone (in-memory control plane stand-in)", flush=True)
     alone = [x * 1000 for x in bridge_only(repo, args.requests, args.senders)]
