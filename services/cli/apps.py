@@ -99,14 +99,8 @@ def build_update_request(args: argparse.Namespace) -> app_service_pb2.UpdateAppR
 
 
 def list_all_apps(conn) -> list[app_pb2.App]:
-    apps: list[app_pb2.App] = []
-    token = ""
-    while True:
-        resp = conn.apps.ListApps(app_service_pb2.ListAppsRequest(page_size=500, page_token=token))
-        apps.extend(resp.apps)
-        token = resp.next_page_token
-        if not token:
-            return apps
+    return render.all_pages(conn.apps.ListApps,
+                            lambda token: app_service_pb2.ListAppsRequest(page_size=500, page_token=token), "apps")
 
 
 def cmd_create(conn, args, out, err) -> int:

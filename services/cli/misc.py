@@ -8,14 +8,9 @@ from . import render
 
 
 def cmd_servers_list(conn, args, out, err) -> int:
-    servers = []
-    token = ""
-    while True:
-        resp = conn.servers.ListServers(server_service_pb2.ListServersRequest(page_size=500, page_token=token))
-        servers.extend(resp.servers)
-        token = resp.next_page_token
-        if not token:
-            break
+    servers = render.all_pages(
+        conn.servers.ListServers,
+        lambda token: server_service_pb2.ListServersRequest(page_size=500, page_token=token), "servers")
     if args.json:
         render.print_json(servers)
     elif not servers:
@@ -49,13 +44,9 @@ def cmd_tokens_create(conn, args, out, err) -> int:
 
 
 def cmd_tokens_list(conn, args, out, err) -> int:
-    tokens, page = [], ""
-    while True:
-        resp = conn.tokens.ListApiTokens(api_token_service_pb2.ListApiTokensRequest(page_size=500, page_token=page))
-        tokens.extend(resp.api_tokens)
-        page = resp.next_page_token
-        if not page:
-            break
+    tokens = render.all_pages(
+        conn.tokens.ListApiTokens,
+        lambda token: api_token_service_pb2.ListApiTokensRequest(page_size=500, page_token=token), "api_tokens")
     if args.json:
         render.print_json(tokens)
     else:
@@ -85,16 +76,10 @@ def cmd_git_resolve(conn, args, out, err) -> int:
 
 
 def cmd_git_branches(conn, args, out, err) -> int:
-    branches = []
-    token = ""
-    while True:
-        resp = conn.git.ListBranches(
-            git_service_pb2.ListBranchesRequest(repo_url=args.url, page_size=1000, page_token=token)
-        )
-        branches.extend(resp.branches)
-        token = resp.next_page_token
-        if not token:
-            break
+    branches = render.all_pages(
+        conn.git.ListBranches,
+        lambda token: git_service_pb2.ListBranchesRequest(repo_url=args.url, page_size=1000, page_token=token),
+        "branches")
     if args.json:
         render.print_json(branches)
     elif not branches:

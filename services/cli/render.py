@@ -52,6 +52,18 @@ def dumps(value) -> str:
     return json.dumps(value, indent=2, sort_keys=False)
 
 
+def all_pages(call, make_request, field: str) -> list:
+    """Every item of a paginated List RPC (AIP-158): `make_request(page_token)` builds each page's
+    request, `field` names the repeated field of the response."""
+    items, token = [], ""
+    while True:
+        resp = call(make_request(token))
+        items.extend(getattr(resp, field))
+        token = resp.next_page_token
+        if not token:
+            return items
+
+
 def print_json(value, file=None) -> None:
     """Plain json.dumps, not rich: scripts need bytes they can parse, with no styling or wrapping."""
     file = file or sys.stdout

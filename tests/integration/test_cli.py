@@ -63,3 +63,13 @@ def test_unreachable_control_plane_is_explained(control_plane_cli):
     done = control_plane_cli("127.0.0.1:1")("apps", "list", check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "127.0.0.1:1" in done.stderr
+
+
+def test_git_and_server_lookups(cli, sample_repo, sample_url):
+    resolved = cli.json("git", "resolve", sample_url, "--branch", "main", "--json")
+    assert resolved["sha"] == sample_repo.head.commit.hexsha
+    sample_repo.create_head("feature")
+    branches = cli.json("git", "branches", sample_url, "--json")
+    assert [b["name"] for b in branches] == ["feature", "main"]
+    servers = cli.json("servers", "list", "--json")
+    assert [(s["name"], s["state"]) for s in servers] == [("local", "SERVER_STATE_ONLINE")]
