@@ -6,7 +6,6 @@ Everything else talks to plain dataclasses returned from here, so the domain log
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from dataclasses import dataclass, field

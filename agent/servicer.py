@@ -187,28 +187,25 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             self._internal(context, "streaming logs", exc)
 
     def StopApp(self, request, context):
-        try:
-            validation.check_app(request.app)
-        except ValueError as exc:
-            self._invalid(context, exc)
-        try:
-            return pb.StopAppResponse(stopped=self.admin.stop_app(request.app))
-        except UnknownApp as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except EngineError as exc:
-            self._internal(context, "stopping app", exc)
+        stopped = self._app_admin(request.app, context, "stopping app", self.admin.stop_app)
+        return pb.StopAppResponse(stopped=stopped)
 
     def RemoveApp(self, request, context):
+        removed = self._app_admin(request.app, context, "removing app", self.admin.remove_app)
+        return pb.RemoveAppResponse(removed=removed)
+
+    def _app_admin(self, app: str, context, doing: str, action):
+        """An admin action on one app, its errors as status codes: bad name, unknown app, engine."""
         try:
-            validation.check_app(request.app)
+            validation.check_app(app)
         except ValueError as exc:
             self._invalid(context, exc)
         try:
-            return pb.RemoveAppResponse(removed=self.admin.remove_app(request.app))
+            return action(app)
         except UnknownApp as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except EngineError as exc:
-            self._internal(context, "removing app", exc)
+            self._internal(context, doing, exc)
 
     def GetInfo(self, request, context):
         info = self.admin.info()

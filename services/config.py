@@ -45,7 +45,7 @@ class Settings:
     # Mutual TLS to agents with the certificates in certs_dir (scripts/certs.py makes them).
     agent_tls: bool = True
     # The local agent's secret when it was not enrolled through a join token (tests, dev).
-    local_agent_secret: str = ""
+    local_agent_secret: str = field(default="", repr=False)
     # Prometheus /metrics on loopback; "" turns it off, port 0 picks a free one.
     metrics_address: str = "127.0.0.1:9464"
     # First retry of a failed notification after this many seconds, doubling each time.

@@ -29,7 +29,7 @@ from serversinc.v1 import (
     deployment_service_pb2_grpc,
 )
 
-from tests.support.sample_app import DOCKERFILE, commit_files, make_sample_repo, repo_url
+from tests.support.sample_app import commit_files, make_sample_repo, repo_url
 
 LOG_DOCKERFILE = """FROM scratch
 COPY busybox /bin/busybox

@@ -5,6 +5,7 @@ from __future__ import annotations
 from serversinc.v1 import (
     api_token_service_pb2,
     api_token_service_pb2_grpc,
+    app_pb2,
     app_service_pb2,
     app_service_pb2_grpc,
     deployment_service_pb2,
@@ -13,8 +14,6 @@ from serversinc.v1 import (
     git_service_pb2_grpc,
     server_service_pb2,
     server_service_pb2_grpc,
-    app_pb2,
-    git_service_pb2 as git_pb2,
 )
 
 from services.api import converters as conv
@@ -22,7 +21,7 @@ from services.api.errors import translate_errors
 from services.apps import status as app_status
 from services.apps.spec import SETTABLE
 from services.core import paging
-from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.core.errors import InvalidArgument
 from services.deployments.service import DeploymentView, parse_name
 from services.platform import Platform
 
@@ -145,7 +144,7 @@ class GitServicer(git_service_pb2_grpc.GitServiceServicer):
     @translate_errors
     def ResolveCommit(self, request, context):
         sha = self.p.git.resolve(request.repo_url, request.ref or "main")
-        return git_pb2.Commit(sha=sha)
+        return git_service_pb2.Commit(sha=sha)
 
     @translate_errors
     def ListBranches(self, request, context):
