@@ -24,9 +24,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.webhook import signature
-from services.webhook.handler import UNAVAILABLE, Delivery, Reply, Unavailable, error, handle
-from services.webhook.settings import WebhookSettings
+from bridge import signature
+from bridge.handler import UNAVAILABLE, Delivery, Reply, Unavailable, error, handle
+from bridge.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb2
 
-from services.cli.connection import Connection
-from services.webhook.handler import AppGone, Created, DeployRequest, Rejected, Unavailable
-from services.webhook.matching import AppRef
+from cli.connection import Connection
+from bridge.handler import AppGone, Created, DeployRequest, Rejected, Unavailable
+from bridge.matching import AppRef
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.webhook.matching import (
+from bridge.matching import (
     TAG_PREFIX,
     AppRef,
     branch_of,

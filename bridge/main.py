@@ -14,10 +14,10 @@ import argparse
 import logging
 import sys
 
-from services.cli.connection import Connection, load_token, resolve_address
-from services.webhook.app import create_app
-from services.webhook.client import ControlPlaneClient
-from services.webhook.settings import DEFAULT_LISTEN, WebhookSettings
+from cli.connection import Connection, load_token, resolve_address
+from bridge.app import create_app
+from bridge.client import ControlPlaneClient
+from bridge.settings import DEFAULT_LISTEN, WebhookSettings
 
 
 def parse_listen(value: str) -> tuple[str, int]:

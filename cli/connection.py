@@ -33,8 +33,8 @@ UNARY_TIMEOUT_SECONDS = 120.0
 
 
 def repo_root() -> Path:
-    """The folder containing `services/`: this file is services/cli/connection.py."""
-    return Path(__file__).resolve().parents[2]
+    """The repository root: this file is cli/connection.py."""
+    return Path(__file__).resolve().parents[1]
 
 
 def serversinc_home(environ: dict | None = None) -> Path:

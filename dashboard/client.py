@@ -4,7 +4,7 @@ Why a wrapper rather than raw stubs in the pages: every page must turn a failed 
 banner (never a traceback), and a down control plane must read the same everywhere. So each method
 here makes one RPC and raises `ApiError` (with the code, the server's message and its AIP-193 reason)
 instead of `grpc.RpcError`. Address and token come from the same place as the CLI's
-(`services.cli.connection`), so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work alike.
+(`cli.connection`), so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work alike.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from serversinc.v1 import (
     server_service_pb2,
 )
 
-from services.cli.connection import API_ENV, Connection, load_token, resolve_address
+from cli.connection import API_ENV, Connection, load_token, resolve_address
 
 # A dashboard page waits on its calls, so unary calls get a deadline far shorter than the CLI's:
 # a wedged control plane should turn into a banner within seconds, not hang the page.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.cli.watch import ProgressInfo, WatchTracker
+from cli.watch import ProgressInfo, WatchTracker
 
 # How long one slice may wait for new events. Short enough that a tick never blocks the page long.
 SLICE_SECONDS = 0.3

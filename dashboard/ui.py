@@ -2,7 +2,7 @@
 
 Kept apart from the pages so every page shows a state with the same word and colour, and so the
 pure parts (stepper states, durations) are testable without a running app. Enum words are the CLI's
-(`services.cli.render.short_enum`): "running", "stop-old", the same vocabulary in both tools.
+(`cli.render.short_enum`): "running", "stop-old", the same vocabulary in both tools.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import streamlit as st
 from serversinc.v1 import app_pb2, deployment_pb2, server_service_pb2
 
-from services.cli.render import enum_value_short, short_sha  # noqa: F401 - re-exported for pages
+from cli.render import enum_value_short, short_sha  # noqa: F401 - re-exported for pages
 
 State = deployment_pb2.DeploymentState
 Phase = deployment_pb2.DeploymentPhase

@@ -63,7 +63,7 @@ IMAGES = {
 NOT_IN_IMAGES = {"pytest", "pytest-timeout", "playwright", "grpcio-tools"}
 DASHBOARD_ONLY = {"streamlit", "pandas"}
 # Project sources that go into the project wheel (and so into the cache key).
-PROJECT_SOURCES = ("pyproject.toml", "agent", "services", "dashboard", "protos")
+PROJECT_SOURCES = ("pyproject.toml", "agent", "services", "common", "cli", "bridge", "dashboard", "protos")
 # Extra files copied into the build context as they are.
 EXTRA_CONTEXT = ("scripts/certs.py", ".streamlit/config.toml")
 
@@ -235,8 +235,10 @@ def make_project_wheel() -> Path:
     staging = Path(tempfile.mkdtemp(prefix="serversinc-wheel-"))
     try:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for item in ("pyproject.toml", "agent", "services", "dashboard"):
+        for item in PROJECT_SOURCES:
             source = ROOT / item
+            if item == "protos":
+                continue
             if source.is_dir():
                 shutil.copytree(source, staging / item, ignore=ignore)
             else:

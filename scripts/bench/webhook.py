@@ -1,7 +1,7 @@
 """Benchmark: the GitHub webhook bridge.
 
 Starts everything itself on free 127.0.0.1 ports (agent + control plane via _stack, the bridge as a
-`python -m services.webhook.main` subprocess) and cleans up.
+`python -m bridge.main` subprocess) and cleans up.
 
 (b) push to live: a signed push for a new commit changing one file (index.html) of the sample app →
     time until the app's URL serves the new page; median of --live-runs (warm build cache).
@@ -65,7 +65,7 @@ def start_bridge(stack, port: int) -> subprocess.Popen:
     env = {**os.environ, "SERVERSINC_HOME": str(stack.home), "SERVERSINC_WEBHOOK_SECRET": SECRET,
            "PYTHONPATH": str(_stack.ROOT)}
     env.pop("SERVERSINC_TOKEN", None)  # the bridge reads the stack's api-token file, as run.sh's would
-    proc = subprocess.Popen([sys.executable, "-m", "services.webhook.main", "--listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.main", "--listen", f"127.0.0.1:{port}",
                              "--api", stack.api, "--log-level", "warning"], cwd=_stack.ROOT, env=env,
                             stdout=open(stack.home / "logs" / "webhook.log", "w"), stderr=subprocess.STDOUT)
     _stack.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
@@ -153,10 +153,10 @@ def serve_stub(port: int, repo: str) -> None:
 
     import uvicorn
 
-    from services.webhook.app import create_app
-    from services.webhook.handler import Created
-    from services.webhook.matching import AppRef
-    from services.webhook.settings import WebhookSettings
+    from bridge.app import create_app
+    from bridge.handler import Created
+    from bridge.matching import AppRef
+    from bridge.settings import WebhookSettings
 
     counter = itertools.count(1)
 

@@ -3,10 +3,10 @@
 import pytest
 
 from serversinc.v1 import deployment_pb2
-from services.cli import apps, deployments, misc
-from services.cli.connection import auth_metadata, load_token, resolve_address
-from services.cli.errors import UsageError
-from services.cli.main import main, parse_args
+from cli import apps, deployments, misc
+from cli.connection import auth_metadata, load_token, resolve_address
+from cli.errors import UsageError
+from cli.main import main, parse_args
 
 
 def test_create_sends_only_given_fields_and_branch_main():
@@ -152,8 +152,8 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys):
 
 
 def test_secret_env_and_notify_urls_reach_the_request():
-    from services.cli.apps import build_create_request
-    from services.cli.main import build_parser
+    from cli.apps import build_create_request
+    from cli.main import build_parser
 
     args = build_parser().parse_args(["apps", "create", "web", "--repo", "/r", "--secret-env", "TOKEN=abc",
                                       "--notify-url", "https://example.com/a", "--notify-url", "https://example.com/b"])

@@ -5,7 +5,7 @@ import json
 from google.protobuf import timestamp_pb2
 
 from serversinc.v1 import app_pb2, deployment_pb2
-from services.cli import render
+from cli import render
 
 
 def test_app_json_has_url_and_snake_case_keys(capsys):

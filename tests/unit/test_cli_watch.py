@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from serversinc.v1 import deployment_pb2 as d
-from services.cli import watch
-from services.cli.watch import WatchRenderer, WatchTracker, exit_code_for, follow_deployment
+from cli import watch
+from cli.watch import WatchRenderer, WatchTracker, exit_code_for, follow_deployment
 
 NAME = "deployments/5"
 

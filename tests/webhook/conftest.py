@@ -11,8 +11,8 @@ import requests
 import uvicorn
 from serversinc.v1 import app_service_pb2, deployment_service_pb2
 
-from services.webhook.main import build
-from services.webhook.settings import WebhookSettings
+from bridge.main import build
+from bridge.settings import WebhookSettings
 from tests.conftest import free_port
 from tests.integration.conftest import control_plane, sample_repo, sample_url  # noqa: F401
 from tests.webhook.github import Sender

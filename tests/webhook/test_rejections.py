@@ -132,8 +132,8 @@ def test_a_body_over_25_mib_is_refused_with_413(bridge, sample_url, app_name):
 
 def test_an_unreachable_control_plane_answers_503(tmp_path):
     """Nothing listens at the API address: a clear 503 (GitHub lets the user redeliver), no trace."""
-    from services.webhook.main import build
-    from services.webhook.settings import WebhookSettings
+    from bridge.main import build
+    from bridge.settings import WebhookSettings
     from tests.conftest import free_port
     from tests.webhook.conftest import ThreadedServer
     from tests.webhook.github import Sender

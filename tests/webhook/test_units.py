@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.webhook import signature
-from services.webhook.handler import (
+from bridge import signature
+from bridge.handler import (
     AppGone,
     Created,
     Delivery,
@@ -14,7 +14,7 @@ from services.webhook.handler import (
     Unavailable,
     handle,
 )
-from services.webhook.matching import AppRef, branch_of, matching_apps, normalize_repo_url, payload_repositories
+from bridge.matching import AppRef, branch_of, matching_apps, normalize_repo_url, payload_repositories
 from tests.webhook.github import push_payload
 
 SHA = "a" * 40
