@@ -16,11 +16,12 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
+
+from common.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,31 +81,6 @@ def read_env_secret(env_file: Path) -> str:
     return found
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
-
 def load_or_create_secret(env_file: Path) -> str:
     """The secret saved in `env_file`, or a new random one appended to it.
 
@@ -134,7 +110,7 @@ def load_or_create_secret(env_file: Path) -> str:
             secret = secrets.token_urlsafe(48)
             if data and not data.endswith(b"\n"):
                 data += b"\n"
-            _write_atomic(env_file, data + f"{SECRET_ENV}={secret}\n".encode())
+            write_atomic(env_file, data + f"{SECRET_ENV}={secret}\n".encode())
             log.info("generated a new agent secret and saved it in %s", env_file)
             return secret
         finally:

@@ -42,7 +42,6 @@ import datetime as dt
 import ipaddress
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +49,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from common.files import write_atomic
 
 DEFAULT_DAYS = 825
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
@@ -154,23 +155,8 @@ def make_leaf(ca: Pair, common_name: str, *, usage: str = SERVER, hosts=(), days
 
 
 def write_pem(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write atomically (temp file in the same folder, fsync, rename); 0600 when `private`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write atomically; 0600 when `private` (a key), else 0644 (a certificate anyone may read)."""
+    write_atomic(path, data, mode=0o600 if private else 0o644)
 
 
 def write_pair(out: Path, stem: str, pair: Pair) -> None:
