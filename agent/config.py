@@ -11,8 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.defaults import AGENT_PORT
+
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 50052
+DEFAULT_PORT = AGENT_PORT
 DEFAULT_FRONT_DOOR_PORT = 8000
 ROUTERS = ("haproxy", "direct")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_LISTEN = "127.0.0.1:8088"
+from common.defaults import DEFAULT_WEBHOOK as DEFAULT_LISTEN
+from common.defaults import WEBHOOK_LISTEN_ENV as LISTEN_ENV
+
 SECRET_ENV = "SERVERSINC_WEBHOOK_SECRET"
-LISTEN_ENV = "SERVERSINC_WEBHOOK_LISTEN"
 # GitHub caps webhook payloads at 25 MB and does not deliver larger ones; anything bigger is not
 # from GitHub and is refused after reading at most this many bytes plus one.
 MAX_BODY = 25 * 1024 * 1024

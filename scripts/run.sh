@@ -4,11 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/setup.sh"
 
-API="${SERVERSINC_API:-127.0.0.1:50051}"
-AGENT="${SERVERSINC_AGENT:-127.0.0.1:50052}"
-DASHBOARD_PORT="${SERVERSINC_DASHBOARD_PORT:-8501}"
-WEBHOOK="${SERVERSINC_WEBHOOK_LISTEN:-127.0.0.1:8088}"
-
 ensure_system_packages
 ensure_venv
 ensure_docker

@@ -1,6 +1,6 @@
 """Control-plane settings: the defaults table of DESIGN.md, each overridable by an environment variable.
 
-One place for every default, so the CLI, the API server, the worker and the tests agree.
+The addresses and the state folder come from common.defaults, which the clients and the agent read too.
 """
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from common.defaults import (
+    AGENT_ENV,
+    API_ENV,
+    DEFAULT_AGENT,
+    DEFAULT_API,
+    DEFAULT_METRICS,
+    DEFAULT_WEBHOOK,
+    METRICS_ENV,
+    serversinc_home,
+)
 
-DEFAULT_API = "127.0.0.1:50051"
-DEFAULT_AGENT = "127.0.0.1:50052"
-DEFAULT_WEBHOOK = "127.0.0.1:8088"
 LOCAL_SERVER = "local"
-
-
-def serversinc_home() -> Path:
-    """The state folder: database, certificates, agent state, logs (`.serversinc/` by default)."""
-    return Path(os.environ.get("SERVERSINC_HOME", REPO_ROOT / ".serversinc"))
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Settings:
     # The local agent's secret when it was not enrolled through a join token (tests, dev).
     local_agent_secret: str = field(default="", repr=False)
     # Prometheus /metrics on loopback; "" turns it off, port 0 picks a free one.
-    metrics_address: str = "127.0.0.1:9464"
+    metrics_address: str = DEFAULT_METRICS
     # First retry of a failed notification after this many seconds, doubling each time.
     notify_backoff_seconds: float = 2.0
     # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
@@ -67,13 +68,13 @@ class Settings:
         settings = cls(
             home=home,
             database_url=url,
-            api_address=os.environ.get("SERVERSINC_API", DEFAULT_API),
-            local_agent_address=os.environ.get("SERVERSINC_AGENT", DEFAULT_AGENT),
+            api_address=os.environ.get(API_ENV, DEFAULT_API),
+            local_agent_address=os.environ.get(AGENT_ENV, DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
-            metrics_address=os.environ.get("SERVERSINC_METRICS", "127.0.0.1:9464"),
+            metrics_address=os.environ.get(METRICS_ENV, DEFAULT_METRICS),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

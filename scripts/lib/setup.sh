@@ -3,7 +3,10 @@
 # reachable. Idempotent: a second run on the same machine does almost nothing.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-export SERVERSINC_HOME="${SERVERSINC_HOME:-$ROOT/.serversinc}"
+# SERVERSINC_HOME, API, AGENT, WEBHOOK, DASHBOARD_PORT: the environment's, else common/defaults.py's
+# (standard library only, so the system python3 reads it before the venv exists).
+eval "$(python3 "$ROOT/common/defaults.py")"
+export SERVERSINC_HOME
 VENV="$ROOT/.venv"
 STARTED_DOCKERD=""
 
