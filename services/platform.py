@@ -19,10 +19,11 @@ from services.db.session import Database
 from services.deployments.events import EventLog
 from services.deployments.pipeline import DeployPipeline
 from services.deployments.recorder import Recorder
-from services.deployments.service import CancelRegistry, DeploymentService
-from services.gitops.resolver import GitResolver
-from services.jobs.queue import JobQueue
 from services.deployments import repository as deployments_repo
+from services.deployments.service import DeploymentService
+from services.gitops.resolver import GitResolver
+from services.jobs.cancels import CancelRegistry
+from services.jobs.queue import JobQueue
 from services.jobs.worker import Worker
 from services.notifications.sender import NotificationSender
 from services.observability.metrics import Metrics
@@ -56,10 +57,10 @@ class Platform:
         self.metrics = Metrics(queue_depth=self._queue_depth, agents_up=self._agents_up)
         self.metrics_port = 0
         self.pipeline = DeployPipeline(
-            settings, lambda dep_id: Recorder(self.db, self.events, self.queue, dep_id, self._deployment_finished),
+            settings, lambda claim: Recorder(self.db, self.events, self.queue, claim, self._deployment_finished),
             self.git, self.agents, self.box,
         )
-        self.worker = Worker(self.queue, self.pipeline, self.cancels, threads=settings.workers)
+        self.worker = Worker(self.queue, self.pipeline.run, self.cancels, threads=settings.workers)
 
     def bootstrap(self) -> None:
         """Schema, the local server row, and (single-process SQLite) reclaiming interrupted jobs."""

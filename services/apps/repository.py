@@ -1,11 +1,20 @@
-"""Queries for apps and servers. The only place that builds SQL for them."""
+"""Queries for apps and servers, and the app's read model of its deployments.
+
+The only place that builds SQL for apps and servers. The read model (`has_deployment_in`,
+`deployment_facts`) reads the deployments table directly so that apps never import the deployments
+package: deployments depend on apps, not the other way round.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.db.models import App, Server
+from services.core.states import State
+from services.db.models import App, Deployment, Server
 
 
 def get_app(session: Session, name: str) -> App | None:
@@ -28,3 +37,36 @@ def server_by_join_token(session: Session, digest: str) -> Server | None:
     if not digest:
         return None
     return session.scalar(select(Server).where(Server.join_token_hash == digest))
+
+
+def has_deployment_in(session: Session, app_id: int, states: Iterable[State]) -> bool:
+    q = select(Deployment.id).where(Deployment.app_id == app_id, Deployment.state.in_([str(s) for s in states]))
+    return session.scalar(q.limit(1)) is not None
+
+
+@dataclass(frozen=True)
+class DeploymentFacts:
+    """Per app id: its newest finished deployment, whether one is queued or running, and the serving one."""
+
+    latest_finished: dict[int, Deployment]
+    active: set[int]
+    serving: dict[int, Deployment]
+
+
+def deployment_facts(session: Session, apps: Iterable[App]) -> DeploymentFacts:
+    apps = list(apps)
+    ids = [a.id for a in apps]
+    newest = (
+        select(func.max(Deployment.id))
+        .where(Deployment.app_id.in_(ids), Deployment.state.in_([State.SUCCEEDED, State.FAILED, State.CANCELLED]))
+        .group_by(Deployment.app_id)
+    )
+    latest = {d.app_id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(newest)))}
+    active = set(
+        session.scalars(
+            select(Deployment.app_id).where(Deployment.app_id.in_(ids), Deployment.state.in_([State.QUEUED, State.RUNNING]))
+        )
+    )
+    serving_ids = [a.current_deployment_id for a in apps if a.current_deployment_id]
+    serving = {d.app_id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(serving_ids)))}
+    return DeploymentFacts(latest, active, serving)

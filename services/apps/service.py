@@ -15,7 +15,6 @@ from services.core.states import State
 from services.db.models import App
 from services.db.session import Database
 from services.security.secretbox import MASK, SecretBox
-from services.deployments import repository as deployments
 
 
 def new_webhook_secret() -> str:
@@ -122,7 +121,7 @@ class AppService:
             app = repo.get_app(s, name)
             if app is None:
                 raise NotFound(f"app {name!r} not found")
-            if deployments.has_state(s, app.id, active_states):
+            if repo.has_deployment_in(s, app.id, active_states):
                 raise FailedPrecondition(f"app {name!r} has a deployment in progress: cancel it or wait")
             s.delete(app)
             return app

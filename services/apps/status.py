@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from services.apps import repository as repo
 from services.core.states import State
 from services.db.models import App, Deployment
 from services.db.session import Database
-from services.deployments import repository as deployments
 
 
 def derive(app: App, latest: Deployment | None, active: bool) -> str:
@@ -19,6 +19,6 @@ def derive(app: App, latest: Deployment | None, active: bool) -> str:
 def overview(db: Database, apps: list[App]) -> dict[int, tuple[str, Deployment | None]]:
     """Per app id: (status, the serving deployment or None)."""
     with db.read() as s:
-        latest, active = deployments.latest_finished_and_active(s, [a.id for a in apps])
-        current = {a.id: deployments.get(s, a.current_deployment_id) for a in apps if a.current_deployment_id}
-    return {a.id: (derive(a, latest.get(a.id), a.id in active), current.get(a.id)) for a in apps}
+        facts = repo.deployment_facts(s, apps)
+    return {a.id: (derive(a, facts.latest_finished.get(a.id), a.id in facts.active), facts.serving.get(a.id))
+            for a in apps}

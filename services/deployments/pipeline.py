@@ -26,6 +26,7 @@ from services.config import Settings
 from services.core.errors import DomainError
 from services.core.states import Phase, State
 from services.deployments.recorder import DeploymentSnapshot, Recorder
+from services.jobs.queue import Claim
 from services.security.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -52,19 +53,24 @@ class Cancelled(Exception):
 
 
 class DeployPipeline:
-    def __init__(self, settings: Settings, recorder_factory: Callable[[int], Recorder], git, agents, box: SecretBox):
+    def __init__(self, settings: Settings, recorder_factory: Callable[[Claim], Recorder], git, agents, box: SecretBox,
+                 *, clock: Callable[[], float] = time.monotonic):
         self.box = box
         self.settings = settings
         self.recorders = recorder_factory
         self.git = git
         self.agents = agents
+        # Measures build and deploy durations.
+        self.clock = clock
 
-    def run(self, deployment_id: int, *, attempt: int, cancel: CancelToken) -> None:
-        rec = self.recorders(deployment_id)
-        snap = rec.begin(resuming=attempt > 1)
+    def run(self, claim: Claim, cancel: CancelToken) -> None:
+        """Carries out one claimed attempt of a deployment (the worker's runner)."""
+        rec = self.recorders(claim)
+        snap = rec.begin()
         if snap is None:
             return
         agent: Agent = self.agents.for_server(snap.server_name)
+        attempt = claim.attempt
         if attempt > MAX_ATTEMPTS:
             rec.finish(State.FAILED, reason=f"gave up after {MAX_ATTEMPTS} attempts: the control plane stopped during each")
             return
@@ -93,7 +99,7 @@ class DeployPipeline:
         except AgentError as err:
             rec.finish(State.FAILED, reason=f"{rec.phase_now.lower()} failed: {err}")
         except Exception:  # a bug: record it truthfully, keep the worker alive
-            log.exception("deployment %s crashed in %s", deployment_id, rec.phase_now)
+            log.exception("deployment %s crashed in %s", claim.deployment_id, rec.phase_now)
             rec.finish(State.FAILED, reason=f"internal error during {rec.phase_now.lower()} (see the control-plane log)")
 
     def _check_cancel(self, rec: Recorder, cancel: CancelToken) -> None:
@@ -148,7 +154,7 @@ class DeployPipeline:
         timeout = snap.build_timeout_seconds or self.settings.build_timeout
         spec = BuildSpec(app=snap.app, deployment_id=snap.id, repo_url=snap.repo_url, commit_sha=sha,
                          dockerfile=snap.dockerfile, context_dir=snap.context_dir, force=snap.rebuild)
-        started = time.monotonic()
+        started = self.clock()
         result = None
         try:
             # Read the stream to its end, not just to the result: only then has the agent
@@ -163,7 +169,7 @@ class DeployPipeline:
                 if update.error:
                     raise PhaseFailed(Phase.BUILD, f"build failed: {update.error}")
                 if update.done:
-                    seconds = 0.0 if update.skipped else (update.seconds or time.monotonic() - started)
+                    seconds = 0.0 if update.skipped else (update.seconds or self.clock() - started)
                     if update.skipped:
                         rec.log(f"image {update.image} exists: build skipped")
                     rec.update(image=update.image, image_id=update.image_id, build_skipped=update.skipped,
@@ -179,7 +185,7 @@ class DeployPipeline:
 
     def _deploy(self, rec: Recorder, snap: DeploymentSnapshot, spec: ReleaseSpec, agent: Agent, cancel: CancelToken):
         timeout = spec.health_timeout_seconds + spec.drain_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
-        started = time.monotonic()
+        started = self.clock()
         container_id = ""
         done = None
         try:
@@ -197,13 +203,13 @@ class DeployPipeline:
                 elif update.message:
                     rec.log(update.message)
                 if update.step == "DONE":
-                    done = update.url, container_id, round(time.monotonic() - started, 3)
+                    done = update.url, container_id, round(self.clock() - started, 3)
         except (AgentCancelled, AgentTimeout, AgentError) as err:
             # The stream is gone; what serves now is the truth.
             outcome = self._serving(agent, snap)
             if outcome:
                 rec.log("the new container serves: traffic had switched before the stream ended")
-                return outcome[0], outcome[1], round(time.monotonic() - started, 3)
+                return outcome[0], outcome[1], round(self.clock() - started, 3)
             if isinstance(err, AgentCancelled):
                 raise Cancelled() from None
             if isinstance(err, AgentTimeout):

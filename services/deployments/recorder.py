@@ -1,12 +1,14 @@
 """Writes a running deployment's progress: phases with timings, log lines, progress, the outcome.
 
 Each call is its own short transaction followed by a watcher wake-up, so what a watcher sees is
-always what is stored.
+always what is stored. The recorder writes for one claim of the deployment's job: the outcome is
+committed together with that claim's end, so an attempt that lost its claim cannot finish it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +18,7 @@ from services.db.models import App, Deployment, utcnow
 from services.db.session import Database
 from services.deployments import repository as repo
 from services.deployments.events import EventLog
-from services.jobs.queue import JobQueue
+from services.jobs.queue import Claim, JobQueue
 from services.notifications import outbox
 
 
@@ -68,31 +70,38 @@ def _copy(value):
 
 
 class Recorder:
-    def __init__(self, db: Database, events: EventLog, queue: JobQueue, deployment_id: int,
-                 on_finish=lambda finished: None):
+    def __init__(self, db: Database, events: EventLog, queue: JobQueue, claim: Claim,
+                 on_finish=lambda finished: None, *, clock: Callable[[], datetime] = utcnow):
         # Called after the outcome is committed (metrics, waking the notification sender).
         self.on_finish = on_finish
         self.db = db
         self.events = events
         self.queue = queue
-        self.id = deployment_id
+        self.claim = claim
+        self.id = claim.deployment_id
+        self.clock = clock
         self.phase_now = Phase.QUEUED
         self.phase_started: dict[Phase, datetime] = {}
 
-    def begin(self, *, resuming: bool) -> DeploymentSnapshot | None:
+    @property
+    def resuming(self) -> bool:
+        """A later attempt: an earlier one was interrupted (control-plane restart, expired lease)."""
+        return self.claim.attempt > 1
+
+    def begin(self) -> DeploymentSnapshot | None:
         """QUEUED -> RUNNING (or picks up a RUNNING one after a restart). None: nothing to do."""
         with self.db.session() as s:
             dep = repo.get(s, self.id)
             if dep is None:
                 return None
             state = State(dep.state)
-            if state.terminal or (state == State.RUNNING and not resuming):
-                self.queue.finish(s, self.id)
+            if state.terminal or (state == State.RUNNING and not self.resuming):
+                self.queue.finish(s, self.claim)
                 return None
             app: App = dep.app
             if state == State.QUEUED:
                 dep.state = str(State.RUNNING)
-                dep.started_at = utcnow()
+                dep.started_at = self.clock()
                 self.events.append(s, self.id, EventKind.STATE, Phase.QUEUED, "started", state=State.RUNNING)
             source = repo.get(s, dep.source_deployment_id) if dep.source_deployment_id else None
             snap = DeploymentSnapshot(
@@ -116,7 +125,7 @@ class Recorder:
             return bool(dep and dep.cancel_requested)
 
     def phase(self, phase: Phase, message: str = "") -> None:
-        now = utcnow()
+        now = self.clock()
         with self.db.session() as s:
             dep = repo.get(s, self.id)
             timings = [dict(t) for t in dep.phase_timings or []]
@@ -148,9 +157,11 @@ class Recorder:
 
     def finish(self, state: State, *, reason: str = "", failure_phase: Phase | None = None,
                app_url: str | None = None, **fields) -> None:
-        """Ends the deployment: final fields, closed timings, the job done, the terminal event last."""
-        now = utcnow()
+        """Ends the deployment: final fields, closed timings, the job done, the terminal event last.
+        Raises StaleClaim, writing nothing, when another attempt holds the job now."""
+        now = self.clock()
         with self.db.session() as s:
+            self.queue.finish(s, self.claim)
             dep: Deployment = repo.get(s, self.id)
             for key, value in fields.items():
                 setattr(dep, key, value)
@@ -169,7 +180,6 @@ class Recorder:
             else:
                 dep.failure_phase = str(failure_phase or self.phase_now)
                 dep.failure_reason = reason
-            self.queue.finish(s, self.id)
             outbox.enqueue(s, dep, state)
             if reason:
                 self.events.append(s, self.id, EventKind.LOG, self.phase_now, reason)

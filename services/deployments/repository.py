@@ -1,24 +1,18 @@
-"""Queries for deployments, their events and jobs. The only place that builds SQL for them."""
+"""Queries for deployments and their events. The only place that builds SQL for them (jobs: services.jobs)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.core.states import State
-from services.db.models import Deployment, DeploymentEvent, Job
+from services.db.models import Deployment, DeploymentEvent
 
 
 def get(session: Session, deployment_id: int) -> Deployment | None:
     return session.get(Deployment, deployment_id)
-
-
-def has_state(session: Session, app_id: int, states: Iterable[State]) -> bool:
-    q = select(Deployment.id).where(Deployment.app_id == app_id, Deployment.state.in_([str(s) for s in states]))
-    return session.scalar(q.limit(1)) is not None
 
 
 def list_for_app(session: Session, app_id: int | None, *, before: int | None, limit: int) -> list[Deployment]:
@@ -63,72 +57,6 @@ def events_after(session: Session, deployment_id: int, after_seq: int, limit: in
         .limit(limit)
     )
     return list(session.scalars(q))
-
-
-def claim_next_job(session: Session, worker: str, now: datetime, lease_until: datetime) -> Job | None:
-    """Takes the oldest job whose app has no other live claim: queued, or claimed with an expired lease.
-
-    Runs inside a write transaction (SQLite: BEGIN IMMEDIATE), so two workers never take one job.
-    """
-    busy_apps = select(Job.app_id).where(Job.status == "claimed", Job.lease_until > now)
-    q = (
-        select(Job)
-        .where(
-            or_(Job.status == "queued", (Job.status == "claimed") & (Job.lease_until <= now)),
-            Job.app_id.not_in(busy_apps),
-        )
-        .order_by(Job.id)
-        .limit(1)
-    )
-    if session.bind.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    job = session.scalar(q)
-    if job is None:
-        return None
-    job.status = "claimed"
-    job.claimed_by = worker
-    job.lease_until = lease_until
-    job.attempts += 1
-    return job
-
-
-def extend_leases(session: Session, job_ids: Iterable[int], worker: str, lease_until: datetime) -> None:
-    ids = list(job_ids)
-    if ids:
-        session.execute(
-            update(Job).where(Job.id.in_(ids), Job.claimed_by == worker).values(lease_until=lease_until)
-        )
-
-
-def finish_job(session: Session, deployment_id: int) -> None:
-    session.execute(update(Job).where(Job.deployment_id == deployment_id).values(status="done", lease_until=None))
-
-
-def release_all_claims(session: Session, now: datetime) -> int:
-    """Makes every claimed job claimable at once: used when the only worker process restarts."""
-    result = session.execute(update(Job).where(Job.status == "claimed").values(lease_until=now))
-    return result.rowcount or 0
-
-
-def next_lease_expiry(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Job.lease_until)).where(Job.status == "claimed"))
-
-
-def latest_finished_and_active(session: Session, app_ids: Iterable[int]) -> tuple[dict[int, Deployment], set[int]]:
-    """Per app: its newest finished deployment, and the set of apps with one queued or running."""
-    ids = list(set(app_ids))
-    newest = (
-        select(func.max(Deployment.id))
-        .where(Deployment.app_id.in_(ids), Deployment.state.in_([State.SUCCEEDED, State.FAILED, State.CANCELLED]))
-        .group_by(Deployment.app_id)
-    )
-    latest = {d.app_id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(newest)))}
-    active = set(
-        session.scalars(
-            select(Deployment.app_id).where(Deployment.app_id.in_(ids), Deployment.state.in_([State.QUEUED, State.RUNNING]))
-        )
-    )
-    return latest, active
 
 
 def previous_success(session: Session, app_id: int, *, before: int | None) -> Deployment | None:

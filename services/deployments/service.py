@@ -15,6 +15,7 @@ from services.db.models import Deployment, utcnow
 from services.db.session import Database
 from services.deployments import repository as repo
 from services.deployments.events import EventLog
+from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
 
 
@@ -32,25 +33,6 @@ def parse_name(name: str) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise InvalidArgument(f"deployment name {name!r} is not of the form deployments/ID")
     return int(raw)
-
-
-class CancelRegistry:
-    """Running deployments register a cancel callback here; CancelDeployment calls it."""
-
-    def __init__(self) -> None:
-        self._callbacks: dict[int, callable] = {}
-
-    def register(self, deployment_id: int, callback) -> None:
-        self._callbacks[deployment_id] = callback
-
-    def unregister(self, deployment_id: int) -> None:
-        self._callbacks.pop(deployment_id, None)
-
-    def cancel(self, deployment_id: int) -> bool:
-        callback = self._callbacks.get(deployment_id)
-        if callback:
-            callback()
-        return callback is not None
 
 
 class DeploymentService:
@@ -115,7 +97,7 @@ class DeploymentService:
             )
             s.add(dep)
             s.flush()
-            self.queue.enqueue(s, dep)
+            self.queue.enqueue(s, dep.id, dep.app_id)
             self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
                                state=State.QUEUED, seq=1)
             superseded = self._supersede_older(s, dep) if supersede_queued else []
@@ -136,7 +118,7 @@ class DeploymentService:
             older.state = str(State.SUPERSEDED)
             older.superseded_by_id = newer.id
             older.finished_at = utcnow()
-            self.queue.finish(s, older.id)
+            self.queue.discard(s, older.id)
             self.events.append(s, older.id, EventKind.STATE, Phase.QUEUED,
                                f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED)
             ended.append(older.id)
@@ -199,7 +181,7 @@ class DeploymentService:
                 dep.failure_phase = str(Phase.QUEUED)
                 dep.failure_reason = "cancelled while queued"
                 dep.finished_at = utcnow()
-                self.queue.finish(s, dep.id)
+                self.queue.discard(s, dep.id)
                 self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, "cancelled while queued", state=State.CANCELLED)
             else:
                 dep.cancel_requested = True

@@ -2,30 +2,54 @@
 
 Jobs live in the database (durable across restarts). Workers in this process are woken through a
 condition variable the moment a job is committed, so no deploy waits for a polling interval.
+A claim is fenced by its attempt: once its lease expired and another attempt took the job over,
+the old attempt can no longer finish it (`StaleClaim`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from services.db.models import Deployment, Job, utcnow
+from services.db.models import Job, utcnow
 from services.db.session import Database
-from services.deployments import repository as repo
+from services.jobs import repository as repo
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One attempt at a job: who holds it and which attempt it is (1 for the first)."""
+
+    job_id: int
+    deployment_id: int
+    worker: str
+    attempt: int
+
+
+class StaleClaim(Exception):
+    """The claim's lease expired and another attempt took the job over."""
+
+    def __init__(self, claim: Claim):
+        super().__init__(f"job {claim.job_id} (deployment {claim.deployment_id}) is no longer held by "
+                         f"{claim.worker} attempt {claim.attempt}")
+        self.claim = claim
 
 
 class JobQueue:
-    def __init__(self, db: Database, *, lease_seconds: float = 30.0):
+    def __init__(self, db: Database, *, lease_seconds: float = 30.0, clock: Callable[[], datetime] = utcnow):
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
         self._wake = threading.Condition()
         self._pending_wakes = 0
 
-    def enqueue(self, session: Session, deployment: Deployment) -> Job:
+    def enqueue(self, session: Session, deployment_id: int, app_id: int) -> Job:
         """Adds the job in the caller's transaction; call `wake()` after it commits."""
-        job = Job(deployment_id=deployment.id, app_id=deployment.app_id, status="queued")
+        job = Job(deployment_id=deployment_id, app_id=app_id, status="queued")
         session.add(job)
         return job
 
@@ -41,32 +65,35 @@ class JobQueue:
                 self._wake.wait(timeout)
             self._pending_wakes = 0
 
-    def claim(self, worker: str) -> tuple[int, int] | None:
-        """Returns (job id, deployment id) of a newly claimed job, or None."""
-        now = utcnow()
+    def claim(self, worker: str) -> Claim | None:
+        """The oldest claimable job, now leased to `worker`, or None."""
+        now = self.clock()
         with self.db.session() as s:
-            job = repo.claim_next_job(s, worker, now, now + self.lease)
-            return (job.id, job.deployment_id) if job else None
-
-    def attempts(self, job_id: int) -> int:
-        with self.db.read() as s:
-            job = s.get(Job, job_id)
-            return job.attempts if job else 0
+            job = repo.claim_next(s, worker, now, now + self.lease)
+            return Claim(job.id, job.deployment_id, worker, job.attempts) if job else None
 
     def heartbeat(self, job_ids: list[int], worker: str) -> None:
         with self.db.session() as s:
-            repo.extend_leases(s, job_ids, worker, utcnow() + self.lease)
+            repo.extend_leases(s, job_ids, worker, self.clock() + self.lease)
 
-    def finish(self, session: Session, deployment_id: int) -> None:
-        repo.finish_job(session, deployment_id)
+    def finish(self, session: Session, claim: Claim) -> None:
+        """Marks the claimed job done in the caller's transaction; raises StaleClaim (so the caller's
+        writes roll back) when another attempt holds it now."""
+        if not repo.finish_claimed(session, claim.job_id, claim.worker, claim.attempt):
+            raise StaleClaim(claim)
+
+    def discard(self, session: Session, deployment_id: int) -> None:
+        """Ends a deployment's job in the caller's transaction when the deployment ended without
+        running (cancelled while queued, superseded)."""
+        repo.finish_for_deployment(session, deployment_id)
 
     def release_all(self) -> int:
         with self.db.session() as s:
-            return repo.release_all_claims(s, utcnow())
+            return repo.release_all_claims(s, self.clock())
 
     def seconds_until_lease_expiry(self) -> float | None:
         with self.db.read() as s:
             when: datetime | None = repo.next_lease_expiry(s)
         if when is None:
             return None
-        return max(0.0, (when - utcnow()).total_seconds())
+        return max(0.0, (when - self.clock()).total_seconds())

@@ -1,7 +1,8 @@
-"""Deploy workers: threads that claim jobs, run the pipeline, and keep their leases alive.
+"""Deploy workers: threads that claim jobs, hand each to the runner, and keep their leases alive.
 
 Deployments of different apps run in parallel; the claim query never hands out a second job for
 an app whose job is still leased, so one app's deployments run one after the other, oldest first.
+The worker knows jobs, not deployments: what a job does is the runner's (the deploy pipeline).
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from services.agents.port import CancelToken
-from services.deployments.pipeline import DeployPipeline
-from services.deployments.service import CancelRegistry
-from services.jobs.queue import JobQueue
+from services.jobs.cancels import CancelRegistry
+from services.jobs.queue import Claim, JobQueue, StaleClaim
 from services.observability import logs
 
 log = logging.getLogger(__name__)
+
+# Carries out one claimed job; returns when the job is finished or left to resume.
+Runner = Callable[[Claim, CancelToken], None]
 
 
 class Worker:
@@ -24,9 +28,9 @@ class Worker:
     # expire (work of a crashed worker); new jobs wake it at once.
     IDLE_SECONDS = 5.0
 
-    def __init__(self, queue: JobQueue, pipeline: DeployPipeline, cancels: CancelRegistry, *, threads: int = 4):
+    def __init__(self, queue: JobQueue, runner: Runner, cancels: CancelRegistry, *, threads: int = 4):
         self.queue = queue
-        self.pipeline = pipeline
+        self.runner = runner
         self.cancels = cancels
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
         self._threads = [threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True) for i in range(threads)]
@@ -66,23 +70,25 @@ class Worker:
                 wait = self.IDLE_SECONDS if expiry is None else min(self.IDLE_SECONDS, expiry + 0.05)
                 self.queue.wait(wait)
                 continue
-            self._run(*claimed)
+            self._run(claimed)
 
-    def _run(self, job_id: int, deployment_id: int) -> None:
+    def _run(self, claim: Claim) -> None:
         token = CancelToken()
         with self._lock:
-            self._running[job_id] = (deployment_id, token)
-        self.cancels.register(deployment_id, token.cancel)
-        tag = logs.deployment_id.set(deployment_id)
+            self._running[claim.job_id] = (claim.deployment_id, token)
+        self.cancels.register(claim.deployment_id, token.cancel)
+        tag = logs.deployment_id.set(claim.deployment_id)
         try:
-            self.pipeline.run(deployment_id, attempt=self.queue.attempts(job_id), cancel=token)
+            self.runner(claim, token)
+        except StaleClaim as stale:
+            log.warning("%s; its outcome is left to the attempt that holds it", stale)
         except Exception:
-            log.exception("deployment %s: pipeline crashed", deployment_id)
+            log.exception("job %s (deployment %s) crashed", claim.job_id, claim.deployment_id)
         finally:
             logs.deployment_id.reset(tag)
-            self.cancels.unregister(deployment_id)
+            self.cancels.unregister(claim.deployment_id)
             with self._lock:
-                self._running.pop(job_id, None)
+                self._running.pop(claim.job_id, None)
             self.queue.wake()  # the app's next deployment may now be claimable
 
     def _heartbeat(self) -> None:

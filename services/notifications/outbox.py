@@ -63,3 +63,9 @@ def next_due(session: Session):
 
 def record(session: Session, notification_id: int, **fields) -> None:
     session.execute(update(Notification).where(Notification.id == notification_id).values(**fields))
+
+
+def app_of(session: Session, deployment_id: int) -> App | None:
+    """The app a notification speaks for (its secret signs the delivery)."""
+    dep = session.get(Deployment, deployment_id)
+    return dep.app if dep is not None else None

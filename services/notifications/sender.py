@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from services.db.models import utcnow
 from services.db.session import Database
-from services.deployments import repository as deployments
 from services.notifications import http, outbox
 from services.security.secretbox import SecretBox
 
@@ -90,6 +89,6 @@ class NotificationSender:
     def _secret_for(self, deployment_id: int, cache: dict) -> str:
         if deployment_id not in cache:
             with self.db.read() as s:
-                dep = deployments.get(s, deployment_id)
-                cache[deployment_id] = self.box.decrypt(dep.app.notification_secret) if dep else ""
+                app = outbox.app_of(s, deployment_id)
+                cache[deployment_id] = self.box.decrypt(app.notification_secret) if app else ""
         return cache[deployment_id]

@@ -6,12 +6,22 @@ liveness are read at scrape time, so they are never stale.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from services.deployments.recorder import FinishedDeployment
-
 BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+class Outcome(Protocol):
+    """What metrics read of a finished deployment (the recorder's FinishedDeployment has these)."""
+
+    state: str
+    failure_phase: str
+    build_seconds: float
+    build_skipped: bool
+    deploy_seconds: float
 
 
 class _LiveCollector:
@@ -46,7 +56,7 @@ class Metrics:
         self.registry.register(_LiveCollector(queue_depth, agents_up))
         self._server = None
 
-    def deployment_finished(self, f: FinishedDeployment) -> None:
+    def deployment_finished(self, f: Outcome) -> None:
         self.deployments.labels(state=f.state.lower()).inc()
         if f.state == "FAILED":
             self.failures.labels(phase=(f.failure_phase or "unknown").lower()).inc()
