@@ -1,12 +1,17 @@
 """Deployment states, phases, triggers and event kinds: the names the database stores and the API maps.
 
 Kept as plain string enums so domain code needs no protobuf import; each name equals the proto enum
-value without its prefix (DEPLOYMENT_STATE_SUCCEEDED <-> "SUCCEEDED").
+value without its prefix (DEPLOYMENT_STATE_SUCCEEDED <-> "SUCCEEDED"). The phases are the agent's
+too, so they live in `common.phases` and are handed on from here.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from common.phases import PAST_SWITCH, Phase
+
+__all__ = ["PAST_SWITCH", "EventKind", "Phase", "State", "Trigger"]
 
 
 class State(StrEnum):
@@ -20,21 +25,6 @@ class State(StrEnum):
     @property
     def terminal(self) -> bool:
         return self not in (State.QUEUED, State.RUNNING)
-
-
-class Phase(StrEnum):
-    QUEUED = "QUEUED"
-    RESOLVE = "RESOLVE"
-    BUILD = "BUILD"
-    START = "START"
-    HEALTH = "HEALTH"
-    SWITCH = "SWITCH"
-    STOP_OLD = "STOP_OLD"
-    DONE = "DONE"
-
-
-# Phases from which traffic goes (or is being moved) to the new container: too late to cancel.
-PAST_SWITCH = frozenset({Phase.SWITCH, Phase.STOP_OLD, Phase.DONE})
 
 
 class Trigger(StrEnum):
