@@ -1,34 +1,31 @@
-"""The traffic switch seam: which container serves an app, and at what URL.
+"""The traffic switch seam: which containers serve an app, and at what URL.
 
 The release logic only speaks the `Router` protocol. Two implementations:
-- `DirectRouter` (here): no proxy, the app's URL is the serving container's own loopback port;
+- `DirectRouter` (here): no proxy, the app's URL is its first serving container's own loopback
+  port;
 - `HAProxyRouter` (agent.haproxy): a front door whose upstream changes through HAProxy's
   runtime API, without a reload, so a switch drops no request.
 
-Both persist their routes in the same `routes.json` (see `RouteStore`).
+Both persist typed routes (`agent.route_policy.Route`) in the same `routes.json` (`RouteStore`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
+
+from agent.route_policy import Route, Server, Target
+from common.files import write_atomic
+
+__all__ = ["DirectRouter", "RouteStore", "Router", "RouterError", "Target"]
+
+ROUTES_VERSION = 2
 
 
 class RouterError(Exception):
     """Traffic could not be switched."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A container that can take an app's traffic."""
-
-    container_id: str
-    host_port: int  # its port published on 127.0.0.1
 
 
 class Router(Protocol):
@@ -42,17 +39,17 @@ class Router(Protocol):
         """Make the app routable (before its first switch); may reload the proxy, so it is
         never called in the middle of a switch."""
 
-    def switch(self, app: str, target: Target) -> str:
-        """Send the app's new requests to `target`; returns the URL the app answers on.
+    def switch(self, app: str, targets: Sequence[Target]) -> str:
+        """Send the app's new requests to `targets`; returns the URL the app answers on.
 
-        The previous target only finishes what it has in flight; call `drain` next."""
+        What served before only finishes what it has in flight; call `drain` next."""
 
     def drain(self, app: str, seconds: float) -> str:
-        """Wait (at most `seconds`) for the previous target's in-flight requests, then take it
-        out of the route for good; returns a message for people."""
+        """Wait (at most `seconds`) for the previous targets' in-flight requests, then take
+        them out of the route for good; returns a message for people."""
 
-    def current(self, app: str) -> str | None:
-        """Id of the container serving the app, or None."""
+    def serving(self, app: str) -> tuple[str, ...]:
+        """Ids of the containers in the app's rotation (empty when none)."""
 
     def url(self, app: str) -> str | None:
         """The URL the app answers on, or None."""
@@ -65,16 +62,16 @@ class Router(Protocol):
 
 
 class RouteStore:
-    """`routes.json`, written atomically: `{"version": 1, "apps": {"<app>": {...}}}`.
+    """`routes.json`, written atomically: `{"version": 2, "apps": {"<app>": Route}}`.
 
-    Every entry has `container_id` and `url`; the HAProxy router adds `slot`, `host_port` and
-    `domains`. Thread-safe through the caller's lock.
+    Version 1 files (one container per app) are read too. Thread-safe through the caller's
+    lock.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def load(self) -> dict:
+    def load(self) -> dict[str, Route]:
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -84,29 +81,29 @@ class RouteStore:
         apps = data.get("apps") if isinstance(data, dict) else None
         if not isinstance(apps, dict):
             return {}
-        return {k: v for k, v in apps.items() if isinstance(v, dict)}
+        routes = {}
+        for app, entry in apps.items():
+            try:
+                routes[app] = Route.from_json(entry)
+            except (AttributeError, TypeError, ValueError, KeyError):
+                continue  # one bad entry loses that app's route only; reconcile restores it
+        return routes
 
-    def save(self, apps: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".routes-", dir=self.path.parent)
+    def save(self, routes: dict[str, Route]) -> None:
+        data = {"version": ROUTES_VERSION,
+                "apps": {app: route.to_json() for app, route in sorted(routes.items())}}
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"version": 1, "apps": apps}, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True))
+        except OSError as exc:
+            raise RouterError(f"cannot write {self.path}: {exc}") from exc
 
 
 class DirectRouter:
-    """No proxy: the app's URL is the serving container's own loopback port.
+    """No proxy: the app's URL is its first serving container's own loopback port.
 
-    The app -> container mapping is persisted in `routes.json` (written atomically) so that
-    after a restart the agent still knows which container serves:
-    `{"version": 1, "apps": {"<app>": {"container_id": "...", "url": "http://127.0.0.1:PORT"}}}`
-    Switching is not zero-downtime (clients must follow the URL); use HAProxyRouter for that.
+    The route is persisted in `routes.json` so that after a restart the agent still knows which
+    containers serve. Switching is not zero-downtime (clients must follow the URL); use
+    HAProxyRouter for that.
     """
 
     def __init__(self, path: Path) -> None:
@@ -123,35 +120,35 @@ class DirectRouter:
     def ensure_app(self, app: str, domains: Sequence[str] = ()) -> None:
         pass
 
-    def switch(self, app: str, target: Target) -> str:
-        url = f"http://127.0.0.1:{target.host_port}"
+    def switch(self, app: str, targets: Sequence[Target]) -> str:
+        if not targets:
+            raise RouterError(f"nothing to switch {app} to")
+        url = f"http://127.0.0.1:{targets[0].host_port}"
         with self._lock:
-            apps = self.store.load()
-            apps[app] = {"container_id": target.container_id, "url": url}
-            try:
-                self.store.save(apps)
-            except OSError as exc:
-                raise RouterError(f"cannot write {self.path}: {exc}") from exc
+            routes = self.store.load()
+            routes[app] = Route(url=url, servers=tuple(
+                Server("", t.container_id, t.host_port) for t in targets))
+            self.store.save(routes)
         return url
 
     def drain(self, app: str, seconds: float) -> str:
         return "no proxy: nothing to drain"
 
-    def current(self, app: str) -> str | None:
+    def serving(self, app: str) -> tuple[str, ...]:
         with self._lock:
-            entry = self.store.load().get(app)
-        return entry.get("container_id") if entry else None
+            route = self.store.load().get(app)
+        return route.container_ids if route else ()
 
     def url(self, app: str) -> str | None:
         with self._lock:
-            entry = self.store.load().get(app)
-        return entry.get("url") if entry else None
+            route = self.store.load().get(app)
+        return route.url if route else None
 
     def remove(self, app: str) -> None:
         with self._lock:
-            apps = self.store.load()
-            if apps.pop(app, None) is not None:
-                self.store.save(apps)
+            routes = self.store.load()
+            if routes.pop(app, None) is not None:
+                self.store.save(routes)
 
     def apps(self) -> list[str]:
         with self._lock:

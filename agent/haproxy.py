@@ -1,0 +1,248 @@
+"""The HAProxy router: zero-downtime switches through a supervised local HAProxy.
+
+The only module (with `haproxy_config`, `haproxy_runtime` and `haproxy_process`, its parts)
+that talks to HAProxy. A switch is `set server <be>/<slot> addr 127.0.0.1 port P` + `state
+ready` for the new containers, `state drain` then (no session left, or drain time over)
+`state maint` for the old ones; which slot is which comes from `agent.route_policy`. The
+config is rewritten and reloaded seamlessly only when an app is added or removed, or its
+domains change, never to switch a deploy.
+
+Invariant: routes are persisted in `routes.json` *before* the runtime API is told, and the
+config is rendered from them on every start and reload with the serving slots enabled at
+their current addresses, so an agent or HAProxy restart brings every route back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from agent import route_policy
+from agent.haproxy_config import backend_name, render_config
+from agent.haproxy_process import HAProxyProcess, haproxy_binary
+from agent.route_policy import SLOTS, Route, RoutePolicyError, Target
+from agent.router import RouteStore, RouterError
+from common.files import write_atomic
+from common.rules import RuleError, domains as check_domains
+
+__all__ = ["HAProxyRouter", "haproxy_binary"]
+
+log = logging.getLogger(__name__)
+
+API_RETRY_SECONDS = 5.0
+DRAIN_POLL = 0.05
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+DEFAULT_SERVER_MAXCONN = 0  # 0: no per-container limit
+
+
+def _run_dir(state_dir: Path) -> Path:
+    """`<state_dir>/haproxy`, unless its socket paths would not fit in a sockaddr_un."""
+    run_dir = Path(state_dir) / "haproxy"
+    if len(str(run_dir / "master.sock")) <= MAX_SOCKET_PATH:
+        return run_dir
+    digest = hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tugboat-haproxy-{digest}"
+
+
+class HAProxyRouter:
+    """The `Router` for zero-downtime switches (see module docstring)."""
+
+    def __init__(self, state_dir: Path, *, front_host: str = "127.0.0.1", front_port: int = 8000,
+                 binary: str | None = None, routes_file: Path | None = None,
+                 server_maxconn: int | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        if server_maxconn is None:
+            server_maxconn = int(os.environ.get("TUGBOAT_SERVER_MAXCONN") or DEFAULT_SERVER_MAXCONN)
+        self.server_maxconn = server_maxconn
+        self.front_host = front_host
+        self.front_port = front_port
+        self.run_dir = _run_dir(self.state_dir)
+        self.config_path = self.run_dir / "haproxy.cfg"
+        self.map_path = self.run_dir / "hosts.map"
+        self.store = RouteStore(routes_file or self.state_dir / "routes.json")
+        self._lock = threading.RLock()
+        binary = binary or haproxy_binary()
+        if not binary:
+            raise RouterError("haproxy is not installed; install it or use the direct router")
+        self.process = HAProxyProcess(binary, self.run_dir, self.config_path, self._render,
+                                      self._lock)
+        self.api = self.process.api
+
+    # -- lifecycle
+    @property
+    def front_door(self) -> str:
+        return f"{self.front_host}:{self.front_port}"
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir.parent != self.state_dir:  # socket path too long: leave a pointer
+            pointer = self.state_dir / "haproxy"
+            if not pointer.exists():
+                pointer.symlink_to(self.run_dir)
+        self.process.start()
+
+    def close(self) -> None:
+        self.process.stop()
+
+    def app_url(self, app: str) -> str:
+        return f"http://{app}.localhost:{self.front_port}"
+
+    def _render(self, generation: int) -> None:
+        with self._lock:
+            rendered = render_config(front_host=self.front_host, front_port=self.front_port,
+                                     run_dir=self.run_dir, generation=generation,
+                                     routes=self.store.load(), server_maxconn=self.server_maxconn)
+            write_atomic(self.map_path, rendered.host_map)
+            write_atomic(self.config_path, rendered.config)
+
+    # -- Router protocol
+    def ensure_app(self, app: str, domains: Sequence[str] = ()) -> None:
+        try:
+            wanted = tuple(d for d in check_domains(domains) if d != f"{app}.localhost")
+        except RuleError as exc:
+            raise RouterError(str(exc)) from exc
+        with self._lock:
+            routes = self.store.load()
+            try:
+                route_policy.check_hosts(routes, app, wanted)
+            except RoutePolicyError as exc:
+                raise RouterError(str(exc)) from exc
+            previous = routes.get(app)
+            if previous is not None and previous.domains == wanted:
+                return
+            routes[app] = Route(url=self.app_url(app), domains=wanted,
+                                servers=previous.servers if previous else (),
+                                draining=previous.draining if previous else ())
+            self.store.save(routes)
+            try:
+                self.process.reload()
+            except RouterError:
+                if previous is None:
+                    routes.pop(app, None)
+                else:
+                    routes[app] = previous
+                self.store.save(routes)
+                raise
+
+    def switch(self, app: str, targets: Sequence[Target]) -> str:
+        for target in targets:
+            if not target.host_port:
+                raise RouterError(f"container {target.container_id[:12]} has no published port")
+        with self._lock:
+            if app not in self.store.load():
+                self.ensure_app(app)  # first route for the app: nothing serves it yet
+            routes = self.store.load()
+            previous = routes[app]
+            try:
+                route = route_policy.switch(previous, targets, SLOTS)
+            except RoutePolicyError as exc:
+                raise RouterError(f"cannot switch {app}: {exc}") from exc
+            routes[app] = route = Route(url=self.app_url(app), domains=route.domains,
+                                        servers=route.servers, draining=route.draining)
+            # Persist first: a reload or restart from now on renders the new route.
+            self.store.save(routes)
+            try:
+                self._apply(app, route)
+            except (RouterError, OSError) as exc:
+                routes[app] = previous
+                self.store.save(routes)
+                self._restore_runtime(app, previous)
+                ids = ", ".join(t.container_id[:12] for t in targets)
+                raise RouterError(f"cannot switch {app} to {ids}: {exc}") from exc
+            return route.url
+
+    def drain(self, app: str, seconds: float) -> str:
+        be = backend_name(app)
+        with self._lock:
+            route = self.store.load().get(app)
+        slots = route.draining if route else ()
+        if not slots:
+            return "nothing to drain"
+        started = time.monotonic()
+        deadline = started + max(0.0, seconds)
+        while True:
+            in_flight = sum(self._in_flight(be, slot) for slot in slots)
+            if in_flight <= 0 or time.monotonic() >= deadline:
+                break
+            time.sleep(DRAIN_POLL)
+        with self._lock:
+            routes = self.store.load()
+            current = routes.get(app)
+            if current is not None:
+                done = [s for s in slots if s in current.draining]
+                for slot in done:
+                    try:
+                        self._api_retry(lambda: self.api.set_server_state(be, slot, "maint"))
+                    except (RouterError, OSError) as exc:
+                        log.warning("could not put %s/%s in maintenance: %s", be, slot, exc)
+                routes[app] = route_policy.drained(current, done)
+                self.store.save(routes)
+        waited = time.monotonic() - started
+        names = "slot " + ", ".join(slots) if len(slots) == 1 else "slots " + ", ".join(slots)
+        if in_flight > 0:
+            return (f"drain of {names} stopped after {waited:.1f}s with {in_flight} "
+                    "request(s) still in flight")
+        return f"{names} drained in {waited:.2f}s"
+
+    def serving(self, app: str) -> tuple[str, ...]:
+        with self._lock:
+            route = self.store.load().get(app)
+        return route.container_ids if route else ()
+
+    def url(self, app: str) -> str | None:
+        with self._lock:
+            route = self.store.load().get(app)
+        return route.url if route and route.servers else None
+
+    def apps(self) -> list[str]:
+        with self._lock:
+            return sorted(self.store.load())
+
+    def remove(self, app: str) -> None:
+        with self._lock:
+            routes = self.store.load()
+            if routes.pop(app, None) is None:
+                return
+            self.store.save(routes)
+            self.process.reload()
+
+    # -- runtime API
+    def _in_flight(self, backend: str, slot: str) -> int:
+        """Sessions and queued requests on a slot; 0 while HAProxy restarts (it comes back
+        without the old slot anyway)."""
+        try:
+            row = self.api.server_stat(backend, slot)
+            return int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+        except (RouterError, OSError, ValueError):
+            return 0
+
+    def _apply(self, app: str, route: Route) -> None:
+        be = backend_name(app)
+        for want in route_policy.slot_states(route, SLOTS):
+            if want.state == "ready":
+                self._api_retry(lambda: self.api.set_server_addr(be, want.slot, "127.0.0.1",
+                                                                 want.host_port))
+            self._api_retry(lambda: self.api.set_server_state(be, want.slot, want.state))
+
+    def _api_retry(self, call: Callable[[], None]) -> None:
+        """Run a runtime API call, waiting out a restart of HAProxy by its supervisor."""
+        deadline = time.monotonic() + API_RETRY_SECONDS
+        while True:
+            try:
+                return call()
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _restore_runtime(self, app: str, route: Route) -> None:
+        try:
+            self._apply(app, route_policy.drained(route, route.draining))
+        except (RouterError, OSError) as exc:
+            log.warning("could not restore the route of %s: %s", app, exc)

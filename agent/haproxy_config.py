@@ -1,0 +1,90 @@
+"""HAProxy config rendering (pure): haproxy.cfg and hosts.map from the typed routes.
+
+One backend per app with a fixed pool of server slots (`route_policy.SLOTS`), a front door
+that picks the backend from the Host header through the map file, and a 404 for unknown hosts.
+The serving slots are rendered enabled at their containers' ports, every other slot disabled,
+so a (re)start of HAProxy comes up with the persisted routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from agent.route_policy import SLOTS, Route, hosts
+
+PLACEHOLDER_PORT = 1  # an unused slot points here, in maintenance; never gets traffic
+UNKNOWN_BACKEND = "no_app"
+
+
+def backend_name(app: str) -> str:
+    return f"app_{app}"
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    config: str
+    host_map: str
+
+
+def render_config(*, front_host: str, front_port: int, run_dir: Path, generation: int,
+                  routes: Mapping[str, Route], server_maxconn: int = 0,
+                  pool: Sequence[str] = SLOTS) -> RenderedConfig:
+    """haproxy.cfg and hosts.map for `routes`; `node` carries the generation so a reload can
+    be confirmed."""
+    map_path = run_dir / "hosts.map"
+    lines = [
+        "# Written by the Tugboat agent; changes are overwritten.",
+        "global",
+        "    master-worker",
+        f"    node tugboat-{generation}",
+        f"    stats socket {run_dir / 'admin.sock'} mode 600 level admin expose-fd listeners",
+        "    stats timeout 30s",
+        "    maxconn 4096",
+        # After a reload the previous worker finishes its in-flight requests, bounded.
+        "    hard-stop-after 120s",
+        "",
+        "defaults",
+        "    mode http",
+        "    option http-keep-alive",
+        "    option redispatch 1",
+        # Only retry when the connection to the container could not be made: the request was
+        # never sent, so even a POST is not duplicated.
+        "    retries 3",
+        "    retry-on conn-failure",
+        "    timeout connect 3s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        "    timeout http-request 30s",
+        "    timeout http-keep-alive 60s",
+        "    timeout queue 30s",
+    ]
+    if server_maxconn > 0:
+        # At most this many connections at once to one container; more wait in HAProxy's queue
+        # instead of overflowing the app's listen backlog (dropped SYNs cost 1 s each).
+        lines.append(f"    default-server maxconn {server_maxconn}")
+    lines += [
+        "",
+        "frontend front_door",
+        f"    bind {front_host}:{front_port}",
+        "    http-request set-var(txn.route_host) req.hdr(host),field(1,:),lower",
+        f"    use_backend %[var(txn.route_host),map({map_path},{UNKNOWN_BACKEND})]",
+        f"    default_backend {UNKNOWN_BACKEND}",
+        "",
+        f"backend {UNKNOWN_BACKEND}",
+        '    http-request return status 404 content-type "text/plain" '
+        'string "no app is routed for this host"',
+    ]
+    map_lines = []
+    for app in sorted(routes):
+        route = routes[app]
+        ports = {s.slot: s.host_port for s in route.servers if s.host_port}
+        lines += ["", f"backend {backend_name(app)}", "    balance roundrobin"]
+        for slot in pool:
+            if slot in ports:
+                lines.append(f"    server {slot} 127.0.0.1:{ports[slot]}")
+            else:
+                lines.append(f"    server {slot} 127.0.0.1:{PLACEHOLDER_PORT} disabled")
+        map_lines += [f"{host} {backend_name(app)}" for host in hosts(app, route)]
+    return RenderedConfig("\n".join(lines) + "\n", "\n".join(map_lines) + ("\n" if map_lines else ""))

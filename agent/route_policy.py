@@ -1,0 +1,145 @@
+"""The route policy: which server slot takes a new container, what drains, which hosts clash.
+
+Pure: typed routes in, typed routes out, no proxy and no files. The HAProxy adapter carries a
+route out over the runtime API and renders its config from it; the direct router only keeps
+the URL. A route holds N servers, so replicas are data, not a rewrite.
+
+A backend has a fixed pool of slots (`SLOTS`: blue and green for one container per app). A
+switch puts every new container in a slot that neither serves nor drains, taking a draining
+slot only when no free one is left (that cuts the older drain short, as a second switch in a
+row must); the containers that served before drain. A container that already serves keeps
+its slot, so re-applying a route after a restart (a container whose port moved) drains
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence
+
+from common.rules import app_hosts
+
+SLOTS = ("blue", "green")
+
+
+class RoutePolicyError(ValueError):
+    """The wanted route cannot be made (no free slot, a host taken by another app)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A container that can take an app's traffic."""
+
+    container_id: str
+    host_port: int  # its port published on 127.0.0.1
+
+
+@dataclass(frozen=True)
+class Server:
+    """A container in rotation, in one slot of the app's backend."""
+
+    slot: str
+    container_id: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the front door reaches one app."""
+
+    url: str = ""
+    domains: tuple[str, ...] = ()
+    servers: tuple[Server, ...] = ()
+    # Slots that take no new request and finish their in-flight ones (the previous release).
+    draining: tuple[str, ...] = ()
+
+    @property
+    def container_ids(self) -> tuple[str, ...]:
+        return tuple(s.container_id for s in self.servers)
+
+    def to_json(self) -> dict:
+        return {"url": self.url, "domains": list(self.domains), "draining": list(self.draining),
+                "servers": [{"slot": s.slot, "container_id": s.container_id,
+                             "host_port": s.host_port} for s in self.servers]}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Route":
+        """Reads this format and version 1 (one `container_id`/`slot`/`host_port`, `draining`
+        a slot name or "")."""
+        if "servers" in data:
+            servers = tuple(Server(str(s.get("slot") or ""), str(s.get("container_id") or ""),
+                                   int(s.get("host_port") or 0))
+                            for s in data.get("servers") or [] if s.get("container_id"))
+            draining = tuple(data.get("draining") or ())
+        else:
+            servers = ((Server(str(data.get("slot") or ""), str(data["container_id"]),
+                               int(data.get("host_port") or 0)),)
+                       if data.get("container_id") else ())
+            draining = (data["draining"],) if data.get("draining") else ()
+        return cls(url=str(data.get("url") or ""), domains=tuple(data.get("domains") or ()),
+                   servers=servers, draining=draining)
+
+
+def hosts(app: str, route: Route) -> list[str]:
+    """Every host name routed to the app."""
+    return app_hosts(app, route.domains)
+
+
+def check_hosts(routes: Mapping[str, Route], app: str, domains: Iterable[str]) -> None:
+    """A host belongs to one app: refuse domains another app already has."""
+    wanted = set(app_hosts(app, list(domains)))
+    for other, route in routes.items():
+        if other == app:
+            continue
+        clash = wanted.intersection(hosts(other, route))
+        if clash:
+            raise RoutePolicyError(f"host {sorted(clash)[0]} is already routed to app {other}")
+
+
+def switch(route: Route, targets: Sequence[Target], pool: Sequence[str] = SLOTS) -> Route:
+    """`route` with exactly `targets` in rotation; what served before and is not kept drains."""
+    if not targets:
+        raise RoutePolicyError("a switch needs at least one container")
+    kept = {s.container_id: s for s in route.servers}
+    serving = {s.slot for s in route.servers}
+    free = [s for s in pool if s not in serving and s not in route.draining]
+    free += [s for s in route.draining if s not in serving]  # cuts an older drain short
+    servers = []
+    for target in targets:
+        if target.container_id in kept:
+            slot = kept[target.container_id].slot
+        elif free:
+            slot = free.pop(0)
+        else:
+            raise RoutePolicyError(f"{len(targets)} containers do not fit the {len(pool)} slots "
+                                   "of the backend beside the ones that serve")
+        servers.append(Server(slot, target.container_id, target.host_port))
+    taken = {s.slot for s in servers}
+    retired = [s.slot for s in route.servers if s.slot not in taken]
+    still = [s for s in route.draining if s not in taken]
+    return replace(route, servers=tuple(servers), draining=tuple(dict.fromkeys(retired + still)))
+
+
+def drained(route: Route, slots: Iterable[str]) -> Route:
+    """`route` once `slots` have finished draining and left the rotation for good."""
+    done = set(slots)
+    return replace(route, draining=tuple(s for s in route.draining if s not in done))
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What one slot of the backend must be set to: `ready` at a port, `drain` or `maint`."""
+
+    slot: str
+    state: str
+    host_port: int = 0
+
+
+def slot_states(route: Route, pool: Sequence[str] = SLOTS) -> list[SlotState]:
+    """The runtime state of every slot for `route`: serving slots first (so traffic has a place
+    to go before anything drains), then draining ones, then the rest in maintenance."""
+    serving = [SlotState(s.slot, "ready", s.host_port) for s in route.servers]
+    used = {s.slot for s in route.servers}
+    draining = [SlotState(s, "drain") for s in route.draining if s not in used]
+    rest = [SlotState(s, "maint") for s in pool if s not in used and s not in route.draining]
+    return serving + draining + rest
