@@ -7,45 +7,35 @@ import http.client
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-DEFAULT_STATUS_MIN = 200
-DEFAULT_STATUS_MAX = 399
-DEFAULT_INTERVAL_MS = 100
-DEFAULT_PROBE_TIMEOUT_MS = 1000
-DEFAULT_HEALTHY_THRESHOLD = 1
+from common import rules
+from common.rules import HEALTH
 
 
 @dataclass(frozen=True)
 class HealthPolicy:
-    """How a new container is judged healthy (zero values in the request mean these defaults)."""
+    """How a new container is judged healthy. Zero values in the request mean the defaults of
+    `common.rules.HEALTH`, and the bounds are `common.rules.health`: the API stored the app with
+    the same ones, so a spec it accepted is never refused here."""
 
     use_docker_healthcheck: bool = False
-    status_min: int = DEFAULT_STATUS_MIN
-    status_max: int = DEFAULT_STATUS_MAX
-    interval_ms: int = DEFAULT_INTERVAL_MS
-    probe_timeout_ms: int = DEFAULT_PROBE_TIMEOUT_MS
-    healthy_threshold: int = DEFAULT_HEALTHY_THRESHOLD
+    status_min: int = HEALTH.status_min
+    status_max: int = HEALTH.status_max
+    interval_ms: int = HEALTH.interval_ms
+    probe_timeout_ms: int = HEALTH.probe_timeout_ms
+    healthy_threshold: int = HEALTH.healthy_threshold
 
     @classmethod
     def from_values(cls, *, use_docker_healthcheck=False, status_min=0, status_max=0,
                     interval_ms=0, probe_timeout_ms=0, healthy_threshold=0) -> "HealthPolicy":
-        policy = cls(bool(use_docker_healthcheck), status_min or DEFAULT_STATUS_MIN,
-                     status_max or DEFAULT_STATUS_MAX, interval_ms or DEFAULT_INTERVAL_MS,
-                     probe_timeout_ms or DEFAULT_PROBE_TIMEOUT_MS,
-                     healthy_threshold or DEFAULT_HEALTHY_THRESHOLD)
-        policy.check()
+        """The policy for a request's values; `RuleError` (a ValueError) when one is out of bounds."""
+        policy = cls(bool(use_docker_healthcheck), status_min or HEALTH.status_min,
+                     status_max or HEALTH.status_max, interval_ms or HEALTH.interval_ms,
+                     probe_timeout_ms or HEALTH.probe_timeout_ms,
+                     healthy_threshold or HEALTH.healthy_threshold)
+        rules.health(status_min=policy.status_min, status_max=policy.status_max,
+                     interval_ms=policy.interval_ms, probe_timeout_ms=policy.probe_timeout_ms,
+                     healthy_threshold=policy.healthy_threshold)
         return policy
-
-    def check(self) -> None:
-        if not 100 <= self.status_min <= self.status_max <= 599:
-            raise ValueError(f"invalid health status range {self.status_min}-{self.status_max}: "
-                             "need 100 <= status_min <= status_max <= 599")
-        if not 1 <= self.interval_ms <= 60_000:
-            raise ValueError(f"invalid health interval_ms {self.interval_ms}: must be 1-60000")
-        if not 1 <= self.probe_timeout_ms <= 60_000:
-            raise ValueError(f"invalid health probe_timeout_ms {self.probe_timeout_ms}: "
-                             "must be 1-60000")
-        if not 1 <= self.healthy_threshold <= 100:
-            raise ValueError(f"invalid healthy_threshold {self.healthy_threshold}: must be 1-100")
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ class ProbeResult:
 
 
 def probe(base_url: str, path: str = "/", timeout: float = 1.0, *,
-          status_min: int = DEFAULT_STATUS_MIN, status_max: int = DEFAULT_STATUS_MAX) -> ProbeResult:
+          status_min: int = HEALTH.status_min, status_max: int = HEALTH.status_max) -> ProbeResult:
     """One GET; healthy when the status is within [status_min, status_max] (default 2xx/3xx).
 
     http.client rather than requests: no proxies from the environment (the strict network

@@ -16,14 +16,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc as pb_grpc
 
-from agent import validation
 from agent.apps import AppAdmin, UnknownApp
 from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucceeded,
                            normalize_paths)
 from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
-from agent.releaser import DEFAULT_DRAIN_SECONDS, DeploySpec, Failure, Releaser, Step
+from agent.releaser import DeploySpec, Failure, Releaser, Step
+from common import rules
+from common.rules import HEALTH
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,12 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     # ---- Build -----------------------------------------------------------------------------
     def Build(self, request, context) -> Iterator[pb.BuildEvent]:
         try:
-            spec = BuildSpec(app=validation.check_app(request.app),
-                             deployment_id=validation.check_deployment_id(request.deployment_id),
-                             repo_url=request.repo_url, commit_sha=validation.check_sha(request.commit_sha),
+            spec = BuildSpec(app=rules.app_name(request.app),
+                             deployment_id=rules.deployment_id(request.deployment_id),
+                             repo_url=rules.repo_url(request.repo_url),
+                             commit_sha=rules.commit_sha(request.commit_sha),
                              dockerfile=request.dockerfile or "Dockerfile",
                              context_dir=request.context_dir, force=request.force)
-            if not spec.repo_url:
-                raise ValueError("repo_url is required")
             spec = normalize_paths(spec)
         except ValueError as exc:
             self._invalid(context, exc)
@@ -101,17 +101,19 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     def Deploy(self, request, context) -> Iterator[pb.DeployEvent]:
         try:
             spec = DeploySpec(
-                app=validation.check_app(request.app),
-                deployment_id=validation.check_deployment_id(request.deployment_id),
-                image=request.image or "", commit_sha=validation.check_sha(request.commit_sha),
-                port=validation.check_port(request.port), health_path=request.health_path or "/",
-                health_timeout_seconds=max(0, request.health_timeout_seconds),
-                stop_grace_seconds=max(0, request.stop_grace_seconds), env=dict(request.env),
+                app=rules.app_name(request.app),
+                deployment_id=rules.deployment_id(request.deployment_id),
+                image=request.image or "", commit_sha=rules.commit_sha(request.commit_sha),
+                port=rules.port(request.port),
+                health_path=rules.health_path(request.health_path or HEALTH.path),
+                health_timeout_seconds=rules.seconds(request.health_timeout_seconds, "health timeout"),
+                stop_grace_seconds=rules.seconds(request.stop_grace_seconds, "stop grace period"),
+                env=rules.env(dict(request.env)),
                 health=self._health_policy(request.health_check),
-                stop_signal=validation.check_stop_signal(request.stop_signal),
-                drain_seconds=validation.check_drain_seconds(request.drain_seconds)
-                or DEFAULT_DRAIN_SECONDS,
-                domains=tuple(validation.check_domains(request.domains)))
+                stop_signal=rules.stop_signal(request.stop_signal),
+                drain_seconds=rules.seconds(request.drain_seconds, "drain period")
+                or rules.DRAIN_SECONDS,
+                domains=tuple(rules.domains(request.domains)))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
         except ValueError as exc:
@@ -151,7 +153,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     def ListContainers(self, request, context):
         if request.app:
             try:
-                validation.check_app(request.app)
+                rules.app_name(request.app)
             except ValueError as exc:
                 self._invalid(context, exc)
         try:
@@ -168,7 +170,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
 
     def StreamLogs(self, request, context):
         try:
-            validation.check_app(request.app)
+            rules.app_name(request.app)
             if request.tail < 0:
                 raise ValueError("tail must be >= 0 (0 means all lines)")
         except ValueError as exc:
@@ -197,7 +199,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     def _app_admin(self, app: str, context, doing: str, action):
         """An admin action on one app, its errors as status codes: bad name, unknown app, engine."""
         try:
-            validation.check_app(app)
+            rules.app_name(app)
         except ValueError as exc:
             self._invalid(context, exc)
         try:

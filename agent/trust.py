@@ -57,7 +57,7 @@ def server_tls(certs_dir: Path) -> grpc.ServerCredentials:
 
 
 # ---- the secret ------------------------------------------------------------------------------
-_ENV_LINE = re.compile(rb"^\s*(?:export\s+)?" + SECRET_ENV.encode() + rb"\s*=(.*?)\s*$")
+_ENV_LINE = re.compile(rb"\s*(?:export\s+)?" + SECRET_ENV.encode() + rb"\s*=(.*?)\s*")
 
 
 def _parse_value(raw: bytes) -> str:
@@ -75,7 +75,7 @@ def read_env_secret(env_file: Path) -> str:
         return ""
     found = ""
     for line in data.splitlines():
-        match = _ENV_LINE.match(line)
+        match = _ENV_LINE.fullmatch(line)
         if match:
             found = _parse_value(match.group(1))
     return found

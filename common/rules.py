@@ -63,6 +63,13 @@ def commit_sha(value: str) -> str:
     return value
 
 
+def deployment_id(value: int) -> int:
+    """The control plane's id of a deployment: a positive integer."""
+    if value <= 0:
+        raise RuleError(f"deployment id {value} is invalid: use the positive id the control plane gave")
+    return value
+
+
 def port(value: int) -> int:
     if not 1 <= value <= 65535:
         raise RuleError(f"port {value} is out of range: use 1 to 65535 (the port the app listens on)")

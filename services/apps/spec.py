@@ -1,15 +1,24 @@
-"""AppSpec: the settable fields of an app, with defaults and validation, free of storage and transport."""
+"""AppSpec: the settable fields of an app, with defaults and validation, free of storage and transport.
+
+`with_defaults().validate()` is the one path from what a caller sent to what is stored: zero values
+become the defaults, then every field is checked by `common.rules` (the rules the agent applies
+again at deploy) and stop signal and domains are replaced by their canonical form, so the agent is
+later handed exactly what it accepts. Nothing is cleaned silently: `a.com\n` is refused, not trimmed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
+from common import rules
+from common.rules import HEALTH
 from services.config import LOCAL_SERVER
 from services.core import validation as v
+from services.core.errors import InvalidArgument
 
 DEFAULT_PORT = 8080
-DEFAULT_HEALTH_PATH = "/"
 DEFAULT_DOCKERFILE = "Dockerfile"
+MAX_NOTIFY_URLS = 10
 
 
 @dataclass
@@ -47,7 +56,7 @@ class AppSpec:
             repo_url=self.repo_url.strip(),
             branch=self.branch or "main",
             port=self.port or DEFAULT_PORT,
-            health_path=self.health_path or DEFAULT_HEALTH_PATH,
+            health_path=self.health_path or HEALTH.path,
             dockerfile=self.dockerfile or DEFAULT_DOCKERFILE,
             context_dir=self.context_dir or ".",
             env=dict(self.env),
@@ -56,19 +65,20 @@ class AppSpec:
             build_timeout_seconds=self.build_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
             health_check_mode=self.health_check_mode or "HTTP",
-            health_status_min=self.health_status_min or 200,
-            health_status_max=self.health_status_max or 399,
-            health_interval_ms=self.health_interval_ms or 100,
-            health_probe_timeout_ms=self.health_probe_timeout_ms or 1000,
-            healthy_threshold=self.healthy_threshold or 1,
-            stop_signal=(self.stop_signal or "SIGTERM").upper(),
-            drain_seconds=self.drain_seconds or 5,
-            domains=sorted({d.strip().lower() for d in self.domains if d.strip()}),
+            health_status_min=self.health_status_min or HEALTH.status_min,
+            health_status_max=self.health_status_max or HEALTH.status_max,
+            health_interval_ms=self.health_interval_ms or HEALTH.interval_ms,
+            health_probe_timeout_ms=self.health_probe_timeout_ms or HEALTH.probe_timeout_ms,
+            healthy_threshold=self.healthy_threshold or HEALTH.healthy_threshold,
+            stop_signal=self.stop_signal,
+            drain_seconds=self.drain_seconds or rules.DRAIN_SECONDS,
+            domains=list(self.domains),
             secret_env=dict(self.secret_env),
             notify_urls=list(dict.fromkeys(u.strip() for u in self.notify_urls if u.strip())),
         )
 
     def validate(self) -> "AppSpec":
+        """This spec in canonical form (stop signal, domains), or InvalidArgument saying what is allowed."""
         v.app_name(self.name)
         v.repo_url(self.repo_url)
         v.branch(self.branch)
@@ -76,31 +86,29 @@ class AppSpec:
         v.health_path(self.health_path)
         v.relative_path(self.dockerfile, "dockerfile")
         if not self.dockerfile or self.dockerfile == ".":
-            raise v.InvalidArgument("dockerfile must name a file")
+            raise InvalidArgument("dockerfile must name a file")
         v.relative_path(self.context_dir, "context directory")
         v.env(self.env)
         v.env(self.secret_env)
         both = set(self.env) & set(self.secret_env)
         if both:
-            raise v.InvalidArgument(f"{', '.join(sorted(both))} set in both env and secret env: keep one")
-        v.seconds(self.health_timeout_seconds, "health timeout", maximum=3600)
-        v.seconds(self.build_timeout_seconds, "build timeout", maximum=6 * 3600)
-        v.seconds(self.stop_grace_seconds, "stop grace period", maximum=3600)
+            raise InvalidArgument(f"{', '.join(sorted(both))} set in both env and secret env: keep one")
+        v.seconds(self.health_timeout_seconds, "health timeout")
+        v.seconds(self.build_timeout_seconds, "build timeout", maximum=rules.MAX_BUILD_SECONDS)
+        v.seconds(self.stop_grace_seconds, "stop grace period")
         if self.health_check_mode not in ("HTTP", "DOCKER"):
-            raise v.InvalidArgument(f"health check mode {self.health_check_mode!r} is not HTTP or DOCKER")
-        v.status_range(self.health_status_min, self.health_status_max)
-        v.bounded(self.health_interval_ms, "health interval (ms)", 10, 60_000)
-        v.bounded(self.health_probe_timeout_ms, "health probe timeout (ms)", 10, 60_000)
-        v.bounded(self.healthy_threshold, "healthy threshold", 1, 100)
-        v.stop_signal(self.stop_signal)
-        v.seconds(self.drain_seconds, "drain period", maximum=3600)
-        for domain in self.domains:
-            v.domain(domain)
-        if len(self.notify_urls) > 10:
-            raise v.InvalidArgument("at most 10 notification URLs per app")
+            raise InvalidArgument(f"health check mode {self.health_check_mode!r} is not HTTP or DOCKER")
+        v.health(status_min=self.health_status_min, status_max=self.health_status_max,
+                 interval_ms=self.health_interval_ms, probe_timeout_ms=self.health_probe_timeout_ms,
+                 healthy_threshold=self.healthy_threshold)
+        signal = v.stop_signal(self.stop_signal)
+        v.seconds(self.drain_seconds, "drain period")
+        domains = sorted(v.domains(self.domains))
+        if len(self.notify_urls) > MAX_NOTIFY_URLS:
+            raise InvalidArgument(f"at most {MAX_NOTIFY_URLS} notification URLs per app")
         for url in self.notify_urls:
             v.notify_url(url)
-        return self
+        return replace(self, stop_signal=signal, domains=domains)
 
 
 SETTABLE = tuple(f.name for f in fields(AppSpec) if f.name != "name")

@@ -1,4 +1,4 @@
-"""Docker-free checks: HAProxy config rendering, the health policy, new request validation,
+"""Docker-free checks: HAProxy config rendering, the health policy,
 agent config/CLI for the router, and the router against a real HAProxy with Python backends."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from agent import validation
 from agent.config import AgentConfig, parse_front_door
 from agent.haproxy import HAProxyRouter, render_config
 from agent.health import HealthPolicy
@@ -49,20 +48,6 @@ def test_health_policy_defaults_and_bounds():
     assert HealthPolicy.from_values(status_max=404).status_max == 404
     with pytest.raises(ValueError):
         HealthPolicy.from_values(status_min=500, status_max=404)
-
-
-def test_validation_of_new_deploy_fields():
-    assert validation.check_stop_signal("") == "SIGTERM"
-    assert validation.check_stop_signal("quit") == "SIGQUIT"
-    assert validation.check_stop_signal("SIGRTMIN+3") == "SIGRTMIN+3"
-    with pytest.raises(ValueError):
-        validation.check_stop_signal("SIGNOPE")
-    assert validation.check_domains(["WWW.Example.com.", "www.example.com"]) == ["www.example.com"]
-    for bad in ("a b", "x\ny", "-x.com", "a;b"):
-        with pytest.raises(ValueError):
-            validation.check_domains([bad])
-    with pytest.raises(ValueError):
-        validation.check_drain_seconds(-1)
 
 
 def test_agent_config_and_cli_router_options(tmp_path, monkeypatch):
