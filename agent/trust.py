@@ -10,7 +10,6 @@ before any handler runs). The secret and certificates are never logged.
 from __future__ import annotations
 
 import fcntl
-import hmac
 import ipaddress
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import grpc
 
 from common.files import write_atomic
+from common.grpc_auth import BearerInterceptor, behavior, handler_like, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -172,36 +172,7 @@ def peer_allowed(peer: str, allow: tuple[Network, ...]) -> bool:
 
 
 # ---- the interceptor -------------------------------------------------------------------------
-def bearer(metadata) -> str:
-    for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value[len("Bearer "):].strip()
-    return ""
-
-
-_FACTORIES = {
-    (False, False): grpc.unary_unary_rpc_method_handler,
-    (False, True): grpc.unary_stream_rpc_method_handler,
-    (True, False): grpc.stream_unary_rpc_method_handler,
-    (True, True): grpc.stream_stream_rpc_method_handler,
-}
-
-
-def _behavior(handler):
-    return (handler.unary_unary or handler.unary_stream or handler.stream_unary
-            or handler.stream_stream)
-
-
-def _replace(handler, behavior):
-    """A handler of the same shape and (de)serializers as `handler` running `behavior`."""
-    if handler is None:
-        return grpc.unary_unary_rpc_method_handler(behavior)
-    factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
-    return factory(behavior, request_deserializer=handler.request_deserializer,
-                   response_serializer=handler.response_serializer)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(BearerInterceptor):
     """Requires the agent secret on every call except the health check, and (when an allowlist
     is set) a peer address on it; refusals abort before the servicer method runs.
 
@@ -210,47 +181,35 @@ class AuthInterceptor(grpc.ServerInterceptor):
     stranger learns nothing about the secret), then UNAUTHENTICATED.
     """
 
+    open_methods = OPEN_METHODS
+    log = logging.getLogger(__name__)
+
     def __init__(self, secret: str, allow: tuple[Network, ...] = ()):
         if len(secret) < MIN_SECRET_LENGTH:
             raise TrustError(f"the agent secret must be at least {MIN_SECRET_LENGTH} characters")
-        self._secret = secret.encode()
+        self._secret = secret
         self._allow = allow
 
     def __repr__(self) -> str:  # never show the secret
         return f"AuthInterceptor(allow={[str(n) for n in self._allow]})"
 
-    def _authenticated(self, metadata) -> bool:
-        return hmac.compare_digest(bearer(metadata).encode(), self._secret)
+    def refusal(self, credential: str) -> str | None:
+        if same_secret(credential, self._secret):
+            return None
+        return "missing or wrong agent secret: send 'authorization: Bearer <agent secret>'"
 
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method in OPEN_METHODS:
-            return continuation(handler_call_details)
-        authenticated = self._authenticated(handler_call_details.invocation_metadata)
-        if not self._allow:
-            if authenticated:
-                return continuation(handler_call_details)
-            return _replace(continuation(handler_call_details), _deny_unauthenticated)
-        handler = continuation(handler_call_details)
-        if handler is None:  # unknown method: UNIMPLEMENTED only for authenticated callers
-            return None if authenticated else _replace(None, _deny_unauthenticated)
-        inner = _behavior(handler)
+    def guard(self, method: str, handler, refused: str | None):
+        if not self._allow or handler is None:
+            return super().guard(method, handler, refused)
+        inner = behavior(handler)
         allow = self._allow
 
         def guarded(request_or_iterator, context):
             if not peer_allowed(context.peer(), allow):
-                log.warning("refused %s from %s: address not on the allowlist", method,
-                            context.peer())
-                context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                              "this address may not call the agent (not on its allowlist)")
-            if not authenticated:
-                _deny_unauthenticated(request_or_iterator, context)
+                self.abort(context, method, grpc.StatusCode.PERMISSION_DENIED,
+                           "this address may not call the agent (not on its allowlist)")
+            if refused is not None:
+                self.abort(context, method, grpc.StatusCode.UNAUTHENTICATED, refused)
             return inner(request_or_iterator, context)
 
-        return _replace(handler, guarded)
-
-
-def _deny_unauthenticated(request_or_iterator, context):
-    log.warning("refused a call from %s: missing or wrong agent secret", context.peer())
-    context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                  "missing or wrong agent secret: send 'authorization: Bearer <agent secret>'")
+        return handler_like(handler, guarded)
