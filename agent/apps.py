@@ -39,12 +39,12 @@ class AppAdmin:
 
     def list_containers(self, app: str = "") -> list[ManagedContainer]:
         """Managed containers, newest first, each flagged when the router sends traffic to it."""
-        routed: dict[str, str | None] = {}
+        routed: dict[str, tuple[str, ...]] = {}
         out = []
         for record in self.engine.list(app or None):
             if record.app not in routed:
-                routed[record.app] = self.router.current(record.app)
-            serving = record.id == routed[record.app]
+                routed[record.app] = self.router.serving(record.app)
+            serving = record.id in routed[record.app]
             out.append(ManagedContainer(record, serving, (self.router.url(record.app) or "") if serving else ""))
         return out
 
@@ -52,9 +52,9 @@ class AppAdmin:
         records = self.engine.list(app)
         if not records:
             raise UnknownApp(f"no containers for app {app!r} on this agent; deploy it first")
-        routed = self.router.current(app)
+        routed = self.router.serving(app)
         for record in records:
-            if record.id == routed:
+            if record.id in routed:
                 return record
         running = [r for r in records if r.running]
         return (running or records)[0]
@@ -81,7 +81,7 @@ class AppAdmin:
         NOT_FOUND only when nothing at all is known, so a half-removed app can be removed again.
         """
         records = self.engine.list(app)
-        known = bool(records) or self.router.current(app) is not None or self.cache.path(app).exists()
+        known = bool(records) or bool(self.router.serving(app)) or self.cache.path(app).exists()
         for record in records:
             self.engine.remove(record.id, force=True)
         images = self.engine.remove_images(app)

@@ -28,7 +28,7 @@ def default_home() -> Path:
 
 def default_router() -> str:
     """HAProxy when it is installed, else the direct (no proxy) router."""
-    from agent.haproxy import haproxy_binary
+    from agent.haproxy_process import haproxy_binary
 
     return "haproxy" if haproxy_binary() else "direct"
 

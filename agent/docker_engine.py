@@ -23,8 +23,8 @@ class EngineError(Exception):
     """An engine call failed; the message is Docker's own explanation."""
 
 
-class NotFound(EngineError):
-    """The container or image does not exist."""
+class NotOnEngine(EngineError):
+    """The container or image does not exist on this engine."""
 
 
 @dataclass
@@ -47,6 +47,7 @@ class ContainerRecord:
     health_status: str = ""  # Docker HEALTHCHECK: "", "starting", "healthy", "unhealthy"
     health_output: str = ""  # output of the last HEALTHCHECK run
     stop_signal: str = ""
+    restart_policy: str = ""  # "no" until the container passed its health gate
 
     @property
     def direct_url(self) -> str:
@@ -222,7 +223,7 @@ class DockerEngine:
         registry; the agent only runs images it built, so a missing one is an error.
         """
         if self.image_id(spec.image) is None:
-            raise NotFound(f"image {spec.image} not found on this server; build it first")
+            raise NotOnEngine(f"image {spec.image} not found on this server; build it first")
         container = None
         try:
             container = self.client.containers.create(
@@ -232,7 +233,7 @@ class DockerEngine:
                 stop_signal=spec.stop_signal or "SIGTERM")
             container.start()
         except docker.errors.ImageNotFound as exc:
-            raise NotFound(f"image {spec.image} not found on this server; build it first") from exc
+            raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
         except docker.errors.APIError as exc:
             if container is not None:
                 self.remove(container.id, force=True)
@@ -243,7 +244,7 @@ class DockerEngine:
         try:
             self.client.api.update_container(container_id, restart_policy={"Name": policy})
         except docker.errors.NotFound as exc:
-            raise NotFound(f"container {container_id} not found") from exc
+            raise NotOnEngine(f"container {container_id} not found") from exc
         except docker.errors.APIError as exc:
             raise EngineError(str(exc.explanation or exc)) from exc
 
@@ -251,7 +252,7 @@ class DockerEngine:
         try:
             data = self.client.api.inspect_container(container_id)
         except docker.errors.NotFound as exc:
-            raise NotFound(f"container {container_id} not found") from exc
+            raise NotOnEngine(f"container {container_id} not found") from exc
         except docker.errors.APIError as exc:
             raise EngineError(str(exc.explanation or exc)) from exc
         return _record(data)
@@ -267,7 +268,7 @@ class DockerEngine:
         for summary in self.client.api.containers(all=True, filters={"label": filters}):
             try:
                 records.append(self.inspect(summary["Id"]))
-            except NotFound:
+            except NotOnEngine:
                 continue  # removed between list and inspect
         records.sort(key=lambda r: r.created, reverse=True)
         return records
@@ -286,7 +287,7 @@ class DockerEngine:
                                           follow=follow, timestamps=True,
                                           tail=tail if tail and tail > 0 else "all")
         except docker.errors.NotFound as exc:
-            raise NotFound(f"container {container_id} not found") from exc
+            raise NotOnEngine(f"container {container_id} not found") from exc
         except docker.errors.APIError as exc:
             raise EngineError(str(exc.explanation or exc)) from exc
         return LogStream(stream)
@@ -375,4 +376,5 @@ def _record(data: dict) -> ContainerRecord:
         created=_parse_time(data.get("Created", "")), labels=dict(labels),
         oom_killed=bool(state.get("OOMKilled")), health_status=health.get("Status") or "",
         health_output=(health_log[-1].get("Output") or "").strip() if health_log else "",
-        stop_signal=data.get("Config", {}).get("StopSignal") or "")
+        stop_signal=data.get("Config", {}).get("StopSignal") or "",
+        restart_policy=((data.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "")

@@ -1,8 +1,9 @@
-"""Release steps: start the new container, wait for health, switch traffic, stop the old one.
+"""Carries a release out: the planner's steps against the Docker engine and the router.
 
-Zero-downtime by construction: the old container keeps serving until the new one has passed
-its health check and the router points at it; any failure or cancel before that removes only
-the new container.
+What to do is decided in `agent.planner` (pure); this module only runs the steps, turns what
+happens into progress for the Deploy stream, and keeps the one guarantee that needs the
+engine: anything that fails or is cancelled before the switch removes the new containers
+only, so the old ones keep serving.
 """
 
 from __future__ import annotations
@@ -14,26 +15,21 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from agent import labels as L
-from agent.docker_engine import ContainerRecord, ContainerSpec, DockerEngine, EngineError, NotFound
+from agent import planner
+from agent.docker_engine import (ContainerRecord, ContainerSpec, DockerEngine, EngineError,
+                                 NotOnEngine)
 from agent.health import HealthPolicy, probe
 from agent.locks import KeyedLocks
 from agent.operations import CancelToken
+from agent.planner import Action, Observed, Release
 from agent.router import Router, RouterError, Target
+from common.phases import Phase
+from common.rules import DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
 
-DEFAULT_HEALTH_TIMEOUT = 30
-DEFAULT_STOP_GRACE = 10
-DEFAULT_DRAIN_SECONDS = 5
 POLL_INTERVAL = 0.05
 LOG_LINES = 20
 RESTART_POLICY = "unless-stopped"
-
-
-class Step(enum.Enum):
-    START = "start"
-    HEALTH = "health"
-    SWITCH = "switch"
-    STOP_OLD = "stop_old"
-    DONE = "done"
+GATE_POLICY = "no"
 
 
 class Failure(enum.Enum):
@@ -52,19 +48,23 @@ class DeploySpec:
     image: str
     commit_sha: str
     port: int
-    health_path: str = "/"
-    health_timeout_seconds: int = DEFAULT_HEALTH_TIMEOUT
-    stop_grace_seconds: int = DEFAULT_STOP_GRACE
+    health_path: str = HEALTH.path
+    health_timeout_seconds: int = HEALTH.timeout_seconds
+    stop_grace_seconds: int = STOP_GRACE_SECONDS
     env: dict[str, str] = field(default_factory=dict)
     health: HealthPolicy = field(default_factory=HealthPolicy)
     stop_signal: str = "SIGTERM"
-    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    drain_seconds: int = DRAIN_SECONDS
     domains: tuple[str, ...] = ()
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
 class DeployProgress:
-    step: Step
+    """One event of a deploy. The last one is `Phase.DONE`, or carries a failure and the
+    phase it happened in."""
+
+    phase: Phase
     message: str
     container_id: str = ""
     url: str = ""
@@ -78,10 +78,17 @@ def container_name(app: str, deployment_id: int) -> str:
     return f"{app}-{deployment_id}-{secrets.token_hex(3)}"
 
 
+def observe(record: ContainerRecord) -> Observed:
+    """What the planner needs to know about a container."""
+    return Observed(id=record.id, deployment_id=record.deployment_id, running=record.running,
+                    gated=record.restart_policy not in ("", GATE_POLICY),
+                    host_port=record.host_port or 0)
+
+
 class _Failed(Exception):
-    def __init__(self, step: Step, failure: Failure, error: str) -> None:
+    def __init__(self, phase: Phase, failure: Failure, error: str) -> None:
         super().__init__(error)
-        self.step, self.failure, self.error = step, failure, error
+        self.phase, self.failure, self.error = phase, failure, error
 
 
 class Releaser:
@@ -97,129 +104,135 @@ class Releaser:
     def deploy(self, spec: DeploySpec, token: CancelToken) -> Iterator[DeployProgress]:
         """Yield progress; the last event is DONE or carries a failure."""
         with self._locks.hold(spec.app):
-            new: ContainerRecord | None = None
+            new: list[ContainerRecord] = []
             switched = False
             try:
                 if token.cancelled:
-                    raise _Failed(Step.START, Failure.CANCELLED, "cancelled")
-                name = container_name(spec.app, spec.deployment_id)
-                yield DeployProgress(Step.START, f"starting {name} from {spec.image}")
+                    raise _Failed(Phase.START, Failure.CANCELLED, "cancelled")
+                yield DeployProgress(Phase.START, f"starting {spec.app} from {spec.image}")
                 try:
                     # May reload the proxy (new app, changed domains): before anything switches.
                     self.router.ensure_app(spec.app, spec.domains)
                 except RouterError as exc:
-                    raise _Failed(Step.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
-                self._clear_stale(spec.app, spec.deployment_id)
-                new = self._start(spec, name)
-                yield DeployProgress(Step.START, f"started {name}", container_id=new.id)
-
-                what = ("waiting for the Docker HEALTHCHECK" if spec.health.use_docker_healthcheck
-                        else f"probing {new.direct_url}{spec.health_path}")
-                yield DeployProgress(Step.HEALTH, what, container_id=new.id)
-                detail = self._wait_healthy(spec, new, token)
-                yield DeployProgress(Step.HEALTH, f"healthy: {detail}", container_id=new.id)
-
-                self._make_permanent(new)
-                if not token.protect():
-                    raise _Failed(Step.SWITCH, Failure.CANCELLED, "cancelled")
-                try:
-                    url = self.router.switch(spec.app, Target(new.id, new.host_port or 0))
-                except RouterError as exc:
-                    raise _Failed(Step.SWITCH, Failure.SWITCH, str(exc)) from exc
-                switched = True
-                yield DeployProgress(Step.SWITCH, f"traffic now goes to {name} at {url}",
-                                     container_id=new.id, url=url)
-
-                drained = self.router.drain(spec.app, spec.drain_seconds or DEFAULT_DRAIN_SECONDS)
-                yield DeployProgress(Step.STOP_OLD, f"old version: {drained}", container_id=new.id)
-                for message in self._stop_others(spec.app, new.id, spec.stop_grace_seconds):
-                    yield DeployProgress(Step.STOP_OLD, message, container_id=new.id)
-                yield DeployProgress(Step.DONE, f"{spec.app} serves {spec.commit_sha[:12]} at {url}",
-                                     container_id=new.id, url=url)
+                    raise _Failed(Phase.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
+                records = {r.id: r for r in self.engine.list(spec.app)}
+                steps = planner.plan_release(
+                    Release(spec.deployment_id, spec.replicas),
+                    [observe(r) for r in records.values()], self.router.serving(spec.app))
+                url = ""
+                for step in steps:
+                    if step.action is Action.START:
+                        new.append(self._start(spec))
+                        yield DeployProgress(step.phase, f"started {new[-1].name}",
+                                             container_id=new[-1].id)
+                    elif step.action is Action.GATE:
+                        yield from self._gate(spec, new[step.replica], token)
+                    elif step.action is Action.SWITCH:
+                        if not token.protect():
+                            raise _Failed(Phase.SWITCH, Failure.CANCELLED, "cancelled")
+                        try:
+                            url = self.router.switch(
+                                spec.app, [Target(r.id, r.host_port or 0) for r in new])
+                        except RouterError as exc:
+                            raise _Failed(Phase.SWITCH, Failure.SWITCH, str(exc)) from exc
+                        switched = True
+                        names = ", ".join(r.name for r in new)
+                        yield DeployProgress(step.phase, f"traffic now goes to {names} at {url}",
+                                             container_id=new[0].id, url=url)
+                    elif step.action is Action.DRAIN:
+                        drained = self.router.drain(spec.app, spec.drain_seconds or DRAIN_SECONDS)
+                        yield DeployProgress(step.phase, f"old version: {drained}",
+                                             container_id=new[0].id)
+                    else:
+                        message = self._retire(step, records[step.container], spec)
+                        if message:
+                            yield DeployProgress(step.phase, message,
+                                                 container_id=new[0].id if new else "")
+                yield DeployProgress(Phase.DONE, f"{spec.app} serves {spec.commit_sha[:12]} at {url}",
+                                     container_id=new[0].id, url=url)
             except _Failed as failed:
-                if new is not None and not switched:
-                    self._discard(new.id)
-                yield DeployProgress(failed.step, f"{failed.step.value} failed: {failed.error}",
-                                     container_id=new.id if new else "",
+                if not switched:
+                    self._undo(new)
+                yield DeployProgress(failed.phase, f"{failed.phase.lower()} failed: {failed.error}",
+                                     container_id=new[-1].id if new else "",
                                      failure=failed.failure, error=failed.error)
             except GeneratorExit:
                 # The stream consumer went away (client cancelled): never leave a half deploy.
-                if new is not None and not switched:
-                    self._discard(new.id)
+                if not switched:
+                    self._undo(new)
                 raise
             except Exception as exc:  # a bug or an unexpected engine error: still no half deploy
-                if new is not None and not switched:
-                    self._discard(new.id)
-                yield DeployProgress(Step.STOP_OLD if switched else Step.START,
+                if not switched:
+                    self._undo(new)
+                yield DeployProgress(Phase.STOP_OLD if switched else Phase.START,
                                      f"internal agent error: {exc}",
-                                     container_id=new.id if new else "",
+                                     container_id=new[-1].id if new else "",
                                      failure=Failure.INTERNAL, error=f"internal agent error: {exc}")
 
-    def _clear_stale(self, app: str, deployment_id: int) -> None:
-        """A retried deployment (after a control-plane restart) drops what its earlier attempt
-        started, unless that container already serves."""
-        serving = self.router.current(app)
-        for record in self.engine.list(app):
-            if record.deployment_id == deployment_id and record.id != serving:
-                self._discard(record.id)
-
-    def _start(self, spec: DeploySpec, name: str) -> ContainerRecord:
+    def _start(self, spec: DeploySpec) -> ContainerRecord:
+        name = container_name(spec.app, spec.deployment_id)
         labels = {L.MANAGED: "true", L.APP: spec.app, L.DEPLOYMENT: str(spec.deployment_id),
                   L.COMMIT: spec.commit_sha}
         if self.agent_id:
             labels[L.AGENT] = self.agent_id
         try:
             # No restart policy until healthy: Docker restarting a crashing container would
-            # hide its exit code and keep a broken release looping. See _make_permanent.
-            record = self.engine.run(ContainerSpec(name=name, image=spec.image, port=spec.port,
-                                                   env=dict(spec.env), labels=labels,
-                                                   restart_policy="no",
-                                                   stop_signal=spec.stop_signal or "SIGTERM"))
+            # hide its exit code and keep a broken release looping. See _gate.
+            return self.engine.run(ContainerSpec(name=name, image=spec.image, port=spec.port,
+                                                 env=dict(spec.env), labels=labels,
+                                                 restart_policy=GATE_POLICY,
+                                                 stop_signal=spec.stop_signal or "SIGTERM"))
         except EngineError as exc:
-            raise _Failed(Step.START, Failure.START, f"cannot start {name}: {exc}") from exc
-        return record
+            raise _Failed(Phase.START, Failure.START, f"cannot start {name}: {exc}") from exc
 
-    def _make_permanent(self, new: ContainerRecord) -> None:
-        """Healthy now: let Docker restart it from here on (crashes, host reboots)."""
+    def _gate(self, spec: DeploySpec, new: ContainerRecord,
+              token: CancelToken) -> Iterator[DeployProgress]:
+        """Wait until healthy, then let Docker restart it from here on (crashes, host
+        reboots): the restart policy is also how a restarted agent tells it passed."""
+        what = ("waiting for the Docker HEALTHCHECK" if spec.health.use_docker_healthcheck
+                else f"probing {new.direct_url}{spec.health_path}")
+        yield DeployProgress(Phase.HEALTH, what, container_id=new.id)
+        detail = self._wait_healthy(spec, new, token)
+        yield DeployProgress(Phase.HEALTH, f"healthy: {detail}", container_id=new.id)
         try:
             self.engine.set_restart_policy(new.id, RESTART_POLICY)
         except EngineError as exc:
-            raise _Failed(Step.HEALTH, Failure.START,
+            raise _Failed(Phase.HEALTH, Failure.START,
                           f"cannot set restart policy on {new.name}: {exc}") from exc
 
     def _wait_healthy(self, spec: DeploySpec, new: ContainerRecord, token: CancelToken) -> str:
         """Until healthy or the deadline: the container must keep running (no exit, no OOM
         kill) and pass the HTTP probes (`healthy_threshold` in a row) or Docker's HEALTHCHECK."""
         policy = spec.health
-        timeout = spec.health_timeout_seconds or DEFAULT_HEALTH_TIMEOUT
+        timeout = spec.health_timeout_seconds or HEALTH.timeout_seconds
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         streak = 0
         while True:
             try:
                 state = self.engine.inspect(new.id)
-            except NotFound:
-                raise _Failed(Step.START, Failure.START, f"container {new.name} disappeared")
+            except NotOnEngine:
+                raise _Failed(Phase.START, Failure.START, f"container {new.name} disappeared")
             if state.oom_killed:
-                raise _Failed(Step.START, Failure.START,
+                raise _Failed(Phase.START, Failure.START,
                               f"container was OOM-killed (exit code {state.exit_code}) before it "
                               "was healthy" + self._logs_suffix(new.id))
             if state.state not in ("running", "created") or state.restart_count > 0:
-                raise _Failed(Step.START, Failure.START,
+                raise _Failed(Phase.START, Failure.START,
                               f"container exited with code {state.exit_code} before it was healthy"
                               + self._logs_suffix(new.id))
             if not state.host_port:
-                raise _Failed(Step.START, Failure.START,
+                raise _Failed(Phase.START, Failure.START,
                               f"{new.name} has no port published for {spec.port}/tcp")
             new.host_port = state.host_port
             if policy.use_docker_healthcheck:
                 if state.state == "running" and not state.health_status:
-                    raise _Failed(Step.HEALTH, Failure.HEALTH,
+                    raise _Failed(Phase.HEALTH, Failure.HEALTH,
                                   "docker health check requested but the image has no HEALTHCHECK")
                 if state.health_status == "healthy":
                     return "Docker HEALTHCHECK reports healthy"
                 if state.health_status == "unhealthy":
-                    raise _Failed(Step.HEALTH, Failure.HEALTH,
+                    raise _Failed(Phase.HEALTH, Failure.HEALTH,
                                   "Docker HEALTHCHECK reports unhealthy; last check output: "
                                   f"{state.health_output or '(none)'}" + self._logs_suffix(new.id))
                 last = f"Docker HEALTHCHECK status {state.health_status or 'unknown'}"
@@ -227,7 +240,7 @@ class Releaser:
                     last += f" ({state.health_output[:200]})"
             else:
                 probe_timeout = policy.probe_timeout_ms / 1000
-                result = probe(new.direct_url, spec.health_path or "/",
+                result = probe(new.direct_url, spec.health_path or HEALTH.path,
                                timeout=max(0.05, min(probe_timeout, deadline - time.monotonic())),
                                status_min=policy.status_min, status_max=policy.status_max)
                 if result.ok:
@@ -238,29 +251,33 @@ class Releaser:
                     streak = 0
                 last = result.detail
             if time.monotonic() >= deadline:
-                raise _Failed(Step.HEALTH, Failure.HEALTH,
+                raise _Failed(Phase.HEALTH, Failure.HEALTH,
                               f"not healthy within {timeout}s; last: {last}"
                               + self._logs_suffix(new.id))
             if token.wait(min(policy.interval_ms / 1000, max(0.0, deadline - time.monotonic()))
                           or POLL_INTERVAL / 10):
-                raise _Failed(Step.HEALTH, Failure.CANCELLED, "cancelled")
+                raise _Failed(Phase.HEALTH, Failure.CANCELLED, "cancelled")
 
     def _logs_suffix(self, container_id: str) -> str:
         lines = self.engine.logs_tail(container_id, LOG_LINES)
         return ("\nlast log lines:\n" + "\n".join(lines)) if lines else "\n(no log output)"
 
-    def _stop_others(self, app: str, keep: str, grace: int) -> Iterator[str]:
-        grace = grace or DEFAULT_STOP_GRACE
-        for record in self.engine.list(app):
-            if record.id == keep:
-                continue
-            try:
-                if record.running:
-                    self.engine.stop(record.id, timeout=grace)
-                self.engine.remove(record.id, force=True)
-                yield f"stopped and removed {record.name}"
-            except EngineError as exc:
-                yield f"could not remove {record.name}: {exc}"
+    def _retire(self, step: planner.Step, record: ContainerRecord, spec: DeploySpec) -> str:
+        """STOP or REMOVE of an existing container; returns a message for people, or ""."""
+        try:
+            if step.action is Action.STOP:
+                self.engine.stop(record.id, timeout=spec.stop_grace_seconds or STOP_GRACE_SECONDS)
+                return ""
+            self.engine.remove(record.id, force=True)
+        except EngineError as exc:
+            return f"could not {step.action} {record.name}: {exc}"
+        if step.phase is Phase.START:
+            return f"removed {record.name}, left by an earlier attempt of this deployment"
+        return f"stopped and removed {record.name}"
+
+    def _undo(self, new: list[ContainerRecord]) -> None:
+        for step in planner.undo([r.id for r in new]):
+            self._discard(step.container)
 
     def _discard(self, container_id: str) -> None:
         try:
@@ -269,37 +286,26 @@ class Releaser:
             pass
 
     # ---- restart --------------------------------------------------------------------------
-    def reconcile(self) -> dict[str, str]:
-        """After a restart: settle which container serves each app and drop leftovers.
-
-        The routed container keeps serving; if the route is missing or stale, the newest
-        running container takes over. Every other container of the app belonged to an
-        interrupted deploy (never got traffic, or an old one not yet stopped) and is removed.
-        Returns app -> serving container id.
-        """
-        serving: dict[str, str] = {}
+    def reconcile(self) -> None:
+        """After a restart: settle which containers serve each app and drop leftovers
+        (`planner.plan_reconcile`). The routed ones are switched to again because a container
+        that Docker restarted has a new port."""
         by_app: dict[str, list[ContainerRecord]] = {}
         for record in self.engine.list():
             by_app.setdefault(record.app, []).append(record)
-        for app in set(by_app) | set(getattr(self.router, "apps", lambda: [])()):
+        for app in set(by_app) | set(self.router.apps()):
             with self._locks.hold(app):
-                records = by_app.get(app, [])
-                if not records:
+                records = {r.id: r for r in by_app.get(app, [])}
+                plan = planner.plan_reconcile([observe(r) for r in records.values()],
+                                              self.router.serving(app))
+                if plan.forget_route:
                     self.router.remove(app)
-                    continue
-                routed = self.router.current(app)
-                chosen = next((r for r in records if r.id == routed), None)
-                if chosen is None:
-                    running = [r for r in records if r.running]
-                    chosen = (running or records)[0]  # list is newest first
-                if chosen.host_port:
+                elif plan.route:
                     try:
-                        self.router.switch(app, Target(chosen.id, chosen.host_port))
+                        self.router.switch(app, [Target(cid, records[cid].host_port or 0)
+                                                 for cid in plan.route])
                         self.router.drain(app, 0)  # a stale route's slot: out at once
                     except RouterError:
                         pass  # keeps the persisted route; the next deploy fixes it
-                serving[app] = chosen.id
-                for record in records:
-                    if record.id != chosen.id:
-                        self._discard(record.id)
-        return serving
+                for container_id in plan.remove:
+                    self._discard(container_id)

@@ -13,6 +13,7 @@ from typing import Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from serversinc.v1 import deployment_pb2
 from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc as pb_grpc
 
@@ -22,18 +23,38 @@ from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucc
 from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
-from agent.releaser import DeploySpec, Failure, Releaser, Step
+from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
 from common import rules
+from common.phases import Phase
 from common.rules import HEALTH
 
 log = logging.getLogger(__name__)
 
-_STEPS = {Step.START: pb.DEPLOY_STEP_START, Step.HEALTH: pb.DEPLOY_STEP_HEALTH,
-          Step.SWITCH: pb.DEPLOY_STEP_SWITCH, Step.STOP_OLD: pb.DEPLOY_STEP_STOP_OLD,
-          Step.DONE: pb.DEPLOY_STEP_DONE}
 _FAILURES = {Failure.BUILD: pb.FAILURE_KIND_BUILD, Failure.START: pb.FAILURE_KIND_START,
              Failure.HEALTH: pb.FAILURE_KIND_HEALTH, Failure.SWITCH: pb.FAILURE_KIND_SWITCH,
              Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED, Failure.INTERNAL: pb.FAILURE_KIND_INTERNAL}
+
+
+def _phase(phase: Phase) -> int:
+    return deployment_pb2.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{phase}")
+
+
+def _seconds(duration, what: str) -> int:
+    """A Duration field as whole seconds (rounded up; unset is 0, "the default")."""
+    if duration.seconds < 0 or duration.nanos < 0:
+        raise rules.RuleError(f"{what} is negative")
+    return rules.seconds(duration.seconds + (1 if duration.nanos else 0), what)
+
+
+def _deploy_event(item: DeployProgress) -> pb.DeployEvent:
+    event = pb.DeployEvent(phase=_phase(item.phase), container_id=item.container_id)
+    if item.failure is not None:
+        event.failure.CopyFrom(pb.DeployFailure(kind=_FAILURES[item.failure], error=item.error))
+    elif item.phase is Phase.DONE:
+        event.result.CopyFrom(pb.DeployResult(url=item.url, message=item.message))
+    else:
+        event.message = item.message
+    return event
 
 
 def _timestamp(value) -> Timestamp:
@@ -83,19 +104,21 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             raise
         except Exception as exc:  # never a traceback to the client: report as the build's error
             log.exception("build of %s failed", request.app)
-            yield pb.BuildEvent(error=f"internal agent error: {exc}")
+            yield pb.BuildEvent(error=pb.BuildFailure(message=f"internal agent error: {exc}"))
 
     @staticmethod
     def _build_event(item) -> pb.BuildEvent:
         if isinstance(item, BuildLine):
-            return pb.BuildEvent(line=item.line, step_current=item.step_current,
-                                 step_total=item.step_total)
+            if item.step_current:
+                return pb.BuildEvent(progress=pb.BuildProgress(
+                    line=item.line, step_current=item.step_current, step_total=item.step_total))
+            return pb.BuildEvent(line=item.line)
         if isinstance(item, BuildSucceeded):
             return pb.BuildEvent(result=pb.BuildResult(
                 image=item.image, image_id=item.image_id, skipped=item.skipped,
                 commit_message=item.commit_message, seconds=item.seconds))
         assert isinstance(item, BuildFailed)
-        return pb.BuildEvent(error=item.error, cancelled=item.cancelled)
+        return pb.BuildEvent(error=pb.BuildFailure(message=item.error, cancelled=item.cancelled))
 
     # ---- Deploy ----------------------------------------------------------------------------
     def Deploy(self, request, context) -> Iterator[pb.DeployEvent]:
@@ -106,12 +129,12 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 image=request.image or "", commit_sha=rules.commit_sha(request.commit_sha),
                 port=rules.port(request.port),
                 health_path=rules.health_path(request.health_path or HEALTH.path),
-                health_timeout_seconds=rules.seconds(request.health_timeout_seconds, "health timeout"),
-                stop_grace_seconds=rules.seconds(request.stop_grace_seconds, "stop grace period"),
+                health_timeout_seconds=_seconds(request.health_timeout, "health timeout"),
+                stop_grace_seconds=_seconds(request.stop_grace, "stop grace period"),
                 env=rules.env(dict(request.env)),
                 health=self._health_policy(request.health_check),
                 stop_signal=rules.stop_signal(request.stop_signal),
-                drain_seconds=rules.seconds(request.drain_seconds, "drain period")
+                drain_seconds=_seconds(request.drain, "drain period")
                 or rules.DRAIN_SECONDS,
                 domains=tuple(rules.domains(request.domains)))
             if not spec.image:
@@ -122,18 +145,15 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             with self.operations.run(spec.deployment_id) as token:
                 context.add_callback(token.cancel)
                 for item in self.releaser.deploy(spec, token):
-                    yield pb.DeployEvent(
-                        step=_STEPS[item.step], message=item.message, container_id=item.container_id,
-                        url=item.url, failure=_FAILURES[item.failure] if item.failure else 0,
-                        error=item.error)
+                    yield _deploy_event(item)
         except AlreadyRunning as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except grpc.RpcError:
             raise
         except Exception as exc:
             log.exception("deploy of %s failed", request.app)
-            yield pb.DeployEvent(failure=pb.FAILURE_KIND_INTERNAL,
-                                 error=f"internal agent error: {exc}")
+            yield pb.DeployEvent(phase=_phase(Phase.START), failure=pb.DeployFailure(
+                kind=pb.FAILURE_KIND_INTERNAL, error=f"internal agent error: {exc}"))
 
     @staticmethod
     def _health_policy(check) -> HealthPolicy:

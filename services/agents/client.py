@@ -9,9 +9,12 @@ from pathlib import Path
 from datetime import timezone
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from serversinc.v1 import deployment_pb2
 from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
+from common.phases import Phase
 from services.agents.port import (
     AgentCancelled,
     AgentError,
@@ -54,6 +57,35 @@ def agent_channel(address: str, tls: AgentTLS | None) -> grpc.Channel:
     return grpc.secure_channel(address, creds, options=options)
 
 
+def _build_update(ev: pb.BuildEvent) -> BuildUpdate:
+    kind = ev.WhichOneof("event")
+    if kind == "progress":
+        p = ev.progress
+        return BuildUpdate(line=p.line, step_current=p.step_current, step_total=p.step_total)
+    if kind == "result":
+        r = ev.result
+        return BuildUpdate(image=r.image, image_id=r.image_id, skipped=r.skipped,
+                           commit_message=r.commit_message, seconds=r.seconds, done=True)
+    if kind == "error":
+        return BuildUpdate(error=ev.error.message, cancelled=ev.error.cancelled, done=True)
+    return BuildUpdate(line=ev.line)
+
+
+def _deploy_update(ev: pb.DeployEvent) -> DeployUpdate:
+    """`step` is the phase's name (common.phases.Phase), `failure` the failure kind's."""
+    update = DeployUpdate(step=Phase(deployment_pb2.DeploymentPhase.Name(ev.phase).removeprefix("DEPLOYMENT_PHASE_")),
+                          container_id=ev.container_id)
+    kind = ev.WhichOneof("event")
+    if kind == "failure":
+        update.failure = pb.FailureKind.Name(ev.failure.kind).removeprefix("FAILURE_KIND_")
+        update.error = ev.failure.error
+    elif kind == "result":
+        update.url, update.message = ev.result.url, ev.result.message
+    else:
+        update.message = ev.message
+    return update
+
+
 class AgentClient:
     def __init__(self, address: str, secret: str = "", tls: AgentTLS | None = None, channel: grpc.Channel | None = None):
         self.address = address
@@ -91,34 +123,22 @@ class AgentClient:
             dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
         )
         for ev in self._stream(self.stub.Build(request, timeout=timeout, metadata=self.metadata), cancel):
-            update = BuildUpdate(line=ev.line, step_current=ev.step_current, step_total=ev.step_total,
-                                 error=ev.error, cancelled=ev.cancelled)
-            if ev.HasField("result"):
-                r = ev.result
-                update.image, update.image_id, update.skipped = r.image, r.image_id, r.skipped
-                update.commit_message, update.seconds, update.done = r.commit_message, r.seconds, True
-            if ev.error:
-                update.done = True
-            yield update
+            yield _build_update(ev)
 
     def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]:
         request = pb.DeployRequest(
             app=spec.app, deployment_id=spec.deployment_id, image=spec.image, commit_sha=spec.commit_sha,
-            port=spec.port, health_path=spec.health_path, health_timeout_seconds=spec.health_timeout_seconds,
-            stop_grace_seconds=spec.stop_grace_seconds, env=spec.env,
+            port=spec.port, health_path=spec.health_path, health_timeout=Duration(seconds=spec.health_timeout_seconds),
+            stop_grace=Duration(seconds=spec.stop_grace_seconds), env=spec.env,
             health_check=pb.HealthCheck(
                 use_docker_healthcheck=spec.health_check_mode == "DOCKER", status_min=spec.health_status_min,
                 status_max=spec.health_status_max, interval_ms=spec.health_interval_ms,
                 probe_timeout_ms=spec.health_probe_timeout_ms, healthy_threshold=spec.healthy_threshold,
             ),
-            stop_signal=spec.stop_signal, drain_seconds=spec.drain_seconds, domains=spec.domains,
+            stop_signal=spec.stop_signal, drain=Duration(seconds=spec.drain_seconds), domains=spec.domains,
         )
         for ev in self._stream(self.stub.Deploy(request, timeout=timeout, metadata=self.metadata), cancel):
-            failure = pb.FailureKind.Name(ev.failure).removeprefix("FAILURE_KIND_") if ev.failure else ""
-            yield DeployUpdate(
-                step=pb.DeployStep.Name(ev.step).removeprefix("DEPLOY_STEP_"), message=ev.message,
-                container_id=ev.container_id, url=ev.url, failure=failure, error=ev.error,
-            )
+            yield _deploy_update(ev)
 
     def cancel(self, deployment_id: int) -> None:
         try:
