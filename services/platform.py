@@ -13,7 +13,7 @@ from services.apps import repository as apps_repo
 from services.apps.service import AppService
 from services.config import LOCAL_SERVER, Settings
 from services.core import paging
-from services.core.errors import NotFound, Unavailable
+from services.core.errors import ServerNotFound, ServerUnreachable
 from services.db.models import Server
 from services.db.session import Database
 from services.deployments.events import EventLog
@@ -120,7 +120,7 @@ class Platform:
         with self.db.read() as s:
             server = apps_repo.get_server(s, server_name)
         if server is None:
-            raise NotFound(f"server {server_name!r} not found")
+            raise ServerNotFound(f"server {server_name!r} not found")
         return server.address, self.servers.agent_secret(server) or self.settings.local_agent_secret
 
     # Use cases that span an app and its agent.
@@ -134,7 +134,7 @@ class Platform:
         try:
             agent.remove_app(app.name)
         except AgentError as err:
-            raise Unavailable(f"could not remove {name!r} from server {app.server.name!r}: {err}") from None
+            raise ServerUnreachable(f"could not remove {name!r} from server {app.server.name!r}: {err}") from None
         self.apps.delete(name)
 
     def app_containers(self, name: str):
@@ -142,14 +142,14 @@ class Platform:
         try:
             return agent.list_containers(app.name)
         except AgentError as err:
-            raise Unavailable(str(err)) from None
+            raise ServerUnreachable(str(err)) from None
 
     def app_logs(self, name: str, *, follow: bool, tail: int):
         app, agent = self._agent_for(name)
         try:
             yield from agent.stream_logs(app.name, follow=follow, tail=tail)
         except AgentError as err:
-            raise Unavailable(str(err)) from None
+            raise ServerUnreachable(str(err)) from None
 
     def list_servers(self, *, page_size: int, page_token: str):
         size = paging.page_size(page_size, default=50, maximum=500)
@@ -164,7 +164,7 @@ class Platform:
         with self.db.read() as s:
             server = apps_repo.get_server(s, name)
         if server is None:
-            raise NotFound(f"server {name!r} not found")
+            raise ServerNotFound(f"server {name!r} not found")
         try:
             return server, self.agents.for_server(server.name).info(timeout=3), ""
         except AgentError as err:

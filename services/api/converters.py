@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from serversinc.v1 import api_token_service_pb2, app_pb2, deployment_pb2, git_service_pb2, server_service_pb2
 
+from services.api.names import deployment_name
 from services.apps.spec import AppSpec
+from services.core.errors import InvalidArgument
 from services.core.states import Trigger
 from services.db.models import App
 from services.deployments.events import Event
@@ -24,6 +27,13 @@ def ts(value: datetime | str | None) -> Timestamp | None:
     t = Timestamp()
     t.FromDatetime(value)
     return t
+
+
+def whole_seconds(value: Duration, field: str) -> int:
+    """A Duration the domain takes in seconds; an unset one is 0 (the default)."""
+    if value.nanos or value.seconds < 0:
+        raise InvalidArgument(f"{field} must be a whole, non-negative number of seconds", field=field)
+    return value.seconds
 
 
 def state_pb(state: str) -> int:
@@ -78,7 +88,7 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
     )
     if current is not None:
         dep = current.row
-        msg.current_deployment = f"deployments/{dep.id}"
+        msg.current_deployment = deployment_name(app.name, dep.id)
         msg.current_commit = dep.commit_sha
         msg.current_commit_message = dep.commit_message
         if dep.finished_at:
@@ -89,14 +99,14 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
 def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
     d = view.row
     msg = deployment_pb2.Deployment(
-        name=f"deployments/{d.id}", id=d.id, app=d.app.name, state=state_pb(d.state), phase=phase_pb(d.phase),
+        name=deployment_name(d.app.name, d.id), id=d.id, app=d.app.name, state=state_pb(d.state), phase=phase_pb(d.phase),
         trigger=deployment_pb2.DeploymentTrigger.Value(f"DEPLOYMENT_TRIGGER_{d.trigger}"), rebuild=d.rebuild,
         requested_commit_sha=d.requested_commit_sha, commit_sha=d.commit_sha, commit_message=d.commit_message,
         image=d.image, image_id=d.image_id, build_skipped=d.build_skipped, build_seconds=d.build_seconds,
         deploy_seconds=d.deploy_seconds, failure_phase=phase_pb(d.failure_phase), failure_reason=d.failure_reason,
         queue_position=view.queue_position, container_id=d.container_id, url=d.url,
-        source_deployment=f"deployments/{d.source_deployment_id}" if d.source_deployment_id else "",
-        superseded_by=f"deployments/{d.superseded_by_id}" if d.superseded_by_id else "",
+        source_deployment=deployment_name(d.app.name, d.source_deployment_id) if d.source_deployment_id else "",
+        superseded_by=deployment_name(d.app.name, d.superseded_by_id) if d.superseded_by_id else "",
         create_time=ts(d.created_at), start_time=ts(d.started_at), end_time=ts(d.finished_at),
         delivery_id=d.delivery_id, pusher=d.pusher,
     )
@@ -112,11 +122,18 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
     return msg
 
 
-def event_to_pb(e: Event) -> deployment_pb2.DeploymentEvent:
+def event_to_pb(e: Event, app: str) -> deployment_pb2.DeploymentEvent:
     return deployment_pb2.DeploymentEvent(
-        deployment=f"deployments/{e.deployment_id}", seq=e.seq, time=ts(e.time),
+        deployment=deployment_name(app, e.deployment_id), seq=e.seq, time=ts(e.time),
         kind=deployment_pb2.EventKind.Value(f"EVENT_KIND_{e.kind}"), phase=phase_pb(e.phase), message=e.message,
         step_current=e.step_current, step_total=e.step_total, state=state_pb(e.state) if e.state else 0,
+    )
+
+
+def container_to_pb(c) -> app_pb2.Container:
+    return app_pb2.Container(
+        id=c.id, name=c.name, app=c.app, deployment=deployment_name(c.app, c.deployment_id) if c.deployment_id else "",
+        commit_sha=c.commit_sha, image=c.image, state=c.state, direct_url=c.direct_url, create_time=ts(c.created),
     )
 
 

@@ -1,5 +1,8 @@
 """The one map from domain errors to gRPC status codes, with AIP-193 ErrorInfo details.
 
+Every refusal carries a `google.rpc.ErrorInfo` (domain "serversinc.io") whose reason is the domain
+error's own (APP_NOT_FOUND, DEPLOYMENT_NOT_CANCELLABLE, ...), so callers branch on the reason, not
+the message; an INVALID_ARGUMENT that knows its field also carries a `google.rpc.BadRequest`.
 Servicer methods are wrapped by `translate_errors`; anything unexpected becomes INTERNAL with an
 id to find it in the log, never a stack trace to the caller.
 """
@@ -16,10 +19,11 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from common.rules import RuleError
 from services.core.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
-DOMAIN = "serversinc.dev"
+DOMAIN = "serversinc.io"
 
 CODES = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -37,16 +41,26 @@ def status_for(err: DomainError) -> tuple[grpc.StatusCode, str, str, dict]:
     return grpc.StatusCode.UNKNOWN, err.message, err.reason, err.metadata
 
 
+def _packed(detail) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return packed
+
+
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
           metadata: dict | None = None) -> None:
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {})
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    metadata = metadata or {}
+    details = [_packed(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))]
+    if code == grpc.StatusCode.INVALID_ARGUMENT and metadata.get("field"):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=metadata["field"], description=message)
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     context.abort_with_status(rpc_status.to_status(status))
 
 
 def _handle(context, err: Exception, name: str) -> None:
+    if isinstance(err, RuleError):
+        err = InvalidArgument(str(err))
     if isinstance(err, DomainError):
         abort(context, *status_for(err))
     incident = uuid.uuid4().hex[:12]

@@ -17,13 +17,25 @@ from serversinc.v1 import (
 )
 
 from services.api import converters as conv
+from services.api import names
 from services.api.errors import translate_errors
 from services.apps import status as app_status
 from services.apps.spec import SETTABLE
 from services.core import paging
-from services.core.errors import InvalidArgument
-from services.deployments.service import DeploymentView, parse_name
+from services.core.errors import DeploymentNotFound, InvalidArgument
+from services.deployments.service import DeploymentView
 from services.platform import Platform
+
+
+def _page_by_name(items: list, key, request, *, default: int, maximum: int) -> tuple[list, str]:
+    """One page of a list the domain returns whole (an agent's containers, a remote's branches),
+    ordered by `key`; the token is the last key served, so a page never repeats or skips an item
+    that existed on both calls."""
+    size = paging.page_size(request.page_size, default=default, maximum=maximum)
+    after = paging.decode(request.page_token).get("after", "")
+    rest = sorted((i for i in items if key(i) > after), key=key)
+    page = rest[:size]
+    return page, paging.encode({"after": key(page[-1])}) if len(rest) > size else ""
 
 
 class AppServicer(app_service_pb2_grpc.AppServiceServicer):
@@ -44,7 +56,7 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     @translate_errors
     def GetApp(self, request, context):
-        return self._to_pb([self.p.apps.get(request.name)])[0]
+        return self._to_pb([self.p.apps.get(names.parse_app(request.name))])[0]
 
     @translate_errors
     def ListApps(self, request, context):
@@ -61,36 +73,30 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
             raise InvalidArgument(f"cannot update {', '.join(bad)}: settable fields are {', '.join(SETTABLE)}")
         spec = conv.spec_from_pb(request.app)
         changes = {p: getattr(spec, p) for p in paths}
-        return self._to_pb([self.p.apps.update(request.app.name, changes)])[0]
+        return self._to_pb([self.p.apps.update(names.parse_app(request.app.name, "app.name"), changes)])[0]
 
     @translate_errors
     def DeleteApp(self, request, context):
-        self.p.delete_app(request.name)
+        self.p.delete_app(names.parse_app(request.name))
         return app_service_pb2.DeleteAppResponse()
 
     @translate_errors
     def ListAppContainers(self, request, context):
-        containers = self.p.app_containers(request.name)
+        containers = self.p.app_containers(names.parse_app(request.parent, "parent"))
+        page, token = _page_by_name(containers, lambda c: c.name, request, default=50, maximum=500)
         return app_service_pb2.ListAppContainersResponse(
-            containers=[
-                app_pb2.Container(
-                    id=c.id, name=c.name, app=c.app, deployment=f"deployments/{c.deployment_id}" if c.deployment_id else "",
-                    commit_sha=c.commit_sha, image=c.image, state=c.state, direct_url=c.direct_url,
-                    create_time=conv.ts(c.created),
-                )
-                for c in containers
-            ]
-        )
+            containers=[conv.container_to_pb(c) for c in page], next_page_token=token)
 
     @translate_errors
     def GetAppWebhook(self, request, context):
-        url, secret, notification_secret = self.p.apps.webhook(request.name, self.p.settings.webhook_url)
-        return app_service_pb2.AppWebhook(app=request.name, url=url, secret=secret,
-                                          notification_secret=notification_secret)
+        app = names.parse_app(request.name)
+        url, secret, notification_secret = self.p.apps.webhook(app, self.p.settings.webhook_url)
+        return app_service_pb2.AppWebhook(app=app, url=url, secret=secret, notification_secret=notification_secret)
 
     @translate_errors
     def StreamAppLogs(self, request, context):
-        for entry in self.p.app_logs(request.name, follow=request.follow, tail=request.tail or 100):
+        app = names.parse_app(request.name)
+        for entry in self.p.app_logs(app, follow=request.follow, tail=request.tail or 100):
             if not context.is_active():
                 return
             yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
@@ -100,11 +106,30 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
     def __init__(self, platform: Platform):
         self.p = platform
 
+    def _get(self, name: str, field: str = "name") -> DeploymentView:
+        """The named deployment; one named under another app does not exist (NOT_FOUND)."""
+        parsed = names.parse_deployment(name, field)
+        view = self.p.deployments.get(parsed.id)
+        if parsed.app is not None and view.row.app.name != parsed.app:
+            raise DeploymentNotFound(f"deployment {name!r} not found")
+        return view
+
+    def _source(self, app: str, name: str, field: str) -> str:
+        """A source deployment as the domain takes it (its id), checked to be the app's."""
+        if not name:
+            return ""
+        parsed = names.parse_deployment(name, field)
+        if parsed.app not in (None, app):
+            raise DeploymentNotFound(f"deployment {name!r} of app {app!r} not found")
+        return str(parsed.id)
+
     @translate_errors
     def CreateDeployment(self, request, context):
+        app = names.parse_app(request.parent, "parent")
         view = self.p.deployments.create(
-            request.app, rebuild=request.rebuild, commit_sha=request.commit_sha,
-            trigger=conv.trigger_from_pb(request.trigger), source_deployment=request.source_deployment,
+            app, rebuild=request.rebuild, commit_sha=request.commit_sha,
+            trigger=conv.trigger_from_pb(request.trigger),
+            source_deployment=self._source(app, request.source_deployment, "source_deployment"),
             request_id=request.request_id, delivery_id=request.delivery_id, pusher=request.pusher,
             commit_message=request.commit_message, supersede_queued=request.supersede_queued,
         )
@@ -112,29 +137,32 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
 
     @translate_errors
     def GetDeployment(self, request, context):
-        return conv.deployment_to_pb(self.p.deployments.get(parse_name(request.name)))
+        return conv.deployment_to_pb(self._get(request.name))
 
     @translate_errors
     def ListDeployments(self, request, context):
-        views, token = self.p.deployments.list(request.app, page_size=request.page_size, page_token=request.page_token)
+        app = names.parse_parent(request.parent)
+        views, token = self.p.deployments.list(app or "", page_size=request.page_size, page_token=request.page_token)
         return deployment_service_pb2.ListDeploymentsResponse(
             deployments=[conv.deployment_to_pb(v) for v in views], next_page_token=token
         )
 
     @translate_errors
     def CancelDeployment(self, request, context):
-        return conv.deployment_to_pb(self.p.deployments.cancel(parse_name(request.name)))
+        return conv.deployment_to_pb(self.p.deployments.cancel(self._get(request.name).row.id))
 
     @translate_errors
     def RollbackApp(self, request, context):
-        view = self.p.deployments.rollback(request.app, request.deployment)
+        app = names.parse_app(request.name)
+        view = self.p.deployments.rollback(app, self._source(app, request.deployment, "deployment"))
         return conv.deployment_to_pb(view)
 
     @translate_errors
     def WatchDeployment(self, request, context):
-        events = self.p.deployments.watch(parse_name(request.name), request.after_seq, is_active=context.is_active)
+        view = self._get(request.name)
+        events = self.p.deployments.watch(view.row.id, request.after_seq, is_active=context.is_active)
         for event in events:
-            yield conv.event_to_pb(event)
+            yield conv.event_to_pb(event, view.row.app.name)
 
 
 class GitServicer(git_service_pb2_grpc.GitServiceServicer):
@@ -148,11 +176,8 @@ class GitServicer(git_service_pb2_grpc.GitServiceServicer):
 
     @translate_errors
     def ListBranches(self, request, context):
-        size = paging.page_size(request.page_size, default=100, maximum=1000)
-        after = paging.decode(request.page_token).get("after", "")
-        branches = [b for b in self.p.git.branches(request.repo_url) if b.name > after]
-        page = branches[:size]
-        token = paging.encode({"after": page[-1].name}) if len(branches) > size else ""
+        page, token = _page_by_name(self.p.git.branches(request.repo_url), lambda b: b.name, request,
+                                    default=100, maximum=1000)
         return git_service_pb2.ListBranchesResponse(branches=[conv.branch_to_pb(b) for b in page], next_page_token=token)
 
 
@@ -162,7 +187,8 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
 
     @translate_errors
     def CreateServer(self, request, context):
-        server, join_token = self.p.servers.create(request.name, request.address, request.join_token_ttl_seconds)
+        server, join_token = self.p.servers.create(request.name, request.address,
+                                                   conv.whole_seconds(request.join_token_ttl, "join_token_ttl"))
         msg = conv.server_to_pb(server, None, "not registered yet")
         msg.join_token = join_token
         msg.join_token_expire_time.CopyFrom(conv.ts(server.join_token_expires_at))

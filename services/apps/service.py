@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from services.apps import repository as repo
 from services.apps.spec import SETTABLE, AppSpec
 from services.core import paging
-from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.core.errors import AppAlreadyExists, AppNotFound, DeploymentInProgress, InvalidArgument, ServerNotFound
 from services.core.states import State
 from services.db.models import App
 from services.db.session import Database
@@ -36,10 +36,10 @@ class AppService:
             raise InvalidArgument("a new app's secret env cannot contain masked values")
         with self.db.session() as s:
             if repo.get_app(s, spec.name):
-                raise AlreadyExists(f"app {spec.name!r} already exists")
+                raise AppAlreadyExists(f"app {spec.name!r} already exists")
             server = repo.get_server(s, spec.server)
             if server is None:
-                raise NotFound(f"server {spec.server!r} is not registered")
+                raise ServerNotFound(f"server {spec.server!r} is not registered")
             app = App(**{k: getattr(spec, k) for k in _STORED_AS_IS}, name=spec.name, server=server,
                       secret_env=self.box.encrypt_map(spec.secret_env),
                       webhook_secret=self.box.encrypt(new_webhook_secret()),
@@ -48,7 +48,7 @@ class AppService:
             try:
                 s.flush()
             except IntegrityError:
-                raise AlreadyExists(f"app {spec.name!r} already exists") from None
+                raise AppAlreadyExists(f"app {spec.name!r} already exists") from None
         return self.get(spec.name)
 
     def webhook(self, name: str, base_url: str) -> tuple[str, str, str]:
@@ -57,7 +57,7 @@ class AppService:
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
-                raise NotFound(f"app {name!r} not found")
+                raise AppNotFound(f"app {name!r} not found")
             if not app.webhook_secret:
                 app.webhook_secret = self.box.encrypt(new_webhook_secret())
             if not app.notification_secret:
@@ -73,7 +73,7 @@ class AppService:
         with self.db.read() as s:
             app = repo.get_app(s, name)
             if app is None:
-                raise NotFound(f"app {name!r} not found")
+                raise AppNotFound(f"app {name!r} not found")
             return app
 
     def list(self, *, page_size: int, page_token: str) -> tuple[list[App], str]:
@@ -92,7 +92,7 @@ class AppService:
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
-                raise NotFound(f"app {name!r} not found")
+                raise AppNotFound(f"app {name!r} not found")
             stored_secrets = self.box.decrypt_map(app.secret_env)
             current = AppSpec(name=app.name, **{k: getattr(app, k) for k in _STORED_AS_IS},
                               server=app.server.name, secret_env=stored_secrets)
@@ -109,7 +109,7 @@ class AppService:
                     if spec.server != app.server.name:
                         server = repo.get_server(s, spec.server)
                         if server is None:
-                            raise NotFound(f"server {spec.server!r} is not registered")
+                            raise ServerNotFound(f"server {spec.server!r} is not registered")
                         app.server = server
                 else:
                     setattr(app, key, getattr(spec, key))
@@ -120,8 +120,8 @@ class AppService:
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
-                raise NotFound(f"app {name!r} not found")
+                raise AppNotFound(f"app {name!r} not found")
             if repo.has_deployment_in(s, app.id, active_states):
-                raise FailedPrecondition(f"app {name!r} has a deployment in progress: cancel it or wait")
+                raise DeploymentInProgress(f"app {name!r} has a deployment in progress: cancel it or wait")
             s.delete(app)
             return app

@@ -10,7 +10,7 @@ from services.core.errors import InvalidArgument
 
 def page_size(requested: int, *, default: int, maximum: int) -> int:
     if requested < 0:
-        raise InvalidArgument("page_size must not be negative")
+        raise InvalidArgument("page_size must not be negative", field="page_size")
     return min(requested or default, maximum)
 
 
@@ -27,4 +27,4 @@ def decode(token: str) -> dict:
             raise ValueError
         return value
     except ValueError:
-        raise InvalidArgument("page_token is not one this server issued") from None
+        raise InvalidArgument("page_token is not one this server issued", field="page_token") from None

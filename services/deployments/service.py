@@ -9,7 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from services.apps import repository as apps_repo
 from services.core import paging
 from services.core import validation as v
-from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.core.errors import (
+    AppNotFound,
+    DeploymentNotCancellable,
+    DeploymentNotFound,
+    InvalidArgument,
+    NoEarlierRelease,
+    ReleaseNotRedeployable,
+    RequestAlreadyProcessed,
+)
 from services.core.states import PAST_SWITCH, EventKind, Phase, State, Trigger
 from services.db.models import Deployment, utcnow
 from services.db.session import Database
@@ -67,7 +75,7 @@ class DeploymentService:
         with self.db.read() as s:
             existing = repo.by_request_id(s, request_id)
         if existing is not None:
-            raise AlreadyExists(
+            raise RequestAlreadyProcessed(
                 f"request {request_id!r} already created deployments/{existing.id}",
                 metadata={"deployment": f"deployments/{existing.id}"},
             )
@@ -79,15 +87,15 @@ class DeploymentService:
         with self.db.session() as s:
             app = apps_repo.get_app(s, app_name)
             if app is None:
-                raise NotFound(f"app {app_name!r} not found")
+                raise AppNotFound(f"app {app_name!r} not found")
             source_id = None
             if source_deployment:
                 source_id = parse_name(source_deployment)
                 source = repo.get(s, source_id)
                 if source is None or source.app_id != app.id:
-                    raise NotFound(f"deployment {source_deployment!r} of app {app_name!r} not found")
+                    raise DeploymentNotFound(f"deployment {source_deployment!r} of app {app_name!r} not found")
                 if source.state != State.SUCCEEDED or not source.release:
-                    raise FailedPrecondition(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
+                    raise ReleaseNotRedeployable(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
                 trigger = Trigger.ROLLBACK
             dep = Deployment(
                 app=app, app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
@@ -132,10 +140,10 @@ class DeploymentService:
             with self.db.read() as s:
                 app = apps_repo.get_app(s, app_name)
                 if app is None:
-                    raise NotFound(f"app {app_name!r} not found")
+                    raise AppNotFound(f"app {app_name!r} not found")
                 earlier = repo.previous_success(s, app.id, before=app.current_deployment_id)
             if earlier is None:
-                raise FailedPrecondition(f"app {app_name!r} has no earlier successful release to roll back to")
+                raise NoEarlierRelease(f"app {app_name!r} has no earlier successful release to roll back to")
             deployment = f"deployments/{earlier.id}"
         return self.create(app_name, source_deployment=deployment, trigger=Trigger.ROLLBACK)
 
@@ -143,7 +151,7 @@ class DeploymentService:
         with self.db.read() as s:
             dep = repo.get(s, deployment_id)
             if dep is None:
-                raise NotFound(f"deployment {deployment_id} not found")
+                raise DeploymentNotFound(f"deployment {deployment_id} not found")
             positions = repo.queue_positions(s, [dep.app_id]) if dep.state == State.QUEUED else {}
             return DeploymentView(dep, positions.get(dep.id, 0))
 
@@ -155,7 +163,7 @@ class DeploymentService:
             if app_name:
                 app = apps_repo.get_app(s, app_name)
                 if app is None:
-                    raise NotFound(f"app {app_name!r} not found")
+                    raise AppNotFound(f"app {app_name!r} not found")
                 app_id = app.id
             rows = repo.list_for_app(s, app_id, before=before, limit=size + 1)
             more = len(rows) > size
@@ -170,12 +178,12 @@ class DeploymentService:
         with self.db.session() as s:
             dep = repo.get(s, deployment_id)
             if dep is None:
-                raise NotFound(f"deployment {deployment_id} not found")
+                raise DeploymentNotFound(f"deployment {deployment_id} not found")
             state = State(dep.state)
             if state.terminal:
-                raise FailedPrecondition(f"deployment {deployment_id} already finished ({state.lower()})")
+                raise DeploymentNotCancellable(f"deployment {deployment_id} already finished ({state.lower()})")
             if Phase(dep.phase) in PAST_SWITCH:
-                raise FailedPrecondition(f"deployment {deployment_id} already switched traffic: deploy again or roll back instead")
+                raise DeploymentNotCancellable(f"deployment {deployment_id} already switched traffic: deploy again or roll back instead")
             if state == State.QUEUED:
                 dep.state = str(State.CANCELLED)
                 dep.failure_phase = str(Phase.QUEUED)
@@ -192,6 +200,6 @@ class DeploymentService:
 
     def watch(self, deployment_id: int, after_seq: int, *, is_active=lambda: True):
         if after_seq < 0:
-            raise InvalidArgument("after_seq must not be negative")
+            raise InvalidArgument("after_seq must not be negative", field="after_seq")
         self.get(deployment_id)  # NOT_FOUND before the stream starts
         return self.events.follow(deployment_id, after_seq, is_active=is_active)

@@ -13,7 +13,7 @@ import git
 from git.exc import GitCommandError
 
 from services.core import validation as v
-from services.core.errors import FailedPrecondition, NotFound, Unavailable
+from services.core.errors import BranchNotFound, RepositoryNotFound, RepositoryUnreachable, RepositoryUnreadable
 
 _SAFE_CONFIG = [
     "-c", "protocol.ext.allow=never",
@@ -43,10 +43,10 @@ class GitResolver:
         except GitCommandError as err:
             stderr = (err.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
             if err.status in (-9, 137) or "timed out" in str(err).lower():
-                raise Unavailable(f"git ls-remote {url} timed out after {timeout or self.timeout:.0f}s") from None
+                raise RepositoryUnreachable(f"git ls-remote {url} timed out after {timeout or self.timeout:.0f}s") from None
             if "not found" in stderr.lower() or "does not appear to be a git repository" in stderr:
-                raise NotFound(f"repository {url} not found: {_first_line(stderr)}") from None
-            raise FailedPrecondition(f"cannot read repository {url}: {_first_line(stderr) or 'git ls-remote failed'}") from None
+                raise RepositoryNotFound(f"repository {url} not found: {_first_line(stderr)}") from None
+            raise RepositoryUnreadable(f"cannot read repository {url}: {_first_line(stderr) or 'git ls-remote failed'}") from None
         refs = []
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
@@ -59,7 +59,7 @@ class GitResolver:
         for name, sha in self._ls_remote(url, f"refs/heads/{branch}", timeout=timeout):
             if name == branch:
                 return sha
-        raise NotFound(f"branch {branch!r} not found in {url}")
+        raise BranchNotFound(f"branch {branch!r} not found in {url}")
 
     def branches(self, url: str) -> list[RemoteBranch]:
         return sorted((RemoteBranch(n, s) for n, s in self._ls_remote(url)), key=lambda b: b.name)

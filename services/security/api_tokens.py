@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.core import paging
 from services.core import validation as v
-from services.core.errors import AlreadyExists, NotFound
+from services.core.errors import ApiTokenAlreadyExists, ApiTokenNotFound
 from services.db.models import ApiToken, utcnow
 from services.db.session import Database
 from services.security import tokens
@@ -39,11 +39,11 @@ class ApiTokenService:
         try:
             with self.db.session() as s:
                 if s.scalar(select(ApiToken).where(ApiToken.name == name)):
-                    raise AlreadyExists(f"API token {name!r} already exists")
+                    raise ApiTokenAlreadyExists(f"API token {name!r} already exists")
                 token = ApiToken(name=name, token_hash=tokens.digest(secret), created_at=utcnow())
                 s.add(token)
         except IntegrityError:
-            raise AlreadyExists(f"API token {name!r} already exists") from None
+            raise ApiTokenAlreadyExists(f"API token {name!r} already exists") from None
         return token, secret
 
     def list(self, *, page_size: int, page_token: str) -> tuple[list[ApiToken], str]:
@@ -59,7 +59,7 @@ class ApiTokenService:
         with self.db.session() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.name == name))
             if token is None:
-                raise NotFound(f"API token {name!r} not found")
+                raise ApiTokenNotFound(f"API token {name!r} not found")
             s.delete(token)
         with self._lock:
             self._recent.clear()

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from services.apps import repository as repo
 from services.core import validation as v
-from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.core.errors import InvalidArgument, JoinTokenInvalid, ServerAlreadyExists, ServerNotFound
 from services.db.models import Server, utcnow
 from services.db.session import Database
 from services.security import tokens
@@ -28,11 +28,11 @@ class ServerService:
         v.resource_name(name, "server")
         _address(address)
         if not 0 <= ttl_seconds <= 7 * 24 * 3600:
-            raise InvalidArgument("join token lifetime must be 0 (default, 1 hour) to 7 days")
+            raise InvalidArgument("join token lifetime must be 0 (default, 1 hour) to 7 days", field="join_token_ttl")
         secret = tokens.new_secret("join")
         with self.db.session() as s:
             if repo.get_server(s, name):
-                raise AlreadyExists(f"server {name!r} already exists")
+                raise ServerAlreadyExists(f"server {name!r} already exists")
             server = Server(name=name, address=address, created_at=utcnow())
             _issue(server, secret, ttl_seconds or 3600)
             s.add(server)
@@ -44,7 +44,7 @@ class ServerService:
         with self.db.session() as s:
             server = repo.get_server(s, name)
             if server is None:
-                raise NotFound(f"server {name!r} not found")
+                raise ServerNotFound(f"server {name!r} not found")
             _issue(server, secret, ttl_seconds)
         return secret
 
@@ -57,7 +57,7 @@ class ServerService:
         with self.db.session() as s:
             server = repo.server_by_join_token(s, digest)
             # One message for every refusal: a caller learns nothing about which tokens exist.
-            refused = FailedPrecondition("join token is unknown, used or expired: create a new one with 'serversinc servers add'")
+            refused = JoinTokenInvalid("join token is unknown, used or expired: create a new one with 'serversinc servers add'")
             if server is None or not tokens.matches(join_token, server.join_token_hash):
                 raise refused
             now = utcnow()
