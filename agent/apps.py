@@ -9,6 +9,7 @@ from agent import __version__
 from agent.docker_engine import ContainerRecord, DockerEngine, EngineError, LogStream
 from agent.repo_cache import RepoCache
 from agent.router import Router
+from common.specs import AgentInfo
 
 
 class UnknownApp(LookupError):
@@ -21,14 +22,6 @@ class ManagedContainer:
     serving: bool
     # The router's URL for the app, on the serving container only.
     url: str = ""
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    agent_version: str
-    docker_version: str
-    hostname: str
-    running_containers: int
 
 
 class AppAdmin:

@@ -16,21 +16,11 @@ from agent import labels as L
 from agent.docker_engine import BuildHandle, DockerEngine, EngineError
 from agent.operations import CancelToken
 from agent.repo_cache import RepoCache, RepoError, safe_relative
+from common.specs import BuildSpec
 
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) :")
 RUNNING_IN_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})\s*$")
 CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class BuildSpec:
-    app: str
-    deployment_id: int
-    repo_url: str
-    commit_sha: str
-    dockerfile: str = "Dockerfile"
-    context_dir: str = ""
-    force: bool = False
 
 
 @dataclass(frozen=True)

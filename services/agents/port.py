@@ -5,44 +5,14 @@ The pipeline depends on this, not on gRPC, so its logic reads as the deploy flow
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-
-class CancelToken:
-    """Set once when a deployment is cancelled; callbacks (e.g. cancelling a gRPC call) run at once."""
-
-    def __init__(self) -> None:
-        # True when the cancel comes from a shutting-down worker: the deployment is left to resume.
-        self.shutdown = False
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._event.is_set():
-                return
-            self._event.set()
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            cb()
-
-    def on_cancel(self, cb: Callable[[], None]) -> Callable[[], None]:
-        """Runs `cb` on cancel (now, if already cancelled); returns a function that unregisters it."""
-        with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(cb)
-                return lambda: self._callbacks.remove(cb) if cb in self._callbacks else None
-        cb()
-        return lambda: None
+# Shared with the agent; the pipeline and the client import them from here.
+from common.cancel import CancelToken
+from common.specs import AgentInfo, BuildSpec
 
 
 class AgentError(Exception):
@@ -59,17 +29,6 @@ class AgentTimeout(AgentError):
 
 class AgentCancelled(AgentError):
     """The call was cancelled by us."""
-
-
-@dataclass
-class BuildSpec:
-    app: str
-    deployment_id: int
-    repo_url: str
-    commit_sha: str
-    dockerfile: str
-    context_dir: str
-    force: bool
 
 
 @dataclass
@@ -155,14 +114,6 @@ class LogEntry:
     time: datetime | None
     text: str
     container_id: str
-
-
-@dataclass
-class AgentInfo:
-    agent_version: str
-    docker_version: str
-    hostname: str
-    running_containers: int
 
 
 class Agent(Protocol):
