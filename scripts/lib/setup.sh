@@ -64,6 +64,19 @@ ensure_venv() {
     || "$VENV/bin/pip" install --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
 }
 
+BUF_VERSION="1.75.0"
+BUF="$ROOT/.tools/node_modules/.bin/buf"
+
+ensure_buf() {
+  # buf (protobuf lint and breaking checks) from npm: @bufbuild/buf ships the binary. It goes into
+  # the git-ignored .tools/, pinned, so CI and a laptop lint with the same rules.
+  if [ -x "$BUF" ] && [ "$("$BUF" --version 2>/dev/null)" = "$BUF_VERSION" ]; then return 0; fi
+  command -v npm >/dev/null 2>&1 || ensure_system_packages npm:npm
+  log "installing buf $BUF_VERSION into .tools/"
+  npm install --silent --no-audit --no-fund --prefix "$ROOT/.tools" "@bufbuild/buf@$BUF_VERSION" >/dev/null
+  "$BUF" --version >/dev/null
+}
+
 docker_up() { docker info >/dev/null 2>&1 || "$VENV/bin/python" -c 'import docker,sys; docker.from_env().ping()' >/dev/null 2>&1; }
 
 ensure_docker() {
