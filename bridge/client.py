@@ -15,21 +15,19 @@ latency instead of leaving a few of them to lose the database's lock-retry lotte
 
 from __future__ import annotations
 
-import logging
+import functools
 import threading
 import time
 from typing import Callable, Generic, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb2
 
-from cli.connection import Connection
 from bridge.handler import AppGone, Created, DeployRequest, Rejected, Unavailable
 from bridge.matching import AppRef
-
-log = logging.getLogger(__name__)
+from client.connection import Connection
+from client.errors import error_info
+from client.pages import all_pages
 
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
@@ -83,18 +81,12 @@ class ControlPlaneClient:
     # -- apps -------------------------------------------------------------------------------
 
     def _list_apps(self) -> list[AppRef]:
-        apps: list[AppRef] = []
-        token = ""
         try:
-            while True:
-                page = self.connection.apps.ListApps(
-                    app_service_pb2.ListAppsRequest(page_size=500, page_token=token), timeout=self.timeout)
-                apps.extend(AppRef(a.name, a.repo_url, a.branch) for a in page.apps)
-                token = page.next_page_token
-                if not token:
-                    return apps
+            apps = all_pages(functools.partial(self.connection.apps.ListApps, timeout=self.timeout),
+                             lambda token: app_service_pb2.ListAppsRequest(page_size=500, page_token=token), "apps")
         except grpc.RpcError as err:
             raise self._unavailable(err) from err
+        return [AppRef(a.name, a.repo_url, a.branch) for a in apps]
 
     def apps(self, refresh: bool = False) -> list[AppRef]:
         return self._apps.get(self._list_apps, self.negative_ttl if refresh else None)
@@ -167,13 +159,5 @@ class ControlPlaneClient:
 
 def _existing_deployment(err: grpc.RpcError) -> str:
     """The deployment an earlier request with the same idempotency key created (ErrorInfo)."""
-    try:
-        status = rpc_status.from_call(err)
-    except Exception:  # malformed trailers: the name is informative only
-        log.exception("could not read ALREADY_EXISTS details")
-        return ""
-    for detail in status.details if status else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
-            return info.metadata.get("deployment", "")
-    return ""
+    info = error_info(err)
+    return info.metadata.get("deployment", "") if info else ""

@@ -2,8 +2,8 @@
 
     serversinc-webhook [--listen HOST:PORT] [--api HOST:PORT] [--log-level info]
 
-The control plane address and API token are found as the CLI finds them (--api, $SERVERSINC_API,
-the local default; $SERVERSINC_TOKEN or the api-token file). $SERVERSINC_WEBHOOK_SECRET enables
+The control plane address and API token are found as every client finds them (client.connection:
+--api, $SERVERSINC_API, the local default; $SERVERSINC_TOKEN or the api-token file). $SERVERSINC_WEBHOOK_SECRET enables
 the shared URL POST /webhooks/github; each app's own URL (POST /webhooks/github/<app>) uses the
 app's secret from the control plane.
 """
@@ -14,10 +14,11 @@ import argparse
 import logging
 import sys
 
-from cli.connection import Connection, load_token, resolve_address
 from bridge.app import create_app
 from bridge.client import ControlPlaneClient
 from bridge.settings import DEFAULT_LISTEN, WebhookSettings
+from client.connection import Connection, load_token, resolve_address
+from common.defaults import DEFAULT_API
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="serversinc-webhook", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--listen", default=None, help=f"HOST:PORT to serve HTTP on (default {DEFAULT_LISTEN}, "
                                                        "or $SERVERSINC_WEBHOOK_LISTEN)")
-    parser.add_argument("--api", default=None, help="control plane address (default $SERVERSINC_API or 127.0.0.1:50051)")
+    parser.add_argument("--api", default=None, help=f"control plane address (default $SERVERSINC_API or {DEFAULT_API})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 

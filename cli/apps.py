@@ -14,6 +14,8 @@ from google.protobuf import field_mask_pb2
 
 from serversinc.v1 import app_pb2, app_service_pb2
 
+from client.pages import all_pages
+
 from . import render
 from .errors import UsageError
 
@@ -99,8 +101,8 @@ def build_update_request(args: argparse.Namespace) -> app_service_pb2.UpdateAppR
 
 
 def list_all_apps(conn) -> list[app_pb2.App]:
-    return render.all_pages(conn.apps.ListApps,
-                            lambda token: app_service_pb2.ListAppsRequest(page_size=500, page_token=token), "apps")
+    return all_pages(conn.apps.ListApps,
+                     lambda token: app_service_pb2.ListAppsRequest(page_size=500, page_token=token), "apps")
 
 
 def cmd_create(conn, args, out, err) -> int:

@@ -7,6 +7,9 @@ import re
 
 from serversinc.v1 import deployment_pb2, deployment_service_pb2
 
+from client.names import deployment_id, enum_short
+from client.pages import all_pages
+
 from . import render
 from .errors import UsageError
 from .watch import WatchRenderer, follow_deployment
@@ -56,7 +59,7 @@ def cmd_deploy(conn, args, out, err) -> int:
         render.print_json(d)
     else:
         out.print(_queued_line(d), markup=False)
-        out.print(f"follow it with: serversinc deployments watch {render.deployment_id(d)}", markup=False)
+        out.print(f"follow it with: serversinc deployments watch {deployment_id(d.name)}", markup=False)
     return 0
 
 
@@ -75,22 +78,15 @@ def cmd_rollback(conn, args, out, err) -> int:
 
 def _queued_line(d) -> str:
     where = (f"queue position {d.queue_position}" if d.queue_position
-             else render.enum_short(d, "state") or "queued")
+             else enum_short(d, "state") or "queued")
     return f"{d.name} of {d.app}: {where}"
 
 
 def cmd_list(conn, args, out, err) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    items = []
-    token = ""
-    while len(items) < args.limit:
-        resp = conn.deployments.ListDeployments(build_list_request(args, token))
-        items.extend(resp.deployments)
-        token = resp.next_page_token
-        if not token or not resp.deployments:
-            break
-    items = items[: args.limit]
+    items = all_pages(conn.deployments.ListDeployments, lambda token: build_list_request(args, token),
+                      "deployments", limit=args.limit)
     if args.json:
         render.print_json(items)
     elif not items:
@@ -118,7 +114,7 @@ def cmd_cancel(conn, args, out, err) -> int:
     if args.json:
         render.print_json(d)
     else:
-        out.print(f"{d.name}: {render.enum_short(d, 'state')}", markup=False)
+        out.print(f"{d.name}: {enum_short(d, 'state')}", markup=False)
     return 0
 
 

@@ -1,7 +1,7 @@
 """`serversinc`: the command-line client of the control plane.
 
 This module only parses arguments and dispatches; each command lives in apps.py, deployments.py or
-misc.py, talks to the API through connection.py and prints through render.py / watch.py.
+misc.py, talks to the API through client.connection and prints through render.py / watch.py.
 `main(argv)` returns the exit code instead of exiting so it can be called from tests and scripts:
 0 success, 1 an API error or a failed deployment, 2 a usage error, 130 interrupted.
 """
@@ -14,8 +14,11 @@ import sys
 
 import grpc
 
+from client.connection import Connection
+from client.errors import ApiError
+from common.defaults import API_ENV, DEFAULT_API
+
 from . import apps, deployments, misc
-from .connection import API_ENV, DEFAULT_API, Connection
 from .errors import UsageError
 from .render import make_console
 
@@ -211,16 +214,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def report_rpc_error(err: grpc.RpcError, address: str) -> None:
     """The server's message, and what to do about the errors a user can fix locally."""
-    code = err.code() if hasattr(err, "code") else None
-    details = (err.details() if hasattr(err, "details") else None) or (code.name if code else str(err))
-    print(f"error: {details}", file=sys.stderr)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        print(f"hint: cannot reach the control plane at {address} — is scripts/run.sh running? "
-              f"(set --api or ${API_ENV} to use another address)", file=sys.stderr)
-    elif code == grpc.StatusCode.UNAUTHENTICATED:
-        print("hint: set SERVERSINC_TOKEN or write the token to .serversinc/api-token", file=sys.stderr)
-    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        print(f"hint: the control plane at {address} did not answer in time", file=sys.stderr)
+    error = ApiError.from_rpc(err, address)
+    print(f"error: {error.details}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

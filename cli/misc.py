@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from serversinc.v1 import api_token_service_pb2, git_service_pb2, server_service_pb2
 
+from client.pages import all_pages
+
 from . import render
 
 
 def cmd_servers_list(conn, args, out, err) -> int:
-    servers = render.all_pages(
+    servers = all_pages(
         conn.servers.ListServers,
         lambda token: server_service_pb2.ListServersRequest(page_size=500, page_token=token), "servers")
     if args.json:
@@ -44,7 +46,7 @@ def cmd_tokens_create(conn, args, out, err) -> int:
 
 
 def cmd_tokens_list(conn, args, out, err) -> int:
-    tokens = render.all_pages(
+    tokens = all_pages(
         conn.tokens.ListApiTokens,
         lambda token: api_token_service_pb2.ListApiTokensRequest(page_size=500, page_token=token), "api_tokens")
     if args.json:
@@ -76,7 +78,7 @@ def cmd_git_resolve(conn, args, out, err) -> int:
 
 
 def cmd_git_branches(conn, args, out, err) -> int:
-    branches = render.all_pages(
+    branches = all_pages(
         conn.git.ListBranches,
         lambda token: git_service_pb2.ListBranchesRequest(repo_url=args.url, page_size=1000, page_token=token),
         "branches")

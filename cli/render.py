@@ -2,7 +2,7 @@
 
 JSON output is the stable, scriptable form: proto field names (snake_case), enum values as their full
 proto names, every field present. Tables are for people: enums shortened to "running", commits to
-7 characters, times to local wall-clock time.
+7 characters (client.names, the dashboard's words too), times to local wall-clock time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from client.names import deployment_id, enum_short, short_sha
 
 # Width used when stdout is not a terminal: wide enough that tables piped to a file or grep
 # are not wrapped at rich's default of 80 columns.
@@ -52,18 +54,6 @@ def dumps(value) -> str:
     return json.dumps(value, indent=2, sort_keys=False)
 
 
-def all_pages(call, make_request, field: str) -> list:
-    """Every item of a paginated List RPC (AIP-158): `make_request(page_token)` builds each page's
-    request, `field` names the repeated field of the response."""
-    items, token = [], ""
-    while True:
-        resp = call(make_request(token))
-        items.extend(getattr(resp, field))
-        token = resp.next_page_token
-        if not token:
-            return items
-
-
 def print_json(value, file=None) -> None:
     """Plain json.dumps, not rich: scripts need bytes they can parse, with no styling or wrapping."""
     file = file or sys.stdout
@@ -75,38 +65,6 @@ def print_json(value, file=None) -> None:
     file.flush()
 
 
-def short_enum(name: str) -> str:
-    """'APP_STATUS_RUNNING' -> 'running', 'DEPLOYMENT_PHASE_STOP_OLD' -> 'stop-old', *_UNSPECIFIED -> ''."""
-    for prefix in ("APP_STATUS_", "DEPLOYMENT_STATE_", "DEPLOYMENT_PHASE_", "DEPLOYMENT_TRIGGER_",
-                   "EVENT_KIND_", "SERVER_STATE_"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    if name == "UNSPECIFIED":
-        return ""
-    return name.lower().replace("_", "-")
-
-
-def enum_short(msg: Message, field: str) -> str:
-    """Short form of an enum field of msg, e.g. enum_short(app, "status") -> "running"."""
-    fd = msg.DESCRIPTOR.fields_by_name[field]
-    value = getattr(msg, field)
-    ev = fd.enum_type.values_by_number.get(value)
-    return short_enum(ev.name) if ev else str(value)
-
-
-def enum_value_short(enum_type, value: int) -> str:
-    """Short form of a raw enum number, given its generated enum wrapper (e.g. DeploymentPhase)."""
-    try:
-        return short_enum(enum_type.Name(value))
-    except ValueError:
-        return str(value)
-
-
-def short_sha(sha: str) -> str:
-    return sha[:7] if sha else ""
-
-
 def fmt_time(ts: Timestamp | None, has: bool = True) -> str:
     """Local wall-clock time to the second, or '' when the timestamp is unset."""
     if ts is None or not has or (ts.seconds == 0 and ts.nanos == 0):
@@ -116,13 +74,6 @@ def fmt_time(ts: Timestamp | None, has: bool = True) -> str:
 
 def fmt_seconds(value: float) -> str:
     return f"{value:.1f}" if value else ""
-
-
-def deployment_id(d) -> str:
-    """The number a person types: 'deployments/12' -> '12'."""
-    if d.id:
-        return str(d.id)
-    return d.name.rsplit("/", 1)[-1] if d.name else ""
 
 
 def _add_row(table: Table, *cells: str) -> None:
@@ -188,7 +139,7 @@ def deployments_table(deployments: Iterable) -> Table:
     for d in deployments:
         _add_row(
             table,
-            deployment_id(d), enum_short(d, "state"), enum_short(d, "phase"), short_sha(d.commit_sha),
+            deployment_id(d.name), enum_short(d, "state"), enum_short(d, "phase"), short_sha(d.commit_sha),
             fmt_seconds(d.build_seconds), fmt_seconds(d.deploy_seconds), _ts(d, "create_time"),
             str(d.queue_position) if d.queue_position else "", d.failure_reason,
         )

@@ -1,14 +1,14 @@
 """Where the control plane is, how to authenticate to it, and the channel and stubs to reach it.
 
 All channel and credential handling lives in this one module so that TLS (and any later change to
-authentication) is added in one place; command code only ever asks for a `Connection`'s stubs.
+authentication) is added in one place; the CLI, the webhook bridge and the dashboard only ever ask
+for a `Connection`'s stubs. The address and token file defaults are common.defaults'.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-from pathlib import Path
 
 import grpc
 
@@ -20,28 +20,12 @@ from serversinc.v1 import (
     server_service_pb2_grpc,
 )
 
-DEFAULT_API = "127.0.0.1:50051"
-API_ENV = "SERVERSINC_API"
-TOKEN_ENV = "SERVERSINC_TOKEN"
-HOME_ENV = "SERVERSINC_HOME"
-TOKEN_FILE = "api-token"
+from common.defaults import API_ENV, DEFAULT_API, TOKEN_ENV, TOKEN_FILE, serversinc_home
 
 # Unary calls get a deadline so that a wedged control plane cannot hang the CLI forever;
 # git look-ups reach remote repositories and may legitimately take a while, hence the generous value.
 # Streams (watch, logs --follow) have none: they are meant to last.
 UNARY_TIMEOUT_SECONDS = 120.0
-
-
-def repo_root() -> Path:
-    """The repository root: this file is cli/connection.py."""
-    return Path(__file__).resolve().parents[1]
-
-
-def serversinc_home(environ: dict | None = None) -> Path:
-    """The local state folder: $SERVERSINC_HOME, else <repo>/.serversinc (where scripts/run.sh keeps it)."""
-    environ = os.environ if environ is None else environ
-    home = environ.get(HOME_ENV)
-    return Path(home) if home else repo_root() / ".serversinc"
 
 
 def resolve_address(flag: str | None, environ: dict | None = None) -> str:

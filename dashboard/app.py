@@ -1,25 +1,21 @@
 """Serversinc dashboard entry point: `streamlit run dashboard/app.py`.
 
 This file only sets the page up and routes (st.navigation); each page lives in dashboard/views/.
+The `dashboard` and `client` packages are installed (the venv's editable install, the image's
+wheel), so nothing here touches sys.path.
 A failed control-plane call anywhere on a page ends up here as an ApiError and becomes one red
 banner ("cannot reach the control plane at …") instead of a traceback.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repository root that holds
-# the `dashboard` and `services` packages; make both importable without an installed package.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard import ui  # noqa: E402
-from dashboard.client import ApiError, banner, get_client  # noqa: E402
+from client.errors import ApiError
+from dashboard import ui
+from dashboard.api import banner, get_client
 
 st.set_page_config(page_title="Serversinc", page_icon=":material/rocket_launch:", layout="wide")
 ui.inject_css()

@@ -2,8 +2,8 @@
 
 A Streamlit page cannot hold a stream open for the whole deploy: each rerun (a fragment tick every
 half second) reads a short slice of WatchDeployment starting after the last seq it kept, and the
-`Feed` lives in `st.session_state` between ticks. The bookkeeping is the CLI's `WatchTracker`
-(pure, already tested): it ignores an event whose seq it has seen, so a replayed slice never
+`Feed` lives in `st.session_state` between ticks. The bookkeeping is the client library's
+`WatchTracker` (pure, tested alone, the CLI's too): it ignores an event whose seq it has seen, so a replayed slice never
 duplicates a line, and since every slice resumes at `last_seq` none is dropped.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cli.watch import ProgressInfo, WatchTracker
+from client.watch import ProgressInfo, WatchTracker
 
 # How long one slice may wait for new events. Short enough that a tick never blocks the page long.
 SLICE_SECONDS = 0.3

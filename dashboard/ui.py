@@ -1,8 +1,8 @@
 """Small presentation helpers shared by the pages: status badges, times, the phase stepper, the CSS.
 
 Kept apart from the pages so every page shows a state with the same word and colour, and so the
-pure parts (stepper states, durations) are testable without a running app. Enum words are the CLI's
-(`cli.render.short_enum`): "running", "stop-old", the same vocabulary in both tools.
+pure parts (stepper states, durations) are testable without a running app. Enum words come from
+`client.names`: "running", "stop-old", the same vocabulary as the CLI's.
 """
 
 from __future__ import annotations
@@ -14,13 +14,9 @@ from datetime import datetime, timezone
 import streamlit as st
 from serversinc.v1 import app_pb2, deployment_pb2, server_service_pb2
 
-from cli.render import enum_value_short, short_sha  # noqa: F401 - re-exported for pages
-
-State = deployment_pb2.DeploymentState
-Phase = deployment_pb2.DeploymentPhase
-
-TERMINAL = frozenset({State.DEPLOYMENT_STATE_SUCCEEDED, State.DEPLOYMENT_STATE_FAILED,
-                      State.DEPLOYMENT_STATE_CANCELLED, State.DEPLOYMENT_STATE_SUPERSEDED})
+from client.names import deployment_id, enum_value_short, short_sha  # noqa: F401 - re-exported for pages
+from client.watch import TERMINAL_STATES as TERMINAL
+from client.watch import Phase, State
 
 # (colour, icon) per word. Colours are st.badge's palette.
 _BADGES = {
@@ -115,11 +111,6 @@ def local_time(ts) -> str:
 
 def seconds(value: float) -> str:
     return f"{value:.1f} s" if value else "—"
-
-
-def deployment_id(name: str) -> str:
-    """'deployments/12' -> '12' (what the ?deployment= query parameter holds)."""
-    return name.rsplit("/", 1)[-1]
 
 
 # The phase stepper -------------------------------------------------------------------------------------

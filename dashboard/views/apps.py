@@ -1,6 +1,6 @@
 """Apps page: every app at a glance (status, serving commit, URL, last deploy), and create / edit / delete.
 
-Thin on purpose: calls go through dashboard.client, field handling through dashboard.forms. The API
+Thin on purpose: calls go through dashboard.api, field handling through dashboard.forms. The API
 is the only validator: its message for a bad field is shown inline under the form that sent it.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import forms, ui
-from dashboard.client import ApiError, banner, get_client
+from client.errors import ApiError
+from dashboard.api import banner, get_client
 
 APP_PAGE = "views/app_detail.py"
 CARDS_PER_ROW = 3

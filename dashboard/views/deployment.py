@@ -12,7 +12,8 @@ import streamlit as st
 from serversinc.v1 import deployment_pb2
 
 from dashboard import live, ui
-from dashboard.client import ApiError, banner, get_client
+from client.errors import ApiError
+from dashboard.api import banner, get_client
 
 APP_PAGE = "views/app_detail.py"
 TICK_SECONDS = 0.5

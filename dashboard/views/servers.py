@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
-from dashboard.client import get_client
+from dashboard.api import get_client
 
 client = get_client()
 servers = client.list_servers()

@@ -14,7 +14,7 @@ APP_FILE = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 @pytest.fixture
 def fresh_client_cache():
-    from dashboard.client import clear_cache
+    from dashboard.api import clear_cache
 
     clear_cache()
     yield

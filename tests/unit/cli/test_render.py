@@ -41,13 +41,7 @@ def test_deployment_json_fields():
     assert set(data) == {f.name for f in deployment_pb2.Deployment.DESCRIPTOR.fields}
 
 
-def test_short_forms():
-    assert render.short_enum("APP_STATUS_RUNNING") == "running"
-    assert render.short_enum("DEPLOYMENT_PHASE_STOP_OLD") == "stop-old"
-    assert render.short_enum("DEPLOYMENT_STATE_UNSPECIFIED") == ""
-    assert render.enum_short(app_pb2.App(status=app_pb2.APP_STATUS_DEPLOYING), "status") == "deploying"
-    assert render.short_sha("0123456789abcdef") == "0123456"
-    assert render.deployment_id(deployment_pb2.Deployment(name="deployments/9")) == "9"
+def test_unset_time_is_blank():
     assert render.fmt_time(timestamp_pb2.Timestamp(), has=False) == ""
 
 

@@ -4,7 +4,6 @@ import pytest
 
 from serversinc.v1 import deployment_pb2
 from cli import apps, deployments, misc
-from cli.connection import auth_metadata, load_token, resolve_address
 from cli.errors import UsageError
 from cli.main import main, parse_args
 
@@ -129,19 +128,6 @@ def test_api_flag_before_or_after_command():
     assert parse_args(["--api", "h:1", "apps", "list"]).api == "h:1"
     assert parse_args(["apps", "list", "--api", "h:2"]).api == "h:2"
     assert parse_args(["apps", "list"]).api is None
-
-
-def test_address_and_token_resolution(tmp_path):
-    assert resolve_address("h:1", {"SERVERSINC_API": "e:2"}) == "h:1"
-    assert resolve_address(None, {"SERVERSINC_API": "e:2"}) == "e:2"
-    assert resolve_address(None, {}) == "127.0.0.1:50051"
-    env = {"SERVERSINC_HOME": str(tmp_path)}
-    assert load_token(env) is None
-    (tmp_path / "api-token").write_text("filetoken\n")
-    assert load_token(env) == "filetoken"
-    assert load_token({**env, "SERVERSINC_TOKEN": "envtoken"}) == "envtoken"
-    assert auth_metadata("t") == (("authorization", "Bearer t"),)
-    assert auth_metadata(None) == ()
 
 
 def test_usage_errors_exit_2_and_help_exits_0(capsys):

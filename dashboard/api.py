@@ -1,10 +1,13 @@
-"""The dashboard's one gRPC client of the control plane, and the translation of its errors into messages.
+"""The dashboard's one gRPC client of the control plane, cached across reruns, and its error banner.
 
 Why a wrapper rather than raw stubs in the pages: every page must turn a failed call into a readable
 banner (never a traceback), and a down control plane must read the same everywhere. So each method
-here makes one RPC and raises `ApiError` (with the code, the server's message and its AIP-193 reason)
-instead of `grpc.RpcError`. Address and token come from the same place as the CLI's
-(`cli.connection`), so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work alike.
+here makes its call and raises `client.errors.ApiError` (with the code, the server's message and its
+AIP-193 reason) instead of `grpc.RpcError`. Address, token and pagination are the client library's,
+so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work as for the CLI.
+
+(Not named client.py: `streamlit run dashboard/app.py` puts dashboard/ first on sys.path, where a
+client.py would hide the `client` package.)
 """
 
 from __future__ import annotations
@@ -22,61 +25,13 @@ from serversinc.v1 import (
     server_service_pb2,
 )
 
-from cli.connection import API_ENV, Connection, load_token, resolve_address
+from client.connection import Connection, load_token, resolve_address
+from client.errors import ApiError
+from client.pages import all_pages
 
 # A dashboard page waits on its calls, so unary calls get a deadline far shorter than the CLI's:
 # a wedged control plane should turn into a banner within seconds, not hang the page.
 UNARY_TIMEOUT_SECONDS = 15.0
-
-
-class ApiError(Exception):
-    """A failed call, already phrased for a person (`message`), with the raw parts kept for logic."""
-
-    def __init__(self, code: grpc.StatusCode | None, details: str, address: str, reason: str = ""):
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.address = address
-        self.reason = reason
-
-    @property
-    def unreachable(self) -> bool:
-        return self.code == grpc.StatusCode.UNAVAILABLE
-
-    @property
-    def message(self) -> str:
-        """What the banner says: the server's words, plus what to do for errors fixed locally."""
-        if self.code == grpc.StatusCode.UNAVAILABLE:
-            return (f"Cannot reach the control plane at {self.address}. Is scripts/run.sh running? "
-                    f"(Set ${API_ENV} to use another address.) — {self.details}")
-        if self.code == grpc.StatusCode.UNAUTHENTICATED:
-            return (f"The control plane at {self.address} refused the API token: {self.details}. "
-                    "Set SERVERSINC_TOKEN or write the token to .serversinc/api-token.")
-        if self.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return f"The control plane at {self.address} did not answer in time."
-        return self.details
-
-
-def _reason(err: grpc.RpcError) -> str:
-    """The ErrorInfo reason the control plane attaches (e.g. INVALID_APP_NAME), or ''."""
-    try:
-        from google.rpc import error_details_pb2
-        from grpc_status import rpc_status
-
-        status = rpc_status.from_call(err)
-        for detail in status.details if status else ():
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info.reason
-    except Exception:  # noqa: BLE001 - a reason is a nicety; the code and message are what matter
-        pass
-    return ""
-
-
-def translate(err: grpc.RpcError, address: str) -> ApiError:
-    code = err.code() if hasattr(err, "code") else None
-    details = (err.details() if hasattr(err, "details") else None) or (code.name if code else str(err))
-    return ApiError(code, details, address, _reason(err))
 
 
 class Client:
@@ -86,22 +41,16 @@ class Client:
         self.connection = connection
         self.address = connection.address
 
-    def _call(self, method, request, **kw):
+    def _call(self, method, *args, **kw):
         try:
-            return method(request, **kw)
+            return method(*args, **kw)
         except grpc.RpcError as err:
-            raise translate(err, self.address) from None
+            raise ApiError.from_rpc(err, self.address) from None
 
     # Apps -------------------------------------------------------------------------------------------
     def list_apps(self) -> list[app_pb2.App]:
-        apps, token = [], ""
-        while True:
-            resp = self._call(self.connection.apps.ListApps,
-                              app_service_pb2.ListAppsRequest(page_size=500, page_token=token))
-            apps.extend(resp.apps)
-            token = resp.next_page_token
-            if not token:
-                return apps
+        return self._call(all_pages, self.connection.apps.ListApps,
+                          lambda token: app_service_pb2.ListAppsRequest(page_size=500, page_token=token), "apps")
 
     def get_app(self, name: str) -> app_pb2.App:
         return self._call(self.connection.apps.GetApp, app_service_pb2.GetAppRequest(name=name))
@@ -127,7 +76,7 @@ class Client:
         try:
             return list(self.connection.apps.StreamAppLogs(request, timeout=timeout))
         except grpc.RpcError as err:
-            raise translate(err, self.address) from None
+            raise ApiError.from_rpc(err, self.address) from None
 
     # Deployments ------------------------------------------------------------------------------------
     def create_deployment(self, app: str, *, rebuild: bool = False,
@@ -159,14 +108,15 @@ class Client:
             yield from stream
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise translate(err, self.address) from None
+                raise ApiError.from_rpc(err, self.address) from None
         finally:
             stream.cancel()
 
     # Servers ----------------------------------------------------------------------------------------
     def list_servers(self) -> list:
-        resp = self._call(self.connection.servers.ListServers, server_service_pb2.ListServersRequest(page_size=500))
-        return list(resp.servers)
+        return self._call(all_pages, self.connection.servers.ListServers,
+                          lambda token: server_service_pb2.ListServersRequest(page_size=500, page_token=token),
+                          "servers")
 
 
 @st.cache_resource(show_spinner=False)

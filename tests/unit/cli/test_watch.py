@@ -1,4 +1,5 @@
-"""The live deployment renderer: no line printed twice across reconnects, the right exit code per outcome.
+"""The CLI's live deployment renderer and driver: no line printed twice across reconnects, the right
+exit code per outcome.
 
 The stream is a plain Python fake (an iterator that raises an RpcError), not a gRPC server.
 """
@@ -11,33 +12,8 @@ from rich.console import Console
 
 from serversinc.v1 import deployment_pb2 as d
 from cli import watch
-from cli.watch import WatchRenderer, WatchTracker, exit_code_for, follow_deployment
-
-NAME = "deployments/5"
-
-
-def ev(seq, kind, phase=d.DEPLOYMENT_PHASE_UNSPECIFIED, message="", state=0, cur=0, total=0):
-    return d.DeploymentEvent(deployment=NAME, seq=seq, kind=kind, phase=phase, message=message,
-                             state=state, step_current=cur, step_total=total)
-
-
-def script(final_state=d.DEPLOYMENT_STATE_SUCCEEDED):
-    B = d.DEPLOYMENT_PHASE_BUILD
-    return [
-        ev(1, d.EVENT_KIND_STATE, d.DEPLOYMENT_PHASE_QUEUED, state=d.DEPLOYMENT_STATE_QUEUED),
-        ev(2, d.EVENT_KIND_STATE, d.DEPLOYMENT_PHASE_QUEUED, state=d.DEPLOYMENT_STATE_RUNNING),
-        ev(3, d.EVENT_KIND_PHASE, d.DEPLOYMENT_PHASE_RESOLVE, "resolving main"),
-        ev(4, d.EVENT_KIND_LOG, d.DEPLOYMENT_PHASE_RESOLVE, "main is at abc1234"),
-        ev(5, d.EVENT_KIND_PHASE, B, "building"),
-        ev(6, d.EVENT_KIND_PROGRESS, B, "FROM python:3.11", cur=1, total=3),
-        ev(7, d.EVENT_KIND_LOG, B, "Step 1/3 : FROM python:3.11 [cached]"),
-        ev(8, d.EVENT_KIND_PROGRESS, B, "RUN pip install", cur=2, total=3),
-        ev(9, d.EVENT_KIND_LOG, B, "Collecting flask"),
-        ev(10, d.EVENT_KIND_PROGRESS, B, "CMD", cur=3, total=3),
-        ev(11, d.EVENT_KIND_PHASE, d.DEPLOYMENT_PHASE_HEALTH, "waiting for /"),
-        ev(12, d.EVENT_KIND_STATE, d.DEPLOYMENT_PHASE_DONE, state=final_state),
-    ]
-
+from cli.watch import WatchRenderer, follow_deployment
+from tests.unit.client.deployment_events import NAME, script
 
 class Unavailable(grpc.RpcError):
     def code(self):
@@ -90,33 +66,6 @@ def run(stub):
     return buf.getvalue().splitlines(), code, notices
 
 
-def test_tracker_drops_replayed_events():
-    t = WatchTracker()
-    events = script()
-    first = [t.apply(e) for e in events[:7]]
-    assert all(u is not None for u in first) and t.last_seq == 7
-    # A resumed stream that (wrongly or by overlap) replays old events prints nothing for them.
-    assert all(t.apply(e) is None for e in events[:7])
-    assert t.apply(events[7]).progress == watch.ProgressInfo(2, 3, "RUN pip install")
-    assert not t.done
-
-
-def test_tracker_lines_and_phases():
-    t = WatchTracker()
-    lines, progress = [], []
-    for e in script():
-        u = t.apply(e)
-        lines += u.lines
-        if u.progress:
-            progress.append((u.progress.current, u.progress.total))
-    assert "==> resolve: resolving main" in lines
-    assert "==> build: building" in lines
-    assert "Step 1/3 : FROM python:3.11 [cached]" in lines
-    assert lines.count("==> build: building") == 1
-    assert progress == [(1, 3), (2, 3), (3, 3)]
-    assert t.done and t.exit_code == 0 and t.last_seq == 12
-
-
 @pytest.mark.parametrize("state,code", [
     (d.DEPLOYMENT_STATE_SUCCEEDED, 0),
     (d.DEPLOYMENT_STATE_FAILED, 1),
@@ -124,19 +73,8 @@ def test_tracker_lines_and_phases():
     (d.DEPLOYMENT_STATE_SUPERSEDED, 1),
 ])
 def test_exit_code_per_terminal_state(state, code):
-    assert exit_code_for(state) == code
-    t = WatchTracker()
-    for e in script(state):
-        t.apply(e)
-    assert t.done and t.exit_code == code
     lines, rc, _ = run(FakeStub(script(state), final_state=state))
     assert rc == code
-
-
-def test_non_terminal_states_are_not_success():
-    assert exit_code_for(d.DEPLOYMENT_STATE_RUNNING) == 1
-    assert exit_code_for(d.DEPLOYMENT_STATE_QUEUED) == 1
-    assert not WatchTracker().done
 
 
 def test_resume_after_unavailable_never_duplicates():
