@@ -97,8 +97,8 @@ def test_slow_starter_gets_no_traffic_before_healthy(agent, zd_app):
     finally:
         samples = client.stop()
     # The switch waited for the delayed container's health check.
-    steps = [e.step for e in events]
-    assert steps.index(pb.DEPLOY_STEP_HEALTH) < steps.index(pb.DEPLOY_STEP_SWITCH)
+    phases = [e.phase for e in events]
+    assert phases.index(Phase.HEALTH) < phases.index(Phase.SWITCH)
     assert client.failures() == [], _describe(client.failures())
     before = [s for s in samples if s.end < switched_at]
     assert len(before) > 50 and {s.body for s in before if s.start > started} == {body("v1")}
