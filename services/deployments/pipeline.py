@@ -89,7 +89,7 @@ class DeployPipeline:
         try:
             self._run(rec, snap, agent, cancel)
         except Cancelled:
-            if getattr(cancel, "shutdown", False):
+            if cancel.shutdown:
                 return  # left RUNNING: the next control plane resumes it
             rec.finish(State.CANCELLED, reason=f"cancelled during {rec.phase_now.lower()}; the previous release keeps serving")
         except PhaseFailed as failed:
