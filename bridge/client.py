@@ -140,7 +140,7 @@ class ControlPlaneClient:
         try:
             dep = self.connection.deployments.CreateDeployment(
                 deployment_service_pb2.CreateDeploymentRequest(
-                    app=request.app, rebuild=True, commit_sha=request.commit_sha,
+                    parent=f"apps/{request.app}", rebuild=True, commit_sha=request.commit_sha,
                     trigger=deployment_pb2.DEPLOYMENT_TRIGGER_WEBHOOK, request_id=request.request_id,
                     delivery_id=request.delivery_id, pusher=request.pusher,
                     commit_message=request.commit_message, supersede_queued=True),

@@ -27,7 +27,7 @@ def deployment_name(value: str) -> str:
 
 def build_create_request(args: argparse.Namespace) -> deployment_service_pb2.CreateDeploymentRequest:
     return deployment_service_pb2.CreateDeploymentRequest(
-        app=args.name,
+        parent=f"apps/{args.name}",
         rebuild=bool(args.rebuild),
         commit_sha=args.commit or "",
         trigger=deployment_pb2.DEPLOYMENT_TRIGGER_CLI,
@@ -36,7 +36,7 @@ def build_create_request(args: argparse.Namespace) -> deployment_service_pb2.Cre
 
 def build_list_request(args: argparse.Namespace, page_token: str = "") -> deployment_service_pb2.ListDeploymentsRequest:
     return deployment_service_pb2.ListDeploymentsRequest(
-        app=args.name, page_size=min(args.limit, 500), page_token=page_token
+        parent=f"apps/{args.name or '-'}", page_size=min(args.limit, 500), page_token=page_token
     )
 
 
@@ -65,7 +65,7 @@ def cmd_deploy(conn, args, out, err) -> int:
 
 def cmd_rollback(conn, args, out, err) -> int:
     d = conn.deployments.RollbackApp(deployment_service_pb2.RollbackAppRequest(
-        app=args.name, deployment=args.to or "", trigger=deployment_pb2.DEPLOYMENT_TRIGGER_CLI))
+        name=f"apps/{args.name}", deployment=args.to or "", trigger=deployment_pb2.DEPLOYMENT_TRIGGER_CLI))
     if args.watch:
         (err if args.json else out).print(f"{_queued_line(d)} (rollback to {d.source_deployment})", markup=False)
         return _watch(conn, d.name, args, out, err)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from google.protobuf.duration_pb2 import Duration
 from serversinc.v1 import api_token_service_pb2, git_service_pb2, server_service_pb2
 
 from client.pages import all_pages
@@ -24,7 +25,7 @@ def cmd_servers_list(conn, args, out, err) -> int:
 
 def cmd_servers_add(conn, args, out, err) -> int:
     server = conn.servers.CreateServer(server_service_pb2.CreateServerRequest(
-        name=args.name, address=args.address, join_token_ttl_seconds=args.ttl or 0))
+        name=args.name, address=args.address, join_token_ttl=Duration(seconds=args.ttl or 0)))
     if args.json:
         render.print_json(server)
         return 0

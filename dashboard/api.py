@@ -67,7 +67,7 @@ class Client:
 
     def list_containers(self, name: str) -> list[app_pb2.Container]:
         resp = self._call(self.connection.apps.ListAppContainers,
-                          app_service_pb2.ListAppContainersRequest(name=name))
+                          app_service_pb2.ListAppContainersRequest(parent=f"apps/{name}"))
         return list(resp.containers)
 
     def app_logs(self, name: str, tail: int = 100, timeout: float = 10.0) -> list[app_pb2.LogLine]:
@@ -84,7 +84,7 @@ class Client:
         trigger = (deployment_pb2.DEPLOYMENT_TRIGGER_ROLLBACK if source_deployment
                    else deployment_pb2.DEPLOYMENT_TRIGGER_DASHBOARD)
         request = deployment_service_pb2.CreateDeploymentRequest(
-            app=app, rebuild=rebuild, trigger=trigger, source_deployment=source_deployment)
+            parent=f"apps/{app}", rebuild=rebuild, trigger=trigger, source_deployment=source_deployment)
         return self._call(self.connection.deployments.CreateDeployment, request)
 
     def get_deployment(self, name: str) -> deployment_pb2.Deployment:
@@ -93,7 +93,7 @@ class Client:
 
     def list_deployments(self, app: str = "", page_size: int = 20) -> list[deployment_pb2.Deployment]:
         resp = self._call(self.connection.deployments.ListDeployments,
-                          deployment_service_pb2.ListDeploymentsRequest(app=app, page_size=page_size))
+                          deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app or '-'}", page_size=page_size))
         return list(resp.deployments)
 
     def watch(self, name: str, after_seq: int, timeout: float) -> Iterator[deployment_pb2.DeploymentEvent]:
