@@ -120,3 +120,40 @@ def test_update_needs_a_mask_and_changes_only_what_it_names(control_plane, sampl
         app=app_pb2.App(name="web", port=70000), update_mask=FieldMask(paths=["port"])))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name="web")).port == 81
+
+
+@pytest.mark.parametrize(
+    "fields, allowed",
+    [
+        ({"name": "web\n"}, "use 1-63 lowercase letters, digits and '-'"),
+        ({"env": {"FOO\n": "x"}}, "use letters, digits and '_'"),
+        ({"secret_env": {"FOO\n": "x"}}, "use letters, digits and '_'"),
+        ({"stop_signal": "SIGNOPE"}, "not a signal name like SIGTERM"),
+        ({"domains": ["a.com\n"]}, "use letters, digits, '-' and '.'"),
+        ({"domains": ["ok.test", " a.com"]}, "use letters, digits, '-' and '.'"),
+    ],
+)
+def test_what_the_agent_would_refuse_is_refused_at_create(control_plane, sample_url, fields, allowed):
+    """The API and the agent check with the same rules (common.rules): nothing is trimmed into
+    shape here and then refused by the agent at the first deploy."""
+    fields = dict(fields)
+    name = fields.pop("name", "web")
+    err = rpc_error(control_plane.create_app, name, sample_url, **fields)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert allowed in err.details()
+    assert list_names(control_plane) == []
+
+
+def test_a_bad_stop_signal_is_refused_at_update_and_nothing_changes(control_plane, sample_url):
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    control_plane.create_app("web", sample_url, stop_signal="quit", domains=["WWW.Example.test."])
+    before = control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name="web"))
+    assert before.stop_signal == "SIGQUIT" and list(before.domains) == ["www.example.test"]
+    for fields, paths in [({"stop_signal": "SIGNOPE"}, ["stop_signal"]),
+                          ({"domains": ["a.com\n"]}, ["domains"])]:
+        err = rpc_error(control_plane.apps.UpdateApp, app_service_pb2.UpdateAppRequest(
+            app=app_pb2.App(name="web", **fields), update_mask=FieldMask(paths=paths)))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "like SIGTERM" in err.details() or "like www.example.com" in err.details()
+    assert control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name="web")) == before
