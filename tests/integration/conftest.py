@@ -49,7 +49,7 @@ class ControlPlane:
         return self.apps.CreateApp(app_service_pb2.CreateAppRequest(app=app))
 
     def deploy(self, app: str, **kw) -> deployment_pb2.Deployment:
-        return self.deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app, **kw))
+        return self.deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}", **kw))
 
     def get(self, name: str) -> deployment_pb2.Deployment:
         return self.deployments.GetDeployment(deployment_service_pb2.GetDeploymentRequest(name=name))
