@@ -10,6 +10,7 @@ import grpc
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
+from common.phases import Phase
 from tests.support.agent_calls import build, deploy, wait_until
 from tests.support.sample_app import commit_files, make_sample_repo
 
@@ -28,7 +29,7 @@ def deployed(agent, app_name, tmp_path):
     sha = commit_files(repo, {"Dockerfile": TALKATIVE}, "talk")
     assert build(agent.stub, app_name, repo, sha, 701)[-1].error == ""
     done = deploy(agent.stub, app_name, sha, 701, env={"GREETING": "world"})[-1]
-    assert done.step == pb.DEPLOY_STEP_DONE, done.error
+    assert done.phase is Phase.DONE, done.error
     return done
 
 

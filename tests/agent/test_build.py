@@ -10,7 +10,7 @@ import grpc
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
-from tests.support.agent_calls import build, wait_until
+from tests.support.agent_calls import build, build_seen, wait_until
 from tests.support.sample_app import commit_files, make_sample_repo, repo_url
 
 pytestmark = pytest.mark.docker
@@ -78,7 +78,7 @@ def test_failing_dockerfile_reports_docker_error(agent, app_name, docker_client,
     last = events[-1]
     assert "returned a non-zero code: 1" in last.error
     assert not last.cancelled
-    assert not last.HasField("result")
+    assert last.result is None
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(f"{app_name}:{sha}")
 
@@ -116,7 +116,7 @@ def _start_build(stub, app, repo, sha, deployment_id, sink):
     def consume():
         try:
             for event in call:
-                sink.append((time.monotonic(), event))
+                sink.append((time.monotonic(), build_seen(event)))
         except grpc.RpcError as exc:
             sink.append((time.monotonic(), exc))
     thread = threading.Thread(target=consume, daemon=True)

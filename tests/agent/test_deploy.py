@@ -10,8 +10,10 @@ import grpc
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
+from common.phases import Phase
 from tests.conftest import start_agent
-from tests.support.agent_calls import build, deploy, http_get, wait_until
+from tests.support.agent_calls import (build, deploy, deploy_request, deploy_seen, http_get,
+                                       wait_until)
 from tests.support.sample_app import commit_files, commit_version, make_sample_repo
 
 pytestmark = pytest.mark.docker
@@ -36,7 +38,7 @@ def _deployed(agent, app, repo, sha, deployment_id, **fields):
     _built(agent, app, repo, sha, deployment_id)
     events = deploy(agent.stub, app, sha, deployment_id, **fields)
     last = events[-1]
-    assert last.step == pb.DEPLOY_STEP_DONE, (last.failure, last.error)
+    assert last.phase is Phase.DONE, (last.failure, last.error)
     return events
 
 
@@ -52,10 +54,10 @@ def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_clie
     repo = make_sample_repo(tmp_path / "repo", "v1")
     v1 = repo.head.commit.hexsha
     events = _deployed(agent, app_name, repo, v1, 101, env={"GREETING": "secret-value"})
-    steps = [e.step for e in events]
-    for step in (pb.DEPLOY_STEP_START, pb.DEPLOY_STEP_HEALTH, pb.DEPLOY_STEP_SWITCH,
-                 pb.DEPLOY_STEP_DONE):
-        assert step in steps
+    phases = [e.phase for e in events]
+    for phase in (Phase.START, Phase.HEALTH, Phase.SWITCH, Phase.STOP_OLD, Phase.DONE):
+        assert phase in phases
+    assert phases == sorted(phases, key=list(Phase).index)  # in order, each once started
     done = events[-1]
     assert done.url == f"http://{app_name}.localhost:{agent.config.front_door_port}"
     assert http_get(done.url) == (200, "<html><body>sample app v1</body></html>\n")
@@ -82,8 +84,10 @@ def test_deploy_v1_then_v2_switches_and_removes_old(agent, app_name, docker_clie
     assert http_get(listed[0].direct_url)[1] == "<html><body>sample app v2</body></html>\n"
     routes = json.loads((agent.config.state_dir / "routes.json").read_text())
     route = routes["apps"][app_name]
-    assert (route["container_id"], route["url"]) == (done2.container_id, done2.url)
-    assert route["host_port"] == int(listed[0].direct_url.rsplit(":", 1)[1])
+    assert route["url"] == done2.url and route["draining"] == []
+    [server] = route["servers"]
+    assert server["container_id"] == done2.container_id
+    assert server["host_port"] == int(listed[0].direct_url.rsplit(":", 1)[1])
 
 
 def test_crashing_container_fails_start_and_old_keeps_serving(agent, app_name, docker_client,
@@ -111,10 +115,10 @@ def test_silent_container_fails_health_within_timeout(agent, app_name, docker_cl
     events = deploy(agent.stub, app_name, sha, 301, health_timeout_seconds=2, health_path="/healthz")
     last = events[-1]
     assert last.failure == pb.FAILURE_KIND_HEALTH
-    assert last.step == pb.DEPLOY_STEP_HEALTH
+    assert last.phase is Phase.HEALTH
     assert "not healthy within 2s" in last.error and "GET /healthz failed" in last.error
     # It probed until the deadline: HEALTH was reported before the failure, which names the deadline.
-    assert [e.step for e in events[:-1]].count(pb.DEPLOY_STEP_HEALTH) >= 1
+    assert [e.phase for e in events[:-1]].count(Phase.HEALTH) >= 1
     assert not _exists(docker_client, last.container_id)
     assert docker_client.containers.list(all=True, filters={"label": f"io.serversinc.app={app_name}"}) == []
 
@@ -124,12 +128,11 @@ def test_cancel_during_health_removes_new_container(agent, app_name, docker_clie
     sha = commit_files(repo, {"Dockerfile": SILENT}, "never listens")
     _built(agent, app_name, repo, sha, 401)
     events = []
-    call = agent.stub.Deploy(pb.DeployRequest(app=app_name, deployment_id=401, image=f"{app_name}:{sha}",
-                                              commit_sha=sha, port=8080, health_timeout_seconds=60),
+    call = agent.stub.Deploy(deploy_request(app_name, sha, 401, health_timeout_seconds=60),
                              timeout=60)
-    thread = threading.Thread(target=lambda: events.extend(call), daemon=True)
+    thread = threading.Thread(target=lambda: events.extend(map(deploy_seen, call)), daemon=True)
     thread.start()
-    assert wait_until(lambda: any(e.step == pb.DEPLOY_STEP_HEALTH for e in events), timeout=10)
+    assert wait_until(lambda: any(e.phase is Phase.HEALTH for e in events), timeout=10)
     container_id = events[-1].container_id
     assert _exists(docker_client, container_id)
     agent.stub.Cancel(pb.CancelRequest(deployment_id=401), timeout=5)
@@ -151,7 +154,7 @@ def test_bad_deploy_input_is_invalid_argument(agent, app_name, field, value, cod
     with pytest.raises(grpc.RpcError) as info:
         list(agent.stub.Deploy(pb.DeployRequest(**request), timeout=10))
     assert info.value.code() == code
-    assert field.replace("_", "") in info.value.details().replace("_", "").replace(" ", "")
+    assert field.replace("_", "") in info.value.details().lower().replace("_", "").replace(" ", "")
 
 
 def test_missing_image_fails_start(agent, app_name):

@@ -1,14 +1,11 @@
-"""Docker-free checks of the small pure modules: paths, routes file, cancel tokens."""
+"""Docker-free checks of the small pure modules: paths, cancel tokens."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from agent.operations import AlreadyRunning, Operations
 from agent.repo_cache import safe_relative
-from agent.router import DirectRouter, Target
 
 
 @pytest.mark.parametrize("path,expected", [("", ""), (".", ""), ("./a/b/", "a/b"), ("a//b", "a/b")])
@@ -20,19 +17,6 @@ def test_safe_relative_normalizes(path, expected):
 def test_safe_relative_rejects_escapes(path):
     with pytest.raises(ValueError):
         safe_relative(path, "dockerfile")
-
-
-def test_direct_router_persists_atomically(tmp_path):
-    path = tmp_path / "routes.json"
-    router = DirectRouter(path)
-    assert router.current("web") is None
-    assert router.switch("web", Target("abc", 40001)) == "http://127.0.0.1:40001"
-    assert DirectRouter(path).current("web") == "abc"
-    assert json.loads(path.read_text()) == {
-        "version": 1, "apps": {"web": {"container_id": "abc", "url": "http://127.0.0.1:40001"}}}
-    router.remove("web")
-    assert DirectRouter(path).current("web") is None
-    assert [p.name for p in tmp_path.iterdir()] == ["routes.json"]  # no temp files left
 
 
 def test_operations_cancel_and_protect():

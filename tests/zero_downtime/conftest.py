@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tugboat.v1 import tugboat_pb2 as pb
 
-from tests.support.agent_calls import build
+from common.phases import Phase
+from tests.support.agent_calls import DeploySeen, build, deploy_request, deploy_seen
 from tests.support.zd_app import commit_zd_version, make_zd_repo
 
 
@@ -33,9 +33,8 @@ class ZdApp:
         """Stream a Deploy; yields the events as they come (for timing the SWITCH)."""
         self.next_id += 1
         sha = self.shas[version]
-        request = pb.DeployRequest(app=self.app, deployment_id=self.next_id,
-                                   image=f"{self.app}:{sha}", commit_sha=sha, port=8080, **fields)
-        return self.agent.stub.Deploy(request, timeout=120)
+        request = deploy_request(self.app, sha, self.next_id, port=8080, **fields)
+        return (deploy_seen(ev) for ev in self.agent.stub.Deploy(request, timeout=120))
 
     def deploy(self, version: str, **fields) -> list:
         return list(self.deploy_events(version, **fields))
@@ -50,8 +49,8 @@ def zd_app(agent, app_name, tmp_path):
     return ZdApp(agent, app_name, tmp_path)
 
 
-def done(events) -> pb.DeployEvent:
+def done(events) -> DeploySeen:
     last = events[-1]
-    assert last.step == pb.DEPLOY_STEP_DONE and not last.failure, (last.failure, last.error)
+    assert last.phase is Phase.DONE and not last.failure, (last.failure, last.error)
     return last
 

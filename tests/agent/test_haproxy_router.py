@@ -1,0 +1,73 @@
+"""The HAProxy router against a real HAProxy with Python backends: switch, drain, host
+clashes, remove, and the persisted route served again by a new router (agent restart)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import socketserver
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.haproxy import HAProxyRouter
+from agent.router import RouterError, Target
+from tests.conftest import free_port
+from tests.support.agent_calls import front_get
+
+
+def _backend(text: str) -> tuple[socketserver.TCPServer, int]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            data = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+@pytest.mark.skipif(not shutil.which("haproxy") and not Path("/usr/sbin/haproxy").exists(),
+                    reason="haproxy not installed")
+def test_haproxy_router_switch_drain_remove_and_restore(tmp_path):
+    (one, p1), (two, p2) = _backend("one"), _backend("two")
+    port = free_port()
+    front = f"127.0.0.1:{port}"
+    router = HAProxyRouter(tmp_path / "state", front_port=port)
+    router.start()
+    try:
+        assert front_get(front, "web.localhost")[0] == 404
+        router.ensure_app("web", ["web.example.test"])
+        assert router.switch("web", [Target("c1", p1)]) == f"http://web.localhost:{port}"
+        assert front_get(front, "WEB.example.test:80") == (200, "one")
+        router.switch("web", [Target("c2", p2)])
+        assert front_get(front, "web.localhost") == (200, "two")
+        assert "drained" in router.drain("web", 1)
+        assert router.serving("web") == ("c2",)
+        with pytest.raises(RouterError):
+            router.ensure_app("other", ["web.example.test"])  # host taken by web
+        routes = json.loads((tmp_path / "state" / "routes.json").read_text())["apps"]
+        assert routes["web"]["servers"] == [{"slot": "green", "container_id": "c2", "host_port": p2}]
+        assert routes["web"]["draining"] == []
+    finally:
+        router.close()
+    # A new router on the same state dir (agent restart) serves the persisted route at once.
+    again = HAProxyRouter(tmp_path / "state", front_port=port)
+    again.start()
+    try:
+        assert front_get(front, "web.localhost") == (200, "two")
+        again.remove("web")
+        assert front_get(front, "web.localhost")[0] == 404
+    finally:
+        again.close()
+        one.shutdown(), two.shutdown()
