@@ -66,7 +66,7 @@ def main() -> None:
         try:
             apps.CreateApp(app_service_pb2.CreateAppRequest(app=app_pb2.App(name=app, repo_url=repo_url(repo), branch="main")))
             first = watch_until_done(deployments, deployments.CreateDeployment(
-                deployment_service_pb2.CreateDeploymentRequest(app=app, rebuild=True)).name)
+                deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}", rebuild=True)).name)
             assert first.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, first.failure_reason
             image = first.image
 
@@ -86,7 +86,7 @@ def main() -> None:
 
             def platform_once() -> float:
                 started = time.perf_counter()
-                dep = deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app))
+                dep = deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}"))
                 done = watch_until_done(deployments, dep.name)
                 elapsed = time.perf_counter() - started
                 assert done.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, done.failure_reason
@@ -108,7 +108,7 @@ def main() -> None:
 
             for i in range(args.log_builds):
                 commit_files(repo, {"Dockerfile": LOG_DOCKERFILE.format(nonce=uuid.uuid4().hex, lines=40)}, f"log bench {i}")
-                dep = deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app, rebuild=True))
+                dep = deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}", rebuild=True))
                 done = watch_until_done(deployments, dep.name, on_event)
                 assert done.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, done.failure_reason
         finally:

@@ -207,7 +207,7 @@ def create_rpc(deployments, app: str, sha: str, total: int, senders: int) -> lis
             delivery = new_delivery()
             t0 = time.perf_counter()
             deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(
-                app=app, rebuild=True, commit_sha=sha, trigger=deployment_pb2.DEPLOYMENT_TRIGGER_WEBHOOK,
+                parent=f"apps/{app}", rebuild=True, commit_sha=sha, trigger=deployment_pb2.DEPLOYMENT_TRIGGER_WEBHOOK,
                 request_id=f"{delivery}:{app}", delivery_id=delivery, supersede_queued=True), timeout=60)
             with lock:
                 latencies.append(time.perf_counter() - t0)
@@ -269,7 +269,7 @@ def main() -> None:
                 latencies, statuses = enqueue_latency(port, repo, head, args.requests, args.senders)
                 wall = time.perf_counter() - t0
                 ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
-                listed = deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(app=app, page_size=1000))
+                listed = deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app}", page_size=1000))
                 states: dict[str, int] = {}
                 for d in listed.deployments:
                     key = deployment_pb2.DeploymentState.Name(d.state).removeprefix("DEPLOYMENT_STATE_")

@@ -174,7 +174,7 @@ def run_platform(args, client) -> tuple[dict, str, str]:
             apps.CreateApp(app_service_pb2.CreateAppRequest(
                 app=app_pb2.App(name=app, repo_url=repo_url(repo), branch="main")))
             first, _ = watch(deployments, deployments.CreateDeployment(
-                deployment_service_pb2.CreateDeploymentRequest(app=app, rebuild=True)).name)
+                deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}", rebuild=True)).name)
             assert first.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, first.failure_reason
             # A copy for the baseline: DeleteApp removes the app's images at the end.
             image = f"zdbench-{app}:baseline"
@@ -188,7 +188,7 @@ def run_platform(args, client) -> tuple[dict, str, str]:
                 for i in range(args.redeploys):
                     started = time.time()
                     done, switched = watch(deployments, deployments.CreateDeployment(
-                        deployment_service_pb2.CreateDeploymentRequest(app=app)).name)
+                        deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}")).name)
                     assert done.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, done.failure_reason
                     assert switched is not None, "no SWITCH phase event"
                     switches.append(switched)

@@ -93,7 +93,7 @@ def test_create_deploy_and_watch_to_success(dashboard, control_plane, sample_url
     at.query_params.clear()
     at.query_params["app"] = app_name
     at.run()
-    assert at.selectbox(key="rollback_pick").value == "deployments/1"
+    assert at.selectbox(key="rollback_pick").value == f"apps/{app_name}/deployments/1"
     at.button(key="rollback").click().run()
     assert not at.exception, at.exception
     assert str(at.query_params.get("deployment")) == "3"
@@ -101,7 +101,7 @@ def test_create_deploy_and_watch_to_success(dashboard, control_plane, sample_url
     at.query_params["deployment"] = "3"
     wait_for_success(at)
     third = control_plane.get("deployments/3")
-    assert third.source_deployment == "deployments/1"
+    assert third.source_deployment == f"apps/{app_name}/deployments/1"
     assert third.trigger == 5  # DEPLOYMENT_TRIGGER_ROLLBACK
     assert "rollback to #1" in texts(at)
 

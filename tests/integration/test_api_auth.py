@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serversinc.v1 import (
     api_token_service_pb2,
@@ -72,7 +73,7 @@ def test_join_tokens_are_single_use_and_expire(control_plane):
     assert code == grpc.StatusCode.FAILED_PRECONDITION
 
     expiring = servers.CreateServer(server_service_pb2.CreateServerRequest(
-        name="edge-2", address="127.0.0.1:59998", join_token_ttl_seconds=1))
+        name="edge-2", address="127.0.0.1:59998", join_token_ttl=Duration(seconds=1)))
     import time
 
     time.sleep(1.5)

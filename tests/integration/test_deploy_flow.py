@@ -56,7 +56,7 @@ def test_deploy_commit_1_then_commit_2_replaces_the_container(control_plane, sam
     assert third.build_skipped and third.build_seconds == 0 and third.image_id == second.image_id
     assert "sample app v2" in fetch(third.url)
 
-    listed = control_plane.deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(app=app_name))
+    listed = control_plane.deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app_name}"))
     assert [d.id for d in listed.deployments] == [third.id, second.id, first.id]
 
 
@@ -114,7 +114,7 @@ def test_rollback_redeploys_the_previous_release_without_a_build(control_plane, 
     done = cli("rollback", app_name, "--watch")
     assert "succeeded" in done.stdout.lower()
     back = control_plane.deployments.ListDeployments(
-        deployment_service_pb2.ListDeploymentsRequest(app=app_name, page_size=1)).deployments[0]
+        deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app_name}", page_size=1)).deployments[0]
     assert back.trigger == S.DEPLOYMENT_TRIGGER_ROLLBACK and back.source_deployment == first.name
     assert back.build_skipped and back.commit_sha == first.commit_sha and back.image_id == first.image_id
     assert back.release.env["COLOR"] == "blue"  # the release's own env, not the app's current one
@@ -133,7 +133,7 @@ def test_rollback_without_an_earlier_release_is_refused(control_plane, sample_ur
     control_plane.create_app(app_name, sample_url)
     control_plane.wait(control_plane.deploy(app_name).name)
     try:
-        control_plane.deployments.RollbackApp(deployment_service_pb2.RollbackAppRequest(app=app_name))
+        control_plane.deployments.RollbackApp(deployment_service_pb2.RollbackAppRequest(name=f"apps/{app_name}"))
     except grpc.RpcError as err:
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "no earlier" in err.details()
     else:

@@ -56,7 +56,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
 
         channel = token_channel(address, token)
         stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
-        dep = stub.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app_name))
+        dep = stub.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app_name}"))
         for event in stub.WatchDeployment(deployment_service_pb2.WatchDeploymentRequest(name=dep.name)):
             if event.kind == S.EVENT_KIND_LOG and "sleep" in event.message:
                 break  # inside the slow build step

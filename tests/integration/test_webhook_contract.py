@@ -14,7 +14,7 @@ S = deployment_pb2
 
 
 def create(control_plane, app, **kw):
-    return control_plane.deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(app=app, **kw))
+    return control_plane.deployments.CreateDeployment(deployment_service_pb2.CreateDeploymentRequest(parent=f"apps/{app}", **kw))
 
 
 def test_a_repeated_request_id_creates_nothing_and_names_the_first(control_plane, sample_url, app_name):
@@ -28,7 +28,7 @@ def test_a_repeated_request_id_creates_nothing_and_names_the_first(control_plane
     detail = error_details_pb2.ErrorInfo()
     rpc_status.from_call(info.value).details[0].Unpack(detail)
     assert detail.metadata["deployment"] == first.name
-    listed = control_plane.deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(app=app_name))
+    listed = control_plane.deployments.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app_name}"))
     assert [d.name for d in listed.deployments] == [first.name]
     control_plane.wait(first.name)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from serversinc.v1 import server_service_pb2 as spb
 from serversinc.v1 import server_service_pb2_grpc
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _create(cp, name: str, ttl: int = 0) -> spb.Server:
     server = cp.servers.CreateServer(spb.CreateServerRequest(name=name, address="127.0.0.1:1",
-                                                             join_token_ttl_seconds=ttl))
+                                                             join_token_ttl=Duration(seconds=ttl)))
     assert server.join_token and not server.registered
     assert f"--join-token {server.join_token}" in server.join_command
     return server

@@ -53,7 +53,7 @@ class Bridge(Sender):
 
     def deployments(self, app: str) -> list:
         return list(self.cp.deployments.ListDeployments(
-            deployment_service_pb2.ListDeploymentsRequest(app=app)).deployments)
+            deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{app}")).deployments)
 
     def app_url(self, app: str) -> str:
         return self.cp.apps.GetApp(app_service_pb2.GetAppRequest(name=app)).url

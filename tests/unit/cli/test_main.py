@@ -85,7 +85,7 @@ def test_update_without_fields_is_refused():
 def test_deploy_request():
     args = parse_args(["deploy", "web", "--rebuild", "--commit", "a" * 40, "--watch", "--json"])
     req = deployments.build_create_request(args)
-    assert req.app == "web" and req.rebuild and req.commit_sha == "a" * 40
+    assert req.parent == "apps/web" and req.rebuild and req.commit_sha == "a" * 40
     assert req.trigger == deployment_pb2.DEPLOYMENT_TRIGGER_CLI
     assert args.watch and args.json
     plain = deployments.build_create_request(parse_args(["deploy", "web"]))
@@ -104,7 +104,7 @@ def test_deployments_verbs_parse():
     a = parse_args(["deployments", "list", "web", "--limit", "5", "--json"])
     assert (a.name, a.limit, a.json) == ("web", 5, True)
     req = deployments.build_list_request(a)
-    assert req.app == "web" and req.page_size == 5
+    assert req.parent == "apps/web" and req.page_size == 5
     assert parse_args(["deployments", "list", "web"]).limit == 20
     assert parse_args(["deployments", "show", "3", "--json"]).id == "3"
     assert parse_args(["deployments", "cancel", "deployments/3"]).id == "deployments/3"
