@@ -10,7 +10,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY build/wheels/core/ /wheels/
 RUN python3 -m venv /opt/serversinc \
  && /opt/serversinc/bin/pip install -q --no-index --find-links /wheels -r /wheels/requirements.txt
-COPY build/wheels/project/ /wheels/project/
+COPY build/wheels/project-api/ /wheels/project/
 RUN /opt/serversinc/bin/pip install -q --no-index --no-deps /wheels/project/*.whl
 
 # ---- stage 2: the runtime image --------------------------------------------------------------

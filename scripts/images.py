@@ -1,7 +1,7 @@
 """Container images for Serversinc, built with no network inside any build container.
 
     python scripts/images.py base  [--force]            # local Debian base: serversinc-base:bookworm
-    python scripts/images.py wheels                      # project + pinned requirements -> build/wheels/
+    python scripts/images.py wheels                      # per-image project + pinned requirements -> build/wheels/
     python scripts/images.py build [--base IMAGE] [--only api,agent] [--tag dev] [--force]
     python scripts/images.py all   [--base IMAGE]        # base (when --base is not given), wheels, build
 
@@ -18,6 +18,10 @@ debootstrap (minbase + python3, python3-venv, git, haproxy, ca-certificates) and
 
 The Python packages are installed from wheels made on the host (`pip wheel`), sent in the build
 context and installed with `pip install --no-index`: the build itself never needs the network.
+Each image ships only what it runs: its project wheel holds its own packages (`Image.packages`:
+the api services/ + common/, the agent agent/ + common/, the webhook bridge/ + client/ + common/,
+the dashboard dashboard/ + client/ + common/), the generated code they import, and only the
+console scripts those packages provide.
 The build context is a tarball this script assembles (docker/, the wheels, scripts/certs.py and
 .streamlit/config.toml); it is streamed to the engine with the low-level Docker SDK.
 
@@ -38,6 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,18 +57,29 @@ TAG = "dev"
 SOURCE_LABEL = "io.serversinc.source"
 RECIPE_LABEL = "io.serversinc.base-recipe"
 
-# image name -> (Dockerfile, requirement set)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image: its Dockerfile, its requirement set, and the only project code it ships (the
+    packages its process runs and the generated packages they import)."""
+    dockerfile: str
+    requirements: str
+    packages: tuple[str, ...]
+    generated: tuple[str, ...] = ("serversinc",)
+
+
 IMAGES = {
-    "api": ("docker/api.Dockerfile", "core"),
-    "agent": ("docker/agent.Dockerfile", "core"),
-    "webhook": ("docker/webhook.Dockerfile", "core"),
-    "dashboard": ("docker/dashboard.Dockerfile", "dashboard"),
+    "api": Image("docker/api.Dockerfile", "core", ("services", "common"), ("serversinc", "tugboat")),
+    "agent": Image("docker/agent.Dockerfile", "core", ("agent", "common"), ("serversinc", "tugboat")),
+    "webhook": Image("docker/webhook.Dockerfile", "core", ("bridge", "client", "common")),
+    "dashboard": Image("docker/dashboard.Dockerfile", "dashboard", ("dashboard", "client", "common")),
 }
 # requirements.txt pins tests' tools too; images carry only what runs.
 NOT_IN_IMAGES = {"pytest", "pytest-timeout", "playwright", "grpcio-tools"}
 DASHBOARD_ONLY = {"streamlit", "pandas"}
-# Project sources that go into the project wheel (and so into the cache key).
-PROJECT_SOURCES = ("pyproject.toml", "agent", "services", "common", "cli", "bridge", "dashboard", "protos")
+# Sources every image's project wheel is made from, besides its packages (and so in every cache key).
+PROJECT_COMMON = ("pyproject.toml", "protos")
 # Extra files copied into the build context as they are.
 EXTRA_CONTEXT = ("scripts/certs.py", ".streamlit/config.toml")
 
@@ -223,27 +239,46 @@ def make_dependency_wheels() -> None:
         (folder / "pins.txt").rename(stamp)
 
 
-def make_project_wheel() -> Path:
-    """build/wheels/project/serversinc-*.whl from the sources, with gRPC code generated from
-    protos/ into a staging copy (the checkout's gen/ is not touched)."""
+def image_pyproject(text: str, packages) -> str:
+    """pyproject.toml keeping only the console scripts whose module ships in the image: an image
+    has no command that cannot run in it."""
+    lines, in_scripts = [], False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_scripts = stripped == "[project.scripts]"
+        elif in_scripts and "=" in stripped and not stripped.startswith("#"):
+            target = stripped.split("=", 1)[1].strip().strip("\"'")
+            if target.split(".", 1)[0] not in packages:
+                continue
+        lines.append(line)
+    return "".join(lines)
+
+
+def project_wheel_dir(name: str) -> Path:
+    return WHEELS / f"project-{name}"
+
+
+def make_project_wheel(name: str) -> Path:
+    """build/wheels/project-<image>/serversinc-*.whl: only the image's packages, with its generated
+    gRPC code made from protos/ into a staging copy (the checkout's gen/ is not touched)."""
     sys.path.insert(0, str(ROOT))
     from scripts.gen_protos import generate
 
-    folder = WHEELS / "project"
+    image = IMAGES[name]
+    folder = project_wheel_dir(name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    staging = Path(tempfile.mkdtemp(prefix="serversinc-wheel-"))
+    staging = Path(tempfile.mkdtemp(prefix=f"serversinc-{name}-wheel-"))
     try:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for item in PROJECT_SOURCES:
-            source = ROOT / item
-            if item == "protos":
-                continue
-            if source.is_dir():
-                shutil.copytree(source, staging / item, ignore=ignore)
-            else:
-                shutil.copy2(source, staging / item)
+        for package in image.packages:
+            shutil.copytree(ROOT / package, staging / package, ignore=ignore)
+        (staging / "pyproject.toml").write_text(image_pyproject((ROOT / "pyproject.toml").read_text(), image.packages))
         generate(out=staging / "gen")
+        for generated in (staging / "gen").iterdir():
+            if generated.is_dir() and generated.name not in image.generated:
+                shutil.rmtree(generated)
         _pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(staging))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -253,11 +288,12 @@ def make_project_wheel() -> Path:
     return wheels[0]
 
 
-def make_wheels() -> None:
+def make_wheels(names=None) -> None:
+    """The dependency wheels and the project wheel of each image in `names` (default: all)."""
     started = time.monotonic()
     make_dependency_wheels()
-    wheel = make_project_wheel()
-    log(f"wheels ready in {time.monotonic() - started:.1f} s (project: {wheel.name})")
+    made = [make_project_wheel(name).parent.name for name in names or IMAGES]
+    log(f"wheels ready in {time.monotonic() - started:.1f} s (project: {', '.join(made)})")
 
 
 # ---- build -----------------------------------------------------------------------------------
@@ -271,12 +307,13 @@ def _files_under(path: Path):
 
 
 def source_hash(name: str, base_id: str) -> str:
-    """Everything an image is made from: its Dockerfile, docker/, the pins of its set, the
-    project sources, the extra context files and the base image id."""
+    """Everything an image is made from: its Dockerfile, docker/, the pins of its set, its
+    packages and the protos, the extra context files and the base image id."""
     digest = hashlib.sha256(f"{name}\0{base_id}\0".encode())
-    dockerfile, req_set = IMAGES[name]
-    digest.update("\n".join(requirement_sets()[req_set]).encode())
-    for item in ("docker", *PROJECT_SOURCES, *EXTRA_CONTEXT):
+    image = IMAGES[name]
+    digest.update("\n".join(requirement_sets()[image.requirements]).encode())
+    digest.update(image_pyproject((ROOT / "pyproject.toml").read_text(), image.packages).encode())
+    for item in ("docker", *PROJECT_COMMON, *image.packages, *EXTRA_CONTEXT):
         for path in _files_under(ROOT / item):
             if path.parent == DOCKER_DIR / "base" or path.name == "README.md":
                 continue
@@ -285,9 +322,9 @@ def source_hash(name: str, base_id: str) -> str:
 
 
 def context_tar(name: str) -> io.BytesIO:
-    """The build context for one image: docker/ (without base/), its wheel set, the project
+    """The build context for one image: docker/ (without base/), its wheel set, its own project
     wheel and EXTRA_CONTEXT, at the paths the Dockerfiles COPY from (repository layout)."""
-    _, req_set = IMAGES[name]
+    image = IMAGES[name]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         def add(path: Path):
@@ -301,7 +338,7 @@ def context_tar(name: str) -> io.BytesIO:
         for path in _files_under(DOCKER_DIR):
             if DOCKER_DIR / "base" not in path.parents:
                 add(path)
-        for folder in (WHEELS / req_set, WHEELS / "project"):
+        for folder in (WHEELS / image.requirements, project_wheel_dir(name)):
             if not any(folder.glob("*.whl")):
                 raise SystemExit(f"no wheels in {folder}: run `python scripts/images.py wheels`")
             for path in _files_under(folder):
@@ -323,7 +360,7 @@ def find_built(client, name: str, key: str, tag: str = TAG):
 
 
 def build_image(client, name: str, base: str, key: str, tag: str = TAG, quiet: bool = False) -> str:
-    dockerfile, _ = IMAGES[name]
+    dockerfile = IMAGES[name].dockerfile
     started = time.monotonic()
     context = context_tar(name)
     output: list[str] = []
@@ -361,7 +398,7 @@ def build_images(client=None, base: str = BASE_TAG, names=None, tag: str = TAG, 
     if not todo:
         log(f"images up to date: {', '.join(image_name(n, tag) for n in names)}")
         return result
-    make_wheels()
+    make_wheels(todo)
     for name in todo:
         result[name] = build_image(client, name, base, keys[name], tag, quiet=quiet)
     return result

@@ -164,6 +164,28 @@ def test_every_image_builds_from_the_local_base(built_images, docker_client):
         assert layers[:len(base_layers)] == base_layers, name
 
 
+PROJECT_PACKAGES = ("services", "agent", "common", "client", "cli", "bridge", "dashboard", "serversinc", "tugboat")
+COMMANDS = ("serversinc", "serversinc-api", "tugboat", "serversinc-webhook")
+INVENTORY = (
+    "import importlib.util, shutil, sys\n"
+    "packages, commands = sys.argv[1].split(','), sys.argv[2].split(',')\n"
+    "print(' '.join(p for p in packages if importlib.util.find_spec(p)))\n"
+    "print(' '.join(c for c in commands if shutil.which(c)))\n"
+)
+
+
+@pytest.mark.parametrize("name", sorted(images.IMAGES))
+def test_each_image_ships_only_what_it_runs(built_images, made, name):
+    image = images.IMAGES[name]
+    container = made.container(images.image_name(name), entrypoint=["/opt/serversinc/bin/python", "-c", INVENTORY],
+                               command=[",".join(PROJECT_PACKAGES), ",".join(COMMANDS)], user="10001:10001")
+    assert container.wait(timeout=60)["StatusCode"] == 0, _logs(container)
+    packages, commands = container.logs(stdout=True, stderr=False).decode().splitlines()
+    assert set(packages.split()) == set(image.packages) | set(image.generated)
+    expected = {"api": {"serversinc-api"}, "agent": {"tugboat"}, "webhook": {"serversinc-webhook"}, "dashboard": set()}
+    assert set(commands.split()) == expected[name]
+
+
 # ---- (3) the agent in a container builds and deploys -----------------------------------------
 def test_agent_in_a_container_builds_and_deploys_the_sample_app(built_images, docker_client, made,
                                                                  app_name, tmp_path):
