@@ -12,6 +12,7 @@ from typing import Protocol
 
 # Shared with the agent; the pipeline and the client import them from here.
 from common.cancel import CancelToken
+from common.rules import DRAIN_SECONDS, HEALTH
 from common.specs import AgentInfo, BuildSpec
 
 
@@ -62,13 +63,13 @@ class ReleaseSpec:
     stop_grace_seconds: int
     env: dict[str, str] = field(default_factory=dict)
     health_check_mode: str = "HTTP"
-    health_status_min: int = 200
-    health_status_max: int = 399
-    health_interval_ms: int = 100
-    health_probe_timeout_ms: int = 1000
-    healthy_threshold: int = 1
+    health_status_min: int = HEALTH.status_min
+    health_status_max: int = HEALTH.status_max
+    health_interval_ms: int = HEALTH.interval_ms
+    health_probe_timeout_ms: int = HEALTH.probe_timeout_ms
+    healthy_threshold: int = HEALTH.healthy_threshold
     stop_signal: str = "SIGTERM"
-    drain_seconds: int = 5
+    drain_seconds: int = DRAIN_SECONDS
     domains: list[str] = field(default_factory=list)
     # Secret env, sealed (SecretBox ciphertext) everywhere but in the call to the agent.
     secret_env: str = ""
