@@ -16,6 +16,7 @@ from tugboat.v1 import tugboat_pb2 as pb
 from agent.servicer import TugboatServicer
 from scripts.certs import CLIENT, Pair, load_pair, make_ca, make_leaf
 from tests.conftest import agent_config, cleanup_app, start_agent
+from common.phases import Phase
 from tests.support.agent_calls import build, deploy
 from tests.support.sample_app import make_sample_repo
 
@@ -80,7 +81,7 @@ def deploy_sample(agent, app: str, tmp: Path) -> str:
     last = build(agent.stub, app, repo, sha, 1)[-1]
     assert last.error == "", last.error
     done = deploy(agent.stub, app, sha, 2)[-1]
-    assert done.step == pb.DEPLOY_STEP_DONE and not done.failure, (done.failure, done.error)
+    assert done.phase is Phase.DONE and not done.failure, (done.failure, done.error)
     return sha
 
 

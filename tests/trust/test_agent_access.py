@@ -13,7 +13,8 @@ from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
 from tests.conftest import agent_config, start_agent
-from tests.support.agent_calls import http_get
+from common.phases import Phase
+from tests.support.agent_calls import deploy, http_get
 from tests.support.agent_client import agent_channel
 from tests.support.sample_app import APP_PORT
 from tests.trust.conftest import count_handler_calls, deploy_sample, rpc_code
@@ -128,12 +129,8 @@ def test_right_certificate_and_secret_work(deployed, agent_certs):
         stub = tugboat_pb2_grpc.TugboatServiceStub(channel)
         info = stub.GetInfo(pb.GetInfoRequest(), timeout=10)
         assert info.docker_version and info.running_containers >= 1
-        events = list(stub.Deploy(pb.DeployRequest(
-            app=deployed.app, deployment_id=deployed.deployment_id(),
-            image=f"{deployed.app}:{deployed.sha}", commit_sha=deployed.sha, port=APP_PORT),
-            timeout=120))
-        done = events[-1]
-        assert done.step == pb.DEPLOY_STEP_DONE and not done.failure, (done.failure, done.error)
+        done = deploy(stub, deployed.app, deployed.sha, deployed.deployment_id())[-1]
+        assert done.phase is Phase.DONE and not done.failure, (done.failure, done.error)
         assert http_get(done.url)[0] == 200
     assert deployed.calls["GetInfo"] == before.get("GetInfo", 0) + 1
     assert deployed.calls["Deploy"] == before.get("Deploy", 0) + 1
