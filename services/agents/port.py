@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from common.rules import DRAIN_SECONDS, HEALTH
 # Shared with the agent; the pipeline and the client import them from here.
 from common.cancel import CancelToken
-from common.rules import DRAIN_SECONDS, HEALTH
 from common.specs import AgentInfo, BuildSpec
 
 
