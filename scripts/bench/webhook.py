@@ -45,7 +45,7 @@ from serversinc.v1 import (
 
 from tests.conftest import cleanup_app
 from tests.support.sample_app import commit_version, make_sample_repo, repo_url
-from tests.webhook.github import encode, headers, new_delivery, push_payload
+from tests.bridge.github import encode, headers, new_delivery, push_payload
 
 SECRET = os.environ.get("BENCH_WEBHOOK_SECRET") or "bench-" + uuid.uuid4().hex  # the stand-in inherits it
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 
-from tests.webhook.conftest import GLOBAL_SECRET
-from tests.webhook.github import ZERO, encode, headers, ping_payload, push_payload
+from tests.bridge.conftest import GLOBAL_SECRET
+from tests.bridge.github import ZERO, encode, headers, ping_payload, push_payload
 
 SHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
 
@@ -135,8 +135,8 @@ def test_an_unreachable_control_plane_answers_503(tmp_path):
     from bridge.main import build
     from bridge.settings import WebhookSettings
     from tests.conftest import free_port
-    from tests.webhook.conftest import ThreadedServer
-    from tests.webhook.github import Sender
+    from tests.bridge.conftest import ThreadedServer
+    from tests.bridge.github import Sender
 
     app, connection = build(WebhookSettings(global_secret=GLOBAL_SECRET, rpc_timeout=2),
                             api=f"127.0.0.1:{free_port()}")

@@ -8,8 +8,8 @@ from serversinc.v1 import deployment_pb2
 
 from tests.integration.conftest import fetch
 from tests.support.sample_app import DOCKERFILE, commit_files, commit_version
-from tests.webhook.conftest import GLOBAL_SECRET
-from tests.webhook.github import new_delivery, push_payload
+from tests.bridge.conftest import GLOBAL_SECRET
+from tests.bridge.github import new_delivery, push_payload
 
 S = deployment_pb2
 

@@ -15,7 +15,7 @@ from bridge.main import build
 from bridge.settings import WebhookSettings
 from tests.conftest import free_port
 from tests.integration.conftest import control_plane, sample_repo, sample_url  # noqa: F401
-from tests.webhook.github import Sender
+from tests.bridge.github import Sender
 
 GLOBAL_SECRET = "global-test-secret-3f9c2e"
 
