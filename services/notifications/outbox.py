@@ -30,7 +30,7 @@ def payload(app: App, dep: Deployment, state: State) -> dict:
         "event": ANNOUNCED[state],
         "app": app.name,
         "deployment": {
-            "name": f"deployments/{dep.id}", "state": str(state), "commit_sha": dep.commit_sha,
+            "name": f"apps/{app.name}/deployments/{dep.id}", "state": str(state), "commit_sha": dep.commit_sha,
             "commit_message": dep.commit_message, "image": dep.image, "url": dep.url,
             "failure_phase": dep.failure_phase, "failure_reason": dep.failure_reason,
             "build_seconds": dep.build_seconds, "deploy_seconds": dep.deploy_seconds,
