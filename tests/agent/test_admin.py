@@ -104,7 +104,7 @@ def test_unknown_app_and_deployment_are_not_found(agent, app_name):
         assert code == grpc.StatusCode.NOT_FOUND
         assert details
     code, details = _abort_code(lambda: agent.stub.StopApp(pb.StopAppRequest(app="UPPER"), timeout=10))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "invalid app name" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "app name 'UPPER' is invalid" in details
     assert agent.stub.ListContainers(pb.ListContainersRequest(app=app_name), timeout=10).containers == []
 
 

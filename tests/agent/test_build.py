@@ -91,7 +91,7 @@ def test_unknown_commit_is_a_git_error(agent, app_name, tmp_path):
 
 
 @pytest.mark.parametrize("field,value,needle", [
-    ("app", "Bad_Name", "invalid app name"),
+    ("app", "Bad_Name", "app name 'Bad_Name' is invalid"),
     ("commit_sha", "abc123", "40-hex-digit"),
     ("dockerfile", "../Dockerfile", "inside the repository"),
     ("context_dir", "/etc", "not absolute"),
