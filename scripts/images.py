@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import io
 import os
 import re
@@ -255,6 +256,14 @@ def image_pyproject(text: str, packages) -> str:
     return "".join(lines)
 
 
+def _generate_protos(out: Path) -> None:
+    """scripts/gen_protos.py's generate(), loaded from its file: scripts/ is not an installed package."""
+    spec = importlib.util.spec_from_file_location("gen_protos", ROOT / "scripts" / "gen_protos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.generate(out=out)
+
+
 def project_wheel_dir(name: str) -> Path:
     return WHEELS / f"project-{name}"
 
@@ -262,9 +271,6 @@ def project_wheel_dir(name: str) -> Path:
 def make_project_wheel(name: str) -> Path:
     """build/wheels/project-<image>/serversinc-*.whl: only the image's packages, with its generated
     gRPC code made from protos/ into a staging copy (the checkout's gen/ is not touched)."""
-    sys.path.insert(0, str(ROOT))
-    from scripts.gen_protos import generate
-
     image = IMAGES[name]
     folder = project_wheel_dir(name)
     shutil.rmtree(folder, ignore_errors=True)
@@ -275,7 +281,7 @@ def make_project_wheel(name: str) -> Path:
         for package in image.packages:
             shutil.copytree(ROOT / package, staging / package, ignore=ignore)
         (staging / "pyproject.toml").write_text(image_pyproject((ROOT / "pyproject.toml").read_text(), image.packages))
-        generate(out=staging / "gen")
+        _generate_protos(staging / "gen")
         for generated in (staging / "gen").iterdir():
             if generated.is_dir() and generated.name not in image.generated:
                 shutil.rmtree(generated)

@@ -17,6 +17,7 @@ from common.defaults import (
     DEFAULT_METRICS,
     DEFAULT_WEBHOOK,
     METRICS_ENV,
+    TOKEN_FILE,
     serversinc_home,
 )
 
@@ -58,6 +59,11 @@ class Settings:
     @property
     def certs_dir(self) -> Path:
         return self.home / "certs"
+
+    @property
+    def token_file(self) -> Path:
+        """Where the admin API token is written at first start, for the clients on this machine."""
+        return self.home / TOKEN_FILE
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -71,7 +71,7 @@ class Platform:
                 s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
             elif local.address != self.settings.local_agent_address:
                 local.address = self.settings.local_agent_address
-        self.tokens.bootstrap(self.settings.home / "api-token")
+        self.tokens.bootstrap(self.settings.token_file)
         # A fresh one-time join token for the local agent at every start: it (re-)registers with
         # its secret, so a local agent that lost its .env is enrolled again without any step.
         write_private(self.settings.home / "local-join-token", self.servers.new_join_token(LOCAL_SERVER) + "\n")
