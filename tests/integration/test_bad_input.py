@@ -89,7 +89,7 @@ def test_errors_carry_a_machine_readable_reason(control_plane):
     status = rpc_status.from_call(err)
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
-    assert info.reason == "NOT_FOUND" and info.domain == "serversinc.dev"
+    assert info.reason == "APP_NOT_FOUND" and info.domain == "serversinc.io"
 
 
 def test_list_pages_are_consistent(control_plane, sample_url):
