@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
+from common.phases import Phase
 from scripts import images
 from tests.conftest import free_port
 from tests.support.agent_calls import build, deploy, front_get, http_get, wait_until
@@ -227,7 +228,7 @@ def test_agent_in_a_container_builds_and_deploys_the_sample_app(built_images, do
         assert last.result.image == f"{app_name}:{v1}"
         assert docker_client.images.get(f"{app_name}:{v1}").id == last.result.image_id
         done = deploy(stub, app_name, v1, 1)[-1]
-        assert done.step == pb.DEPLOY_STEP_DONE, (done.failure, done.error, _logs(agent))
+        assert done.phase is Phase.DONE, (done.failure, done.error, _logs(agent))
 
         host = f"{app_name}.localhost"
         assert wait_until(lambda: front_get(f"127.0.0.1:{front_port}", host, timeout=1)
@@ -238,7 +239,7 @@ def test_agent_in_a_container_builds_and_deploys_the_sample_app(built_images, do
         last = build(stub, app_name, repo, v2, 2)[-1]
         assert last.error == "", last.error
         done = deploy(stub, app_name, v2, 2)[-1]
-        assert done.step == pb.DEPLOY_STEP_DONE, (done.failure, done.error, _logs(agent))
+        assert done.phase is Phase.DONE, (done.failure, done.error, _logs(agent))
         status, body = front_get(f"127.0.0.1:{front_port}", host)
         assert (status, body) == (200, index_html("v2"))
     finally:
