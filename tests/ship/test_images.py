@@ -177,8 +177,9 @@ INVENTORY = (
 
 @pytest.mark.parametrize("name", sorted(images.IMAGES))
 def test_each_image_ships_only_what_it_runs(built_images, made, name):
+    # -I: the working directory (/data, with its agent/ folder) must not count as a package.
     image = images.IMAGES[name]
-    container = made.container(images.image_name(name), entrypoint=["/opt/serversinc/bin/python", "-c", INVENTORY],
+    container = made.container(images.image_name(name), entrypoint=["/opt/serversinc/bin/python", "-I", "-c", INVENTORY],
                                command=[",".join(PROJECT_PACKAGES), ",".join(COMMANDS)], user="10001:10001")
     assert container.wait(timeout=60)["StatusCode"] == 0, _logs(container)
     packages, commands = container.logs(stdout=True, stderr=False).decode().splitlines()
