@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from serversinc.v1 import deployment_pb2, deployment_service_pb2
 
 from client.names import deployment_id, enum_short
+from common import names
+from common.rules import RuleError
 from client.pages import all_pages
 
 from . import render
 from .errors import UsageError
 from .watch import WatchRenderer, follow_deployment
 
-_ID = re.compile(r"^(?:deployments/)?([0-9]+)$")
-
-
 def deployment_name(value: str) -> str:
-    """'12' or 'deployments/12' -> 'deployments/12'; anything else is a usage error."""
-    m = _ID.match(value.strip())
-    if not m or int(m.group(1)) == 0:
-        raise UsageError(f"{value!r} is not a deployment id (expected a number or deployments/N)")
-    return f"deployments/{int(m.group(1))}"
+    """'12', 'deployments/12' or 'apps/web/deployments/12' -> the canonical name; anything else
+    is a usage error."""
+    try:
+        parsed = names.parse_deployment(value.strip())
+    except RuleError:
+        raise UsageError(f"{value!r} is not a deployment id (expected a number, or "
+                         "apps/APP/deployments/N)") from None
+    return names.deployment_name(parsed.app, parsed.id)
 
 
 def build_create_request(args: argparse.Namespace) -> deployment_service_pb2.CreateDeploymentRequest:

@@ -45,7 +45,7 @@ pick = st.columns([1, 2])[0].selectbox(
     format_func=lambda i: (f"#{i} · {by_id[i].app} · {ui.deployment_state(by_id[i])} · "
                            f"{ui.local_time(by_id[i].create_time)}"))
 st.query_params["deployment"] = pick
-name = f"deployments/{pick}"
+name = by_id[pick].name
 
 
 def header(dep) -> None:

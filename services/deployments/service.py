@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from common.names import deployment_name
 from services.apps import repository as apps_repo
 from services.core import paging
 from services.core import validation as v
@@ -76,8 +77,8 @@ class DeploymentService:
             existing = repo.by_request_id(s, request_id)
         if existing is not None:
             raise RequestAlreadyProcessed(
-                f"request {request_id!r} already created deployments/{existing.id}",
-                metadata={"deployment": f"deployments/{existing.id}"},
+                f"request {request_id!r} already created {deployment_name(existing.app, existing.id)}",
+                metadata={"deployment": deployment_name(existing.app, existing.id)},
             )
 
     def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,

@@ -11,6 +11,7 @@ import json
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from common.names import deployment_name
 from services.core.states import State
 from services.db.models import App, Deployment, Notification, utcnow
 
@@ -30,7 +31,7 @@ def payload(app: App, dep: Deployment, state: State) -> dict:
         "event": ANNOUNCED[state],
         "app": app.name,
         "deployment": {
-            "name": f"apps/{app.name}/deployments/{dep.id}", "state": str(state), "commit_sha": dep.commit_sha,
+            "name": deployment_name(app.name, dep.id), "state": str(state), "commit_sha": dep.commit_sha,
             "commit_message": dep.commit_message, "image": dep.image, "url": dep.url,
             "failure_phase": dep.failure_phase, "failure_reason": dep.failure_reason,
             "build_seconds": dep.build_seconds, "deploy_seconds": dep.deploy_seconds,

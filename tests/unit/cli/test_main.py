@@ -93,9 +93,10 @@ def test_deploy_request():
 
 
 def test_deployment_ids():
-    assert deployments.deployment_name("12") == "deployments/12"
-    assert deployments.deployment_name("deployments/7") == "deployments/7"
-    for bad in ("abc", "deployments/", "0", "-1", "apps/1"):
+    assert deployments.deployment_name("12") == "apps/-/deployments/12"
+    assert deployments.deployment_name("deployments/7") == "apps/-/deployments/7"
+    assert deployments.deployment_name("apps/web/deployments/7") == "apps/web/deployments/7"
+    for bad in ("abc", "deployments/", "0", "-1", "apps/1", "apps/Web/deployments/3"):
         with pytest.raises(UsageError):
             deployments.deployment_name(bad)
 
