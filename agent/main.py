@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 
-from agent.config import AgentConfig
+from agent.config import DEFAULT_PORT, AgentConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -17,7 +17,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                "--certs, and every call must carry the agent secret (TUGBOAT_SECRET_KEY, else "
                "the one in <home>/.env, generated on first start).")
     parser.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="listen port (default 50052)")
+    parser.add_argument("--port", type=int, default=None, help=f"listen port (default {DEFAULT_PORT})")
     parser.add_argument("--listen", default=None, metavar="HOST:PORT",
                         help="listen address and port in one (instead of --host and --port)")
     parser.add_argument("--home", default=None,

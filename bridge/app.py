@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from functools import partial
 
@@ -25,12 +24,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge import signature
+from common import rules
 from bridge.handler import UNAVAILABLE, Delivery, Reply, Unavailable, error, handle
 from bridge.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 
-APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FORM_HINT = ("this endpoint accepts application/json only: in the repository's webhook settings "
              "choose Content type: application/json")
 
@@ -134,7 +133,7 @@ def create_app(control_plane_client, settings: WebhookSettings) -> Starlette:
 
     async def app_hook(request: Request) -> JSONResponse:
         name = request.path_params["app"]
-        if not APP_NAME.match(name):
+        if not rules.NAME.fullmatch(name):
             return _reply(error(404, "not found"))
         return await deliver(request, name)
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from common import rules
 from bridge.matching import (
     TAG_PREFIX,
     AppRef,
@@ -29,9 +30,8 @@ from bridge.matching import (
 
 log = logging.getLogger(__name__)
 
-ZERO_SHA = re.compile(r"^0+$")
-COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # GitHub sends a UUID; 255 is the key's limit
+ZERO_SHA = re.compile(r"0+")
+DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # GitHub sends a UUID; 255 is the key's limit
 MAX_PUSHER = 255
 MAX_COMMIT_MESSAGE = 64 * 1024
 
@@ -129,7 +129,7 @@ def _push(backend: Backend, delivery: Delivery, only_app: str | None) -> Reply:
     payload = delivery.payload
     if not delivery.delivery_id:
         return error(400, "missing X-GitHub-Delivery header: a push cannot be de-duplicated without it")
-    if not DELIVERY_ID.match(delivery.delivery_id):
+    if not DELIVERY_ID.fullmatch(delivery.delivery_id):
         return error(400, "malformed X-GitHub-Delivery header")
     ref = payload.get("ref")
     if not isinstance(ref, str) or not ref:
@@ -137,12 +137,12 @@ def _push(backend: Backend, delivery: Delivery, only_app: str | None) -> Reply:
     if ref.startswith(TAG_PREFIX):
         return ignored("tag push")
     after = payload.get("after")
-    if payload.get("deleted") is True or (isinstance(after, str) and ZERO_SHA.match(after)):
+    if payload.get("deleted") is True or (isinstance(after, str) and ZERO_SHA.fullmatch(after)):
         return ignored("branch deletion")
     branch = branch_of(ref)
     if branch is None:
         return ignored(f"not a branch push ({ref})")
-    if not isinstance(after, str) or not COMMIT_SHA.match(after):
+    if not isinstance(after, str) or not rules.SHA.fullmatch(after):
         return error(400, "push payload has no valid 'after' commit")
     repositories = payload_repositories(payload)
     if not repositories:

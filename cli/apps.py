@@ -7,7 +7,6 @@ without a server.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from google.protobuf import field_mask_pb2
@@ -15,11 +14,11 @@ from google.protobuf import field_mask_pb2
 from serversinc.v1 import app_pb2, app_service_pb2
 
 from client.pages import all_pages
+from common import rules
 
 from . import render
 from .errors import UsageError
 
-ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # flag dest -> App field, for the settable fields shared by create and update, in proto order.
 APP_FLAG_FIELDS = (
@@ -53,7 +52,7 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
-        if not sep or not ENV_KEY.match(key):
+        if not sep or not rules.ENV_KEY.fullmatch(key):
             raise UsageError(
                 f"--env {pair!r}: expected KEY=VALUE with KEY made of letters, digits and '_' "
                 "(not starting with a digit)"

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.rules import DRAIN_SECONDS, HEALTH
+
 # Stable constraint names, so migrations can name what they change.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -91,13 +93,13 @@ class App(Base):
     build_timeout_seconds: Mapped[int] = mapped_column(default=0)
     stop_grace_seconds: Mapped[int] = mapped_column(default=0)
     health_check_mode: Mapped[str] = mapped_column(String(16), default="HTTP")
-    health_status_min: Mapped[int] = mapped_column(default=200)
-    health_status_max: Mapped[int] = mapped_column(default=399)
-    health_interval_ms: Mapped[int] = mapped_column(default=100)
-    health_probe_timeout_ms: Mapped[int] = mapped_column(default=1000)
-    healthy_threshold: Mapped[int] = mapped_column(default=1)
+    health_status_min: Mapped[int] = mapped_column(default=HEALTH.status_min)
+    health_status_max: Mapped[int] = mapped_column(default=HEALTH.status_max)
+    health_interval_ms: Mapped[int] = mapped_column(default=HEALTH.interval_ms)
+    health_probe_timeout_ms: Mapped[int] = mapped_column(default=HEALTH.probe_timeout_ms)
+    healthy_threshold: Mapped[int] = mapped_column(default=HEALTH.healthy_threshold)
     stop_signal: Mapped[str] = mapped_column(String(16), default="SIGTERM")
-    drain_seconds: Mapped[int] = mapped_column(default=5)
+    drain_seconds: Mapped[int] = mapped_column(default=DRAIN_SECONDS)
     domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Signs GitHub deliveries for this app (X-Hub-Signature-256); encrypted (SecretBox).
     webhook_secret: Mapped[str] = mapped_column(Text, default="")
