@@ -73,7 +73,7 @@ def _build_update(ev: pb.BuildEvent) -> BuildUpdate:
 
 def _deploy_update(ev: pb.DeployEvent) -> DeployUpdate:
     """`step` is the phase's name (common.phases.Phase), `failure` the failure kind's."""
-    update = DeployUpdate(step=Phase(deployment_pb2.DeploymentPhase.Name(ev.phase).removeprefix("DEPLOYMENT_PHASE_")),
+    update = DeployUpdate(phase=Phase(deployment_pb2.DeploymentPhase.Name(ev.phase).removeprefix("DEPLOYMENT_PHASE_")),
                           container_id=ev.container_id)
     kind = ev.WhichOneof("event")
     if kind == "failure":

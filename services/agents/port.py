@@ -13,6 +13,7 @@ from typing import Protocol
 from common.rules import DRAIN_SECONDS, HEALTH
 # Shared with the agent; the pipeline and the client import them from here.
 from common.cancel import CancelToken
+from common.phases import Phase
 from common.specs import AgentInfo, BuildSpec
 
 
@@ -85,9 +86,10 @@ RUN_SETTINGS = (
 
 @dataclass
 class DeployUpdate:
-    """One step of a Deploy stream. `step` is START, HEALTH, SWITCH, STOP_OLD or DONE."""
+    """One step of a Deploy stream, in the phase the agent reports (START … DONE); a failure
+    comes in the phase that failed."""
 
-    step: str
+    phase: Phase
     message: str = ""
     container_id: str = ""
     url: str = ""

@@ -32,8 +32,6 @@ from services.security.secretbox import SecretBox
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-_AGENT_STEPS = {"START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SWITCH, "STOP_OLD": Phase.STOP_OLD}
-_FAILURE_PHASES = {"BUILD": Phase.BUILD, "START": Phase.START, "HEALTH": Phase.HEALTH, "SWITCH": Phase.SWITCH}
 
 
 def _step_text(line: str) -> str:
@@ -193,16 +191,15 @@ class DeployPipeline:
             unsealed = replace(spec, env={**spec.env, **self.box.decrypt_map(spec.secret_env)}, secret_env="")
             for update in agent.deploy(unsealed, timeout=timeout, cancel=cancel):
                 container_id = update.container_id or container_id
-                phase = _AGENT_STEPS.get(update.step)
                 if update.failure == "CANCELLED":
                     raise Cancelled()
                 if update.failure:
-                    raise PhaseFailed(_FAILURE_PHASES.get(update.failure, rec.phase_now), update.error or update.message)
-                if phase and phase != rec.phase_now:
-                    rec.phase(phase, update.message)
+                    raise PhaseFailed(update.phase, update.error or update.message)
+                if update.phase is not Phase.DONE and update.phase != rec.phase_now:
+                    rec.phase(update.phase, update.message)
                 elif update.message:
                     rec.log(update.message)
-                if update.step == "DONE":
+                if update.phase is Phase.DONE:
                     done = update.url, container_id, round(self.clock() - started, 3)
         except (AgentCancelled, AgentTimeout, AgentError) as err:
             # The stream is gone; what serves now is the truth.

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from services.agents.port import AgentCancelled, BuildUpdate, CancelToken, ContainerView, DeployUpdate
 from services.config import Settings
 from services.core.errors import FailedPrecondition
-from services.core.states import EventKind, Phase, State
+from services.core.states import EventKind, Phase
 from services.db.models import App, Deployment
 from services.deployments.events import EventLog
 from services.deployments.pipeline import DeployPipeline
@@ -57,12 +57,12 @@ class FakeAgent:
         for step in self.deploy_steps:
             if step == "DONE":
                 self.monotonic.advance(4)
-            yield DeployUpdate(step=step, message=step.lower(), container_id="c-new", url=URL if step == "DONE" else "")
+            yield DeployUpdate(phase=Phase(step), message=step.lower(), container_id="c-new", url=URL if step == "DONE" else "")
             if step in self.during:
                 self.during[step]()
             if cancel.cancelled:
                 raise AgentCancelled("the deploy call was cancelled")
-            if self.failure is not None and self.failure.step == step:
+            if self.failure is not None and self.failure.phase == step:
                 yield self.failure
                 return
 
@@ -157,7 +157,7 @@ def test_a_build_failure_ends_at_build_and_never_deploys(world):
 def test_a_health_failure_ends_at_health_and_the_old_release_keeps_serving(world):
     world.service.create("web")
     serving = world.run_next()
-    world.agent.failure = DeployUpdate(step="HEALTH", failure="HEALTH", error="GET / answered 500")
+    world.agent.failure = DeployUpdate(phase=Phase.HEALTH, failure="HEALTH", error="GET / answered 500")
 
     dep_id = world.service.create("web").row.id
     world.run_next()
