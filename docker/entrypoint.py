@@ -17,43 +17,16 @@ file mounts the agent's state volume read-only at that path), then runs serversi
 """
 
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from common.agent_secret import load_or_create_secret, read_env_secret
 
 HOME = Path(os.environ.get("SERVERSINC_HOME", "/data"))
 AGENT_HOME = Path(os.environ.get("TUGBOAT_HOME", str(HOME / "agent")))
 CERTS = Path(os.environ.get("SERVERSINC_CERTS", str(HOME / "certs")))
 USER_ID = int(os.environ.get("SERVERSINC_UID", "10001"))
-SECRET_KEY = "TUGBOAT_SECRET_KEY"
-
-
-def read_env_secret(path: Path) -> str:
-    try:
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip() == SECRET_KEY:
-                return value.strip().strip("'\"")
-    except OSError:
-        pass
-    return ""
-
-
-def ensure_secret(path: Path) -> bool:
-    """Adds TUGBOAT_SECRET_KEY to the .env at `path` when it has none; True when it wrote."""
-    if read_env_secret(path):
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = path.read_text().splitlines() if path.exists() else []
-    lines.append(f"{SECRET_KEY}={secrets.token_urlsafe(32)}")
-    fd, tmp = tempfile.mkstemp(prefix=".env.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return True
 
 
 def chown_tree(path: Path) -> None:
@@ -71,7 +44,8 @@ def init() -> int:
     HOME.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "/opt/serversinc/scripts/certs.py", "--out", str(CERTS),
                     *sys.argv[2:]], check=True)
-    wrote = ensure_secret(AGENT_HOME / ".env")
+    wrote = not read_env_secret(AGENT_HOME / ".env")
+    load_or_create_secret(AGENT_HOME / ".env")
     for path in (CERTS, AGENT_HOME / ".env"):
         chown_tree(path)
     if os.geteuid() == 0:
