@@ -8,7 +8,6 @@ import functools
 import secrets
 import shutil
 import socket
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -18,13 +17,7 @@ import docker
 import grpc
 import pytest
 
-# tests/ has no __init__.py; put the repository root on sys.path so test modules can use
-# `from tests.support.sample_app import ...` whatever pytest's rootdir handling is.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from agent.config import AgentConfig  # noqa: E402
+from agent.config import AgentConfig
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from serversinc.v1 import (
     server_service_pb2_grpc,
 )
 
+from client.connection import Connection
 from services.api.server import run_server
 from services.config import Settings
 from services.platform import Platform
@@ -80,24 +81,9 @@ class ControlPlane:
         raise AssertionError(f"{name} did not reach the expected state: {self.get(name)}")
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds the API token to every call, as the CLI and dashboard do."""
-
-    def __init__(self, token: str):
-        self.metadata = (("authorization", f"Bearer {token}"),)
-
-    def _with_token(self, details):
-        return details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
-
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(self._with_token(details), request)
-
-    def intercept_unary_stream(self, continuation, details, request):
-        return continuation(self._with_token(details), request)
-
-
 def token_channel(address: str, token: str) -> grpc.Channel:
-    return grpc.intercept_channel(grpc.insecure_channel(address), _BearerToken(token))
+    """A channel that presents the API token on every call, through the clients' own library."""
+    return Connection(address, token, unary_timeout=None).channel
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import docker
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tugboat.v1 import tugboat_pb2 as pb
 
 from agent.servicer import TugboatServicer
 from scripts.certs import CLIENT, Pair, load_pair, make_ca, make_leaf
