@@ -77,8 +77,8 @@ class DeploymentService:
             existing = repo.by_request_id(s, request_id)
         if existing is not None:
             raise RequestAlreadyProcessed(
-                f"request {request_id!r} already created {deployment_name(existing.app, existing.id)}",
-                metadata={"deployment": deployment_name(existing.app, existing.id)},
+                f"request {request_id!r} already created {deployment_name(existing.app.name, existing.id)}",
+                metadata={"deployment": deployment_name(existing.app.name, existing.id)},
             )
 
     def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,
