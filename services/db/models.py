@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 typed models for apps, deployments, their events, the job queue and servers."""
+"""SQLAlchemy 2 typed models for apps, deployments, their events, the job queue, servers and app health."""
 
 from __future__ import annotations
 
@@ -206,3 +206,26 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppHealth(Base):
+    """What the health monitor last saw of an app's serving release on its server.
+
+    One row per app, written only by the monitor (services.health). `health` changes by compare
+    and set, so a transition is recorded, and announced, once.
+    """
+
+    __tablename__ = "app_health"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    # The serving deployment the observation is about; a newer release makes the row moot.
+    deployment_id: Mapped[int] = mapped_column(Integer)
+    # HEALTHY, DEGRADED or DOWN (services.health.assess.Health).
+    health: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    # Docker's restart count summed over the release's containers, and when it last went up.
+    restart_count: Mapped[int] = mapped_column(default=0)
+    restarted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the server last answered; stale when its latest poll got no answer.
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stale: Mapped[bool] = mapped_column(default=False)
