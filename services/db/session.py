@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,6 +87,17 @@ class Database:
         # usable, detached, by the caller.
         with self._read_factory() as session:
             yield session
+
+    def now(self, session: Session) -> datetime:
+        """The database's own clock, read in the caller's transaction (timezone-aware UTC).
+
+        Every process that shares the database measures leases on this one clock, so two of them
+        never disagree on whether a lease ran out (process wall clocks may drift apart or jump).
+        """
+        if session.bind.dialect.name == "sqlite":
+            raw = session.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+            return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc)
+        return session.scalar(text("SELECT statement_timestamp()")).astimezone(timezone.utc)
 
     def dispose(self) -> None:
         self.engine.dispose()

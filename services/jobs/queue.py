@@ -3,7 +3,11 @@
 Jobs live in the database (durable across restarts). Workers in this process are woken through a
 condition variable the moment a job is committed, so no deploy waits for a polling interval.
 A claim is fenced by its attempt: once its lease expired and another attempt took the job over,
-the old attempt can no longer finish it (`StaleClaim`).
+the old attempt can no longer write anything of the deployment (`fence`, `finish`: `StaleClaim`).
+
+Leases are measured on the database's clock (`Database.now`), read inside the transaction that
+claims, extends or compares them: every process sharing the database agrees on whether a lease ran
+out, however far their own wall clocks drift.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from services.db.models import Job, utcnow
+from services.db.models import Job
 from services.db.session import Database
 from services.jobs import repository as repo
 
@@ -40,10 +44,11 @@ class StaleClaim(Exception):
 
 
 class JobQueue:
-    def __init__(self, db: Database, *, lease_seconds: float = 30.0, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, db: Database, *, lease_seconds: float = 30.0, clock: Callable[[], datetime] | None = None):
+        """`clock` is a test's stand-in for the database clock; production leaves it None."""
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
-        self.clock = clock
+        self._clock = clock
         self._wake = threading.Condition()
         self._pending_wakes = 0
 
@@ -65,16 +70,27 @@ class JobQueue:
                 self._wake.wait(timeout)
             self._pending_wakes = 0
 
+    def now(self, session: Session) -> datetime:
+        """The clock leases are measured on, read in the caller's transaction."""
+        return self._clock() if self._clock else self.db.now(session)
+
     def claim(self, worker: str) -> Claim | None:
         """The oldest claimable job, now leased to `worker`, or None."""
-        now = self.clock()
         with self.db.session() as s:
+            now = self.now(s)
             job = repo.claim_next(s, worker, now, now + self.lease)
             return Claim(job.id, job.deployment_id, worker, job.attempts) if job else None
 
     def heartbeat(self, job_ids: list[int], worker: str) -> None:
         with self.db.session() as s:
-            repo.extend_leases(s, job_ids, worker, self.clock() + self.lease)
+            repo.extend_leases(s, job_ids, worker, self.now(s) + self.lease)
+
+    def fence(self, session: Session, claim: Claim) -> None:
+        """Raises StaleClaim (so the caller's writes roll back) unless `claim` still holds its job.
+        Call it in the transaction of every write an attempt makes: the check and the write commit
+        together, so a stale attempt never writes into a deployment another attempt owns."""
+        if not repo.holds(session, claim.job_id, claim.worker, claim.attempt):
+            raise StaleClaim(claim)
 
     def finish(self, session: Session, claim: Claim) -> None:
         """Marks the claimed job done in the caller's transaction; raises StaleClaim (so the caller's
@@ -89,11 +105,12 @@ class JobQueue:
 
     def release_all(self) -> int:
         with self.db.session() as s:
-            return repo.release_all_claims(s, self.clock())
+            return repo.release_all_claims(s, self.now(s))
 
     def seconds_until_lease_expiry(self) -> float | None:
         with self.db.read() as s:
             when: datetime | None = repo.next_lease_expiry(s)
+            now = self.now(s)
         if when is None:
             return None
-        return max(0.0, (when - self.clock()).total_seconds())
+        return max(0.0, (when - now).total_seconds())

@@ -48,6 +48,17 @@ def extend_leases(session: Session, job_ids: Iterable[int], worker: str, lease_u
         )
 
 
+def holds(session: Session, job_id: int, worker: str, attempt: int) -> bool:
+    """True when the job is still this attempt's claim. A no-op UPDATE, not a SELECT: it takes the
+    row's write lock (PostgreSQL), so no claim can take the job over before the caller commits."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "claimed", Job.claimed_by == worker, Job.attempts == attempt)
+        .values(attempts=attempt)
+    )
+    return bool(result.rowcount)
+
+
 def finish_claimed(session: Session, job_id: int, worker: str, attempt: int) -> bool:
     """Marks the job done only if it is still this attempt's claim; False when another took it over."""
     result = session.execute(

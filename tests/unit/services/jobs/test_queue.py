@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from services.core.states import Phase, State
@@ -132,3 +134,33 @@ def test_lease_expiry_is_reported_for_the_idle_wait(queue, clock, make_app, enqu
     clock.advance(LEASE)
     assert queue.seconds_until_lease_expiry() == 0.0
 
+
+
+def test_leases_are_measured_on_the_database_clock(db, make_app, enqueue):
+    on_db_clock = JobQueue(db, lease_seconds=LEASE)  # no process clock: the database's
+    enqueue(make_app())
+    with db.read() as s:
+        before = db.now(s)
+    held = on_db_clock.claim("w1")
+    with db.read() as s:
+        lease_until = s.get(Job, held.job_id).lease_until
+        after = db.now(s)
+    assert before + timedelta(seconds=LEASE) <= lease_until <= after + timedelta(seconds=LEASE)
+
+    with db.session() as s:  # the lease ran out a moment ago, by the database's clock
+        s.get(Job, held.job_id).lease_until = db.now(s) - timedelta(seconds=1)
+    assert on_db_clock.claim("w2").attempt == 2
+
+
+def test_fence_passes_only_for_the_attempt_that_holds_the_job(db, queue, clock, make_app, enqueue):
+    enqueue(make_app())
+    stale = queue.claim("w1")
+    with db.session() as s:
+        queue.fence(s, stale)
+    clock.advance(LEASE)
+    current = queue.claim("w1")
+
+    with pytest.raises(StaleClaim), db.session() as s:
+        queue.fence(s, stale)
+    with db.session() as s:
+        queue.fence(s, current)
