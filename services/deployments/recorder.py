@@ -1,16 +1,26 @@
 """Writes a running deployment's progress: phases with timings, log lines, progress, the outcome.
 
-Each call is its own short transaction followed by a watcher wake-up, so what a watcher sees is
-always what is stored. The recorder writes for one claim of the deployment's job: the outcome is
-committed together with that claim's end, so an attempt that lost its claim cannot finish it.
+Invariants:
+- Every write is fenced by the recorder's claim: the claim check and the write commit in one
+  transaction, so an attempt whose job another attempt took over writes nothing (`StaleClaim`).
+- Events are stored first, then watchers are woken: what a watcher sees is always what is stored.
+- Build lines and progress are buffered and stored in batches (one transaction per batch, not per
+  line): a batch is written when it holds BATCH_EVENTS, FLUSH_SECONDS after its first line, and
+  always before a phase change, a field update or the outcome, so stored order is emitted order.
+- A deployment's stored log is capped (MAX_LOG_LINES lines or MAX_LOG_CHARS characters): one
+  "log truncated" line is stored, later lines are counted, not stored; the build itself goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from services.agents.port import RUN_SETTINGS
 from services.core.states import EventKind, Phase, State
@@ -18,11 +28,19 @@ from services.db.models import App, Deployment, utcnow
 from services.db.session import Database
 from services.deployments import repository as repo
 from services.deployments.events import EventLog
-from services.jobs.queue import Claim, JobQueue
+from services.jobs.queue import Claim, JobQueue, StaleClaim
 from services.notifications import outbox
 
 
 log = logging.getLogger(__name__)
+
+# At most this many buffered events are stored per write transaction.
+BATCH_EVENTS = 256
+# The longest a buffered line waits to be stored (and so to reach watchers).
+FLUSH_SECONDS = 0.1
+# A deployment's stored log ends at whichever comes first.
+MAX_LOG_LINES = 20_000
+MAX_LOG_CHARS = 8 * 1024 * 1024
 
 
 @dataclass
@@ -82,6 +100,15 @@ class Recorder:
         self.clock = clock
         self.phase_now = Phase.QUEUED
         self.phase_started: dict[Phase, datetime] = {}
+        # Buffered events (kind, phase, message, fields), oldest first; guarded by _lock, which
+        # the flush timer's thread takes too.
+        self._pending: list[tuple[EventKind, Phase, str, dict]] = []
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._log_lines = 0
+        self._log_chars = 0
+        self._truncated = False
+        self.lines_not_stored = 0
 
     @property
     def resuming(self) -> bool:
@@ -98,6 +125,7 @@ class Recorder:
             if state.terminal or (state == State.RUNNING and not self.resuming):
                 self.queue.finish(s, self.claim)
                 return None
+            self.queue.fence(s, self.claim)
             app: App = dep.app
             if state == State.QUEUED:
                 dep.state = str(State.RUNNING)
@@ -116,6 +144,9 @@ class Recorder:
                 source_commit_message=source.commit_message if source is not None else "",
             )
             self.phase_now = Phase(dep.phase)
+            # An earlier attempt's lines count towards the cap.
+            self._log_lines, self._log_chars = repo.log_totals(s, self.id)
+            self._truncated = self._log_lines >= MAX_LOG_LINES or self._log_chars >= MAX_LOG_CHARS
         self.events.notifier.notify(self.id)
         return snap
 
@@ -126,7 +157,7 @@ class Recorder:
 
     def phase(self, phase: Phase, message: str = "") -> None:
         now = self.clock()
-        with self.db.session() as s:
+        with self._write() as s:
             dep = repo.get(s, self.id)
             timings = [dict(t) for t in dep.phase_timings or []]
             for t in timings:
@@ -137,31 +168,48 @@ class Recorder:
             dep.phase_timings = timings
             dep.phase = str(phase)
             self.events.append(s, self.id, EventKind.PHASE, phase, message or phase.lower().replace("_", " "))
-        self.phase_now = phase
+            self.phase_now = phase
         self.phase_started[phase] = now
         log.info("phase %s%s", phase, f": {message}" if message else "")
-        self.events.notifier.notify(self.id)
 
     def log(self, message: str, phase: Phase | None = None) -> None:
-        self.events.emit(self.id, EventKind.LOG, phase or self.phase_now, message)
+        """Buffers a line (stored within FLUSH_SECONDS, or at once when the batch is full); past
+        the cap it is only counted."""
+        with self._lock:
+            if self._truncated:
+                self.lines_not_stored += 1
+                return
+            if self._log_lines >= MAX_LOG_LINES or self._log_chars + len(message) > MAX_LOG_CHARS:
+                self._truncated = True
+                self.lines_not_stored += 1
+                message = (f"log truncated: this deployment stored {self._log_lines} lines "
+                           f"({self._log_chars} characters); later lines are not stored")
+            self._log_lines += 1
+            self._log_chars += len(message)
+            self._buffer(EventKind.LOG, phase or self.phase_now, message, {})
 
     def progress(self, current: int, total: int, step: str = "") -> None:
-        self.events.emit(self.id, EventKind.PROGRESS, self.phase_now, step or f"step {current}/{total}",
-                         step_current=current, step_total=total)
+        with self._lock:
+            self._buffer(EventKind.PROGRESS, self.phase_now, step or f"step {current}/{total}",
+                         {"step_current": current, "step_total": total})
+
+    def flush(self) -> None:
+        """Stores the buffered events now (fenced), then wakes watchers."""
+        with self._write():
+            pass
 
     def update(self, **fields) -> None:
-        with self.db.session() as s:
+        with self._write() as s:
             dep = repo.get(s, self.id)
             for key, value in fields.items():
                 setattr(dep, key, value)
 
     def finish(self, state: State, *, reason: str = "", failure_phase: Phase | None = None,
                app_url: str | None = None, **fields) -> None:
-        """Ends the deployment: final fields, closed timings, the job done, the terminal event last.
-        Raises StaleClaim, writing nothing, when another attempt holds the job now."""
+        """Ends the deployment: buffered lines, final fields, closed timings, the job done, the
+        terminal event last. Raises StaleClaim, writing nothing, when another attempt holds the job now."""
         now = self.clock()
-        with self.db.session() as s:
-            self.queue.finish(s, self.claim)
+        with self._write(finishing=True) as s:
             dep: Deployment = repo.get(s, self.id)
             for key, value in fields.items():
                 setattr(dep, key, value)
@@ -188,6 +236,51 @@ class Recorder:
             finished = FinishedDeployment(
                 app=dep.app.name, state=str(state), failure_phase=dep.failure_phase, build_seconds=dep.build_seconds,
                 build_skipped=dep.build_skipped, deploy_seconds=dep.deploy_seconds)
-        self.events.notifier.notify(self.id)
         log.info("finished %s%s", state, f" at {finished.failure_phase}: {reason}" if state != State.SUCCEEDED else "")
         self.on_finish(finished)
+
+    def _buffer(self, kind: EventKind, phase: Phase, message: str, fields: dict) -> None:
+        self._pending.append((kind, phase, message, fields))
+        if len(self._pending) >= BATCH_EVENTS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = threading.Timer(FLUSH_SECONDS, self._flush_on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush_on_timer(self) -> None:
+        try:
+            self.flush()
+        except StaleClaim as stale:
+            log.warning("%s: its buffered lines are dropped", stale)
+        except Exception:
+            log.exception("storing buffered lines of deployment %s failed", self.id)
+
+    @contextmanager
+    def _write(self, *, finishing: bool = False) -> Iterator[Session]:
+        """One fenced transaction that first stores the buffered events, then the caller's writes;
+        watchers are woken after it commits. On StaleClaim nothing is written (the buffer is dropped:
+        its lines belong to an attempt that no longer owns the deployment)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pending, self._pending = self._pending, []
+            try:
+                with self.db.session() as s:
+                    if finishing:
+                        self.queue.finish(s, self.claim)
+                    else:
+                        self.queue.fence(s, self.claim)
+                    if pending:
+                        seq = repo.last_seq(s, self.id)
+                        for kind, phase, message, kw in pending:
+                            seq += 1
+                            self.events.append(s, self.id, kind, phase, message, seq=seq, **kw)
+                    yield s
+            except StaleClaim:
+                raise
+            except BaseException:
+                self._pending = pending + self._pending  # kept for the next write to retry
+                raise
+        self.events.notifier.notify(self.id)

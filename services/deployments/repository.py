@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.core.states import State
+from services.core.states import EventKind, State
 from services.db.models import Deployment, DeploymentEvent
 
 
@@ -47,6 +47,14 @@ def queued_for_app(session: Session, app_id: int) -> list[Deployment]:
 def last_seq(session: Session, deployment_id: int) -> int:
     q = select(func.max(DeploymentEvent.seq)).where(DeploymentEvent.deployment_id == deployment_id)
     return session.scalar(q) or 0
+
+
+def log_totals(session: Session, deployment_id: int) -> tuple[int, int]:
+    """(lines, characters) of the deployment's stored LOG events: what counts towards its log cap."""
+    q = select(func.count(DeploymentEvent.id), func.coalesce(func.sum(func.length(DeploymentEvent.message)), 0)).where(
+        DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.kind == str(EventKind.LOG))
+    lines, chars = session.execute(q).one()
+    return int(lines), int(chars)
 
 
 def events_after(session: Session, deployment_id: int, after_seq: int, limit: int = 1000) -> list[DeploymentEvent]:

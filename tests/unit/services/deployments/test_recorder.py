@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from services.core.states import EventKind, Phase, State
 from services.db.models import Deployment, Notification
 from services.deployments import repository as repo
 from services.deployments.events import EventLog, Notifier
+from services.deployments import recorder as recorder_module
 from services.deployments.recorder import Recorder
 from services.deployments.service import DeploymentService
 from services.jobs.cancels import CancelRegistry
@@ -82,8 +84,9 @@ def test_every_event_is_stored_before_watchers_are_woken(start, events, notifier
     rec.finish(State.SUCCEEDED)
 
     seqs = [e.seq for e in stored(events, rec.id)]
-    # Each wake-up finds the event written just before it (and all before that) already stored.
-    assert notifier.seen == seqs[-4:]
+    # Each wake-up finds everything written before it already stored: the phase, then the
+    # buffered line and progress together with the outcome.
+    assert notifier.seen == [seqs[-4], seqs[-1]]
 
 
 def test_seqs_are_gap_free_across_every_kind_of_write(start, events):
@@ -150,3 +153,100 @@ def test_an_attempt_that_lost_its_claim_cannot_finish(db, start, events, queue, 
     assert [e.seq for e in stored_so_far(db, rec.id)] == before
     assert rec.finished == []
 
+
+
+@pytest.mark.parametrize("write", [
+    lambda rec: rec.phase(Phase.START),
+    lambda rec: (rec.log("a line"), rec.flush()),
+    lambda rec: (rec.progress(1, 2), rec.flush()),
+    lambda rec: rec.update(image="web:stale"),
+    lambda rec: rec.finish(State.SUCCEEDED),
+], ids=["phase", "log", "progress", "update", "finish"])
+def test_every_write_of_a_stale_attempt_is_refused_and_stores_nothing(db, start, queue, clock, write):
+    rec = start()
+    rec.phase(Phase.BUILD)
+    clock.advance(30)
+    assert queue.claim("w2").attempt == 2
+    before = [e.seq for e in stored_so_far(db, rec.id)]
+
+    with pytest.raises(StaleClaim):
+        write(rec)
+
+    with db.read() as s:
+        dep = s.get(Deployment, rec.id)
+    assert (dep.state, dep.phase, dep.image) == ("RUNNING", "BUILD", "")
+    assert [e.seq for e in stored_so_far(db, rec.id)] == before
+
+
+def test_lines_are_buffered_then_stored_in_order_before_the_next_phase(db, start):
+    rec = start()
+    rec.phase(Phase.BUILD)
+    stored_before = len(stored_so_far(db, rec.id))
+    rec.log("one")
+    rec.progress(1, 2, "FROM scratch")
+    rec.log("two")
+    assert len(stored_so_far(db, rec.id)) == stored_before  # still buffered
+
+    rec.phase(Phase.START)
+    got = [(e.kind, e.message) for e in stored_so_far(db, rec.id)][stored_before:]
+    assert got == [(EventKind.LOG, "one"), (EventKind.PROGRESS, "FROM scratch"), (EventKind.LOG, "two"),
+                   (EventKind.PHASE, "start")]
+
+
+def test_a_burst_of_lines_is_stored_in_a_few_transactions(db, start, events):
+    rec = start()
+    commits = []
+    listener = lambda conn: commits.append(1)
+    sa_event.listen(db.engine, "commit", listener)
+    try:
+        for i in range(1000):
+            rec.log(f"line {i}")
+        rec.finish(State.SUCCEEDED)
+    finally:
+        sa_event.remove(db.engine, "commit", listener)
+    lines = [e.message for e in stored(events, rec.id) if e.kind == EventKind.LOG]
+    assert lines == [f"line {i}" for i in range(1000)]
+    # Batches of BATCH_EVENTS, the rest with the outcome (and at most one timer flush between).
+    assert len(commits) <= 1000 // recorder_module.BATCH_EVENTS + 2
+
+
+def test_a_lone_line_reaches_watchers_without_another_write(db, start, events):
+    rec = start()
+    seen = events.notifier.version(rec.id)
+    rec.log("only line")
+    events.notifier.wait(rec.id, seen, timeout=10)
+    assert stored_so_far(db, rec.id)[-1].message == "only line"
+
+
+def test_the_stored_log_is_capped_with_one_truncation_event(db, start, events, monkeypatch):
+    monkeypatch.setattr(recorder_module, "MAX_LOG_LINES", 5)
+    rec = start()
+    for i in range(10):
+        rec.log(f"line {i}")
+    rec.phase(Phase.START)  # the build goes on past the cap
+    rec.finish(State.SUCCEEDED)
+
+    got = stored(events, rec.id)
+    lines = [e.message for e in got if e.kind == EventKind.LOG]
+    assert lines[:5] == [f"line {i}" for i in range(5)]
+    assert len(lines) == 6 and lines[5].startswith("log truncated")
+    assert rec.lines_not_stored == 5
+    assert got[-1].state == State.SUCCEEDED
+
+
+def test_a_later_attempt_counts_the_earlier_attempts_lines_towards_the_cap(db, start, events, queue, clock,
+                                                                              monkeypatch):
+    monkeypatch.setattr(recorder_module, "MAX_LOG_LINES", 3)
+    rec = start()
+    for i in range(4):
+        rec.log(f"first attempt {i}")
+    rec.flush()
+    clock.advance(30)
+    again = Recorder(db, events, queue, queue.claim("w2"), clock=clock)
+    assert again.begin() is not None
+    again.log("second attempt")
+    again.finish(State.SUCCEEDED)
+
+    lines = [e.message for e in stored(events, rec.id) if e.kind == EventKind.LOG]
+    assert len(lines) == 4 and sum(m.startswith("log truncated") for m in lines) == 1
+    assert again.lines_not_stored == 1
