@@ -1,4 +1,8 @@
-"""`serversinc-api`: runs the control plane (gRPC API + deploy workers) until SIGINT/SIGTERM."""
+"""`serversinc-api`: runs the control plane (gRPC API + deploy workers) until SIGINT/SIGTERM.
+
+On a SQLite database it first takes the home's single-instance lock and exits 1 when another
+process holds it (see services.db.home_lock).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 
 from services.api.server import run_server
 from services.config import Settings
+from services.db.home_lock import HomeLock, HomeLocked
 from services.observability import logs
 from services.platform import Platform
 
@@ -23,12 +29,23 @@ def main(argv: list[str] | None = None) -> int:
     settings.local_agent_address = args.agent
     logs.configure(os.environ.get("SERVERSINC_LOG_FORMAT", "json"))
     host, _, port = args.listen.rpartition(":")
+    lock = None
+    if settings.database_url.startswith("sqlite"):
+        try:
+            lock = HomeLock.acquire(settings.home)
+        except HomeLocked as err:
+            print(f"serversinc-api: refusing to start: {err}", file=sys.stderr)
+            return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with run_server(Platform(settings), host=host, port=int(port)) as (_, bound):
-        logging.info("control plane listening on %s:%s (database %s)", host, bound, settings.database_url)
-        stop.wait()
+    try:
+        with run_server(Platform(settings), host=host, port=int(port)) as (_, bound):
+            logging.info("control plane listening on %s:%s (database %s)", host, bound, settings.database_url)
+            stop.wait()
+    finally:
+        if lock is not None:
+            lock.release()
     return 0
 
 
