@@ -52,6 +52,8 @@ class Settings:
     metrics_address: str = DEFAULT_METRICS
     # First retry of a failed notification after this many seconds, doubling each time.
     notify_backoff_seconds: float = 2.0
+    # Seconds between two polls of every server's containers by the health monitor.
+    health_poll_seconds: float = 5.0
     # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
     webhook_url: str = f"http://{DEFAULT_WEBHOOK}"
     extra: dict[str, str] = field(default_factory=dict)
@@ -81,6 +83,7 @@ class Settings:
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
             metrics_address=os.environ.get(METRICS_ENV, DEFAULT_METRICS),
+            health_poll_seconds=float(os.environ.get("SERVERSINC_HEALTH_POLL_SECONDS", "5")),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

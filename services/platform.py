@@ -22,6 +22,7 @@ from services.deployments.recorder import Recorder
 from services.deployments import repository as deployments_repo
 from services.deployments.service import DeploymentService
 from services.gitops.resolver import GitResolver
+from services.health.monitor import HealthMonitor
 from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
 from services.jobs.worker import Worker
@@ -54,6 +55,8 @@ class Platform:
             log.warning("talking to agents WITHOUT TLS (no certificates in %s)", settings.certs_dir)
         self.agents = AgentDirectory(self._agent_address_and_secret, tls)
         self.notifications = NotificationSender(self.db, self.box, backoff_seconds=settings.notify_backoff_seconds)
+        self.health = HealthMonitor(self.db, self._containers_of, period=settings.health_poll_seconds,
+                                    on_announced=self.notifications.wake)
         self.metrics = Metrics(queue_depth=self._queue_depth, agents_up=self._agents_up)
         self.metrics_port = 0
         self.pipeline = DeployPipeline(
@@ -84,6 +87,7 @@ class Platform:
         self.bootstrap()
         self.worker.start()
         self.notifications.start()
+        self.health.start()
         if self.settings.metrics_address:
             port = self.metrics.serve(self.settings.metrics_address)
             self.metrics_port = port
@@ -91,6 +95,7 @@ class Platform:
 
     def stop(self) -> None:
         self.metrics.close()
+        self.health.stop()
         self.notifications.stop()
         self.worker.stop()
         self.agents.close()
@@ -116,6 +121,9 @@ class Platform:
                 result.append((name, False))
         return result
 
+    def _containers_of(self, server_name: str, timeout: float):
+        return self.agents.for_server(server_name).list_containers("", timeout=timeout)
+
     def _agent_address_and_secret(self, server_name: str) -> tuple[str, str]:
         with self.db.read() as s:
             server = apps_repo.get_server(s, server_name)
@@ -130,7 +138,16 @@ class Platform:
         return app, self.agents.for_server(app.server.name)
 
     def delete_app(self, name: str) -> None:
+        """Check, then remove from the agent, then delete the row.
+
+        Refused with DEPLOYMENT_IN_PROGRESS (FAILED_PRECONDITION) while a deployment of the app
+        runs, before anything is touched, so the serving release keeps serving. Queued
+        deployments are deleted with the app. The agent goes first so that an unreachable agent
+        leaves the app to be deleted again; a deployment that started between the check and the
+        row's deletion makes the delete fail at the end (delete again once it finished).
+        """
         app, agent = self._agent_for(name)
+        self.apps.ensure_deletable(name)
         try:
             agent.remove_app(app.name)
         except AgentError as err:

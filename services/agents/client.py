@@ -146,9 +146,10 @@ class AgentClient:
         except grpc.RpcError:
             pass  # nothing running there any more
 
-    def list_containers(self, app: str) -> list[ContainerView]:
+    def list_containers(self, app: str, *, timeout: float = 10.0) -> list[ContainerView]:
+        """The app's containers; every managed container when app is empty."""
         try:
-            resp = self.stub.ListContainers(pb.ListContainersRequest(app=app), timeout=10, metadata=self.metadata)
+            resp = self.stub.ListContainers(pb.ListContainersRequest(app=app), timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise self._error(err) from None
         return [
@@ -157,6 +158,8 @@ class AgentClient:
                 image=c.image, state=c.state, direct_url=c.direct_url,
                 created=c.create_time.ToDatetime(tzinfo=timezone.utc) if c.HasField("create_time") else None,
                 serving=c.serving, url=c.url,
+                health=pb.ContainerHealth.Name(c.health).removeprefix("CONTAINER_HEALTH_") if c.health else "",
+                health_detail=c.health_detail, restart_count=c.restart_count,
             )
             for c in resp.containers
         ]

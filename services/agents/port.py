@@ -110,6 +110,12 @@ class ContainerView:
     created: datetime | None
     serving: bool
     url: str = ""
+    # As the router's checks see it: HEALTHY, UNHEALTHY, UNKNOWN, or "" from an agent that
+    # does not report it.
+    health: str = ""
+    health_detail: str = ""
+    # How many times Docker restarted it under its restart policy.
+    restart_count: int = 0
 
 
 @dataclass
@@ -124,7 +130,7 @@ class Agent(Protocol):
 
     def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]: ...
 
-    def list_containers(self, app: str) -> list[ContainerView]: ...
+    def list_containers(self, app: str, *, timeout: float = 10.0) -> list[ContainerView]: ...
 
     def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]: ...
 

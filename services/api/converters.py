@@ -11,6 +11,7 @@ from serversinc.v1 import api_token_service_pb2, app_pb2, deployment_pb2, git_se
 
 from services.api.names import deployment_name
 from services.apps.spec import AppSpec
+from services.apps.status import AppView
 from services.core.errors import InvalidArgument
 from services.core.states import Trigger
 from services.db.models import App
@@ -76,7 +77,8 @@ def spec_from_pb(app: app_pb2.App) -> AppSpec:
 
 
 def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
-              secret_keys: list[str] = ()) -> app_pb2.App:
+              secret_keys: list[str] = (), view: AppView | None = None) -> app_pb2.App:
+    """`view` (services.apps.status) adds the newest finished deployment and the health record."""
     msg = app_pb2.App(
         secret_env={key: MASK for key in secret_keys},
         name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
@@ -93,6 +95,14 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
         msg.current_commit_message = dep.commit_message
         if dep.finished_at:
             msg.last_deploy_time.CopyFrom(ts(dep.finished_at))
+    if view is not None:
+        if view.latest is not None:
+            msg.latest_deployment = deployment_name(app.name, view.latest.id)
+            msg.latest_deployment_failed = view.latest_failed
+        if view.health is not None:
+            msg.health_detail = view.health.detail
+            msg.health_observe_time.CopyFrom(ts(view.health.observed_at))
+            msg.health_stale = view.health.stale
     return msg
 
 

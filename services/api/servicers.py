@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from serversinc.v1 import (
     api_token_service_pb2,
     api_token_service_pb2_grpc,
@@ -23,6 +25,7 @@ from services.apps import status as app_status
 from services.apps.spec import SETTABLE
 from services.core import paging
 from services.core.errors import DeploymentNotFound, InvalidArgument
+from services.deployments.feed import Feeds
 from services.deployments.service import DeploymentView
 from services.platform import Platform
 
@@ -45,8 +48,8 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
     def _to_pb(self, apps):
         info = app_status.overview(self.p.db, apps)
         return [
-            conv.app_to_pb(a, info[a.id][0], DeploymentView(info[a.id][1]) if info[a.id][1] is not None else None,
-                           secret_keys=self.p.apps.secret_env_keys(a))
+            conv.app_to_pb(a, info[a.id].status, DeploymentView(info[a.id].serving) if info[a.id].serving else None,
+                           secret_keys=self.p.apps.secret_env_keys(a), view=info[a.id])
             for a in apps
         ]
 
@@ -97,14 +100,16 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
     def StreamAppLogs(self, request, context):
         app = names.parse_app(request.name)
         for entry in self.p.app_logs(app, follow=request.follow, tail=request.tail or 100):
-            if not context.is_active():
-                return
             yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
 
 
 class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
-    def __init__(self, platform: Platform):
+    """Unary methods are synchronous (grpc.aio runs them in its thread pool); WatchDeployment is
+    a coroutine on the loop, so an open watch holds no thread (services.deployments.feed)."""
+
+    def __init__(self, platform: Platform, feeds: Feeds):
         self.p = platform
+        self.feeds = feeds
 
     def _get(self, name: str, field: str = "name") -> DeploymentView:
         """The named deployment; one named under another app does not exist (NOT_FOUND)."""
@@ -158,10 +163,9 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
         return conv.deployment_to_pb(view)
 
     @translate_errors
-    def WatchDeployment(self, request, context):
-        view = self._get(request.name)
-        events = self.p.deployments.watch(view.row.id, request.after_seq, is_active=context.is_active)
-        for event in events:
+    async def WatchDeployment(self, request, context):
+        view = await asyncio.get_running_loop().run_in_executor(None, self._get, request.name)
+        async for event in self.feeds.follow(view.row.id, request.after_seq):
             yield conv.event_to_pb(event, view.row.app.name)
 
 

@@ -1,7 +1,7 @@
 """Queries for apps and servers, and the app's read model of its deployments.
 
 The only place that builds SQL for apps and servers. The read model (`has_deployment_in`,
-`deployment_facts`) reads the deployments table directly so that apps never import the deployments
+`deployment_facts`) reads the deployments and app_health tables directly so that apps never import the deployments
 package: deployments depend on apps, not the other way round.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.core.states import State
-from services.db.models import App, Deployment, Server
+from services.db.models import App, AppHealth, Deployment, Server
 
 
 def get_app(session: Session, name: str) -> App | None:
@@ -46,11 +46,13 @@ def has_deployment_in(session: Session, app_id: int, states: Iterable[State]) ->
 
 @dataclass(frozen=True)
 class DeploymentFacts:
-    """Per app id: its newest finished deployment, whether one is queued or running, and the serving one."""
+    """Per app id: its newest finished deployment, whether one is queued or running, the serving one,
+    and the health monitor's record."""
 
     latest_finished: dict[int, Deployment]
     active: set[int]
     serving: dict[int, Deployment]
+    health: dict[int, AppHealth]
 
 
 def deployment_facts(session: Session, apps: Iterable[App]) -> DeploymentFacts:
@@ -69,4 +71,5 @@ def deployment_facts(session: Session, apps: Iterable[App]) -> DeploymentFacts:
     )
     serving_ids = [a.current_deployment_id for a in apps if a.current_deployment_id]
     serving = {d.app_id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(serving_ids)))}
-    return DeploymentFacts(latest, active, serving)
+    health = {h.app_id: h for h in session.scalars(select(AppHealth).where(AppHealth.app_id.in_(ids)))}
+    return DeploymentFacts(latest, active, serving, health)

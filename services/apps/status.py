@@ -1,24 +1,54 @@
-"""What an app is doing, as users see it: derived from its deployments, never stored twice."""
+"""What an app is doing, as users see it: derived from its deployments and the health monitor's
+last observation, never stored twice.
+
+Invariant: the status speaks for what serves. A release that serves stays RUNNING (or DEGRADED /
+DOWN, as the monitor saw its containers) whatever later deployments did; a failed one is flagged
+beside it (AppView.latest), and FAILED means that nothing serves and the last deployment failed.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.apps import repository as repo
 from services.core.states import State
-from services.db.models import App, Deployment
+from services.db.models import App, AppHealth, Deployment
 from services.db.session import Database
+from services.health.assess import Health
 
 
-def derive(app: App, latest: Deployment | None, active: bool) -> str:
+@dataclass(frozen=True)
+class AppView:
+    status: str
+    # The serving deployment, the newest finished one, and the monitor's record of the serving one.
+    serving: Deployment | None
+    latest: Deployment | None
+    health: AppHealth | None
+
+    @property
+    def latest_failed(self) -> bool:
+        return self.latest is not None and self.latest.state == State.FAILED
+
+
+def derive(app: App, latest: Deployment | None, active: bool, health: AppHealth | None = None) -> str:
     if active:
         return "DEPLOYING"
-    if latest is not None and latest.state == State.FAILED:
-        return "FAILED"
-    return "RUNNING" if app.current_deployment_id else "NEW"
+    if not app.current_deployment_id:
+        return "FAILED" if latest is not None and latest.state == State.FAILED else "NEW"
+    if health is not None and health.deployment_id == app.current_deployment_id and health.health in (Health.DEGRADED, Health.DOWN):
+        return str(health.health)
+    return "RUNNING"
 
 
-def overview(db: Database, apps: list[App]) -> dict[int, tuple[str, Deployment | None]]:
-    """Per app id: (status, the serving deployment or None)."""
+def overview(db: Database, apps: list[App]) -> dict[int, AppView]:
+    """Per app id, what it is doing; one read of the database, no call to any agent."""
     with db.read() as s:
         facts = repo.deployment_facts(s, apps)
-    return {a.id: (derive(a, facts.latest_finished.get(a.id), a.id in facts.active), facts.serving.get(a.id))
-            for a in apps}
+    views = {}
+    for a in apps:
+        health = facts.health.get(a.id)
+        if health is not None and health.deployment_id != a.current_deployment_id:
+            health = None  # about an older release
+        latest = facts.latest_finished.get(a.id)
+        views[a.id] = AppView(derive(a, latest, a.id in facts.active, health), facts.serving.get(a.id), latest, health)
+    return views

@@ -1,4 +1,5 @@
-"""The outbox: one row per URL, written in the same transaction that ends the deployment.
+"""The outbox: one row per URL, written in the same transaction that ends the deployment, or that
+records an app going down or coming back (services.health).
 
 Writing with the outcome (not after it) means a crash can never lose a notification; the
 sender delivers at least once, and receivers de-duplicate by X-Serversinc-Delivery.
@@ -49,6 +50,33 @@ def enqueue(session: Session, dep: Deployment, state: State) -> int:
     for url in app.notify_urls or []:
         session.add(Notification(deployment_id=dep.id, url=url, body=body, next_attempt_at=utcnow()))
     return len(app.notify_urls or [])
+
+
+def health_payload(app: App, dep: Deployment, event: str, detail: str) -> dict:
+    """An app went down ("app.down") or serves again ("app.recovered"): the release it is about."""
+    sha = (dep.commit_sha or "")[:12]
+    if event == "app.down":
+        text = f":red_circle: {app.name} is down ({sha}): {detail.splitlines()[0] if detail else 'nothing healthy serves'}"
+    else:
+        text = f":large_green_circle: {app.name} is serving again ({sha}) — {app.url}"
+    return {
+        "text": text,
+        "event": event,
+        "app": app.name,
+        "detail": detail,
+        "deployment": {"name": deployment_name(app.name, dep.id), "commit_sha": dep.commit_sha, "url": app.url},
+    }
+
+
+def enqueue_health(session: Session, app: App, deployment_id: int, event: str, detail: str) -> int:
+    """Adds the app's notifications for a change of health in the caller's transaction; returns how many."""
+    dep = session.get(Deployment, deployment_id)
+    if dep is None or not app.notify_urls:
+        return 0
+    body = json.dumps(health_payload(app, dep, event, detail), sort_keys=True)
+    for url in app.notify_urls:
+        session.add(Notification(deployment_id=dep.id, url=url, body=body, next_attempt_at=utcnow()))
+    return len(app.notify_urls)
 
 
 def due(session: Session, limit: int = 20) -> list[Notification]:

@@ -1,0 +1,99 @@
+"""The health monitor: polls each server's agent for its containers and stores what it saw.
+
+One thread per control plane, one round every `period` seconds. A round asks every server that
+runs a serving release at once (a bounded pool, each call with a deadline shorter than the period),
+so a slow or dead server delays no other and no API call ever waits on an agent: GetApp and
+ListApps read the stored records only. A server that does not answer leaves its apps' last
+observation in place, marked stale. A change into or out of DOWN is stored and put in the
+notification outbox in one transaction, so it is announced once, and never lost to a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from services.agents.port import ContainerView
+from services.db.models import App, utcnow
+from services.db.session import Database
+from services.health import assess
+from services.health import repository as repo
+from services.notifications import outbox
+
+log = logging.getLogger(__name__)
+
+# Servers asked at the same time in one round.
+MAX_PARALLEL = 8
+
+
+class HealthMonitor:
+    def __init__(self, db: Database, containers_of: Callable[[str, float], list[ContainerView]], *,
+                 period: float = 5.0, on_announced: Callable[[], None] = lambda: None):
+        """`containers_of(server, timeout)` lists every managed container on that server."""
+        self.db = db
+        self.containers_of = containers_of
+        self.period = period
+        self.on_announced = on_announced
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="health")
+        self._thread = threading.Thread(target=self._loop, name="health-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(15)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.poll()
+            except Exception:
+                log.exception("health poll failed")
+
+    def poll(self) -> int:
+        """One round; returns how many announcements it queued."""
+        with self.db.read() as s:
+            targets = repo.targets(s)
+        by_server: dict[str, list[repo.Target]] = defaultdict(list)
+        for t in targets:
+            by_server[t.server].append(t)
+        timeout = max(0.5, min(5.0, self.period * 0.8))
+        futures = {name: self._pool.submit(self.containers_of, name, timeout) for name in by_server}
+        announced = 0
+        for name, future in futures.items():
+            try:
+                containers = future.result()
+            except Exception as err:  # unreachable, refused, or no longer registered: all "no answer"
+                log.info("health: server %s did not answer: %s", name, err)
+                with self.db.session() as s:
+                    repo.mark_stale(s, [t.app_id for t in by_server[name]])
+                continue
+            announced += self._store(by_server[name], containers)
+        if announced:
+            self.on_announced()
+        return announced
+
+    def _store(self, targets: list[repo.Target], containers: list[ContainerView]) -> int:
+        by_app: dict[str, list[ContainerView]] = defaultdict(list)
+        for c in containers:
+            by_app[c.app].append(c)
+        announced = 0
+        with self.db.session() as s:
+            previous = repo.previous(s, [t.app_id for t in targets])
+            now = utcnow()
+            for t in targets:
+                before = previous.get(t.app_id)
+                obs = assess.observe(t.deployment_id, by_app.get(t.app, []), before, now)
+                moved = repo.record(s, t.app_id, before.health if before else None, obs, now)
+                event = assess.announcement(before.health if before else None, obs.health) if moved else None
+                if event is not None:
+                    log.warning("app %s: %s %s", t.app, event, obs.detail)
+                    announced += outbox.enqueue_health(s, s.get(App, t.app_id), t.deployment_id, str(event), obs.detail)
+        return announced
