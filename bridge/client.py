@@ -143,7 +143,8 @@ class ControlPlaneClient:
                     parent=f"apps/{request.app}", rebuild=True, commit_sha=request.commit_sha,
                     trigger=deployment_pb2.DEPLOYMENT_TRIGGER_WEBHOOK, request_id=request.request_id,
                     delivery_id=request.delivery_id, pusher=request.pusher,
-                    commit_message=request.commit_message, supersede_queued=True),
+                    commit_message=request.commit_message, supersede_queued=True,
+                    before_commit_sha=request.before_commit_sha),
                 timeout=timeout)
         except grpc.RpcError as err:
             code = err.code()
@@ -154,6 +155,8 @@ class ControlPlaneClient:
             if code in UNREACHABLE:
                 raise self._unavailable(err) from err
             raise Rejected(err.details() or code.name) from err
+        if dep.state == deployment_pb2.DEPLOYMENT_STATE_SUPERSEDED:
+            return Created(request.app, dep.name, ignored=dep.failure_reason or "older than the newest push")
         return Created(request.app, dep.name)
 
 

@@ -55,6 +55,8 @@ class DeployRequest:
     delivery_id: str
     pusher: str
     commit_message: str
+    # The branch head the push replaced (GitHub's `before`): the control plane's push order.
+    before_commit_sha: str = ""
 
     @property
     def request_id(self) -> str:
@@ -67,6 +69,8 @@ class Created:
     app: str
     deployment: str
     duplicate: bool = False
+    # Why the control plane recorded it without deploying (an older commit than the newest push).
+    ignored: str = ""
 
 
 class Backend(Protocol):
@@ -78,7 +82,8 @@ class Backend(Protocol):
 
     def create_deployment(self, request: DeployRequest) -> Created:
         """Enqueue a webhook deployment (rebuild, supersede queued ones); raises AppGone,
-        Rejected or Unavailable. A repeated request_id returns Created(duplicate=True)."""
+        Rejected or Unavailable. A repeated request_id returns Created(duplicate=True); a commit
+        older than the newest push is recorded but not deployed: Created(ignored=reason)."""
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,15 @@ def _push(backend: Backend, delivery: Delivery, only_app: str | None) -> Reply:
 
     pusher = payload.get("pusher") if isinstance(payload.get("pusher"), dict) else {}
     head = payload.get("head_commit") if isinstance(payload.get("head_commit"), dict) else {}
+    before = payload.get("before")
+    before = before if isinstance(before, str) and rules.SHA.fullmatch(before) else ""
     created: list[Created] = []
     errors: list[dict] = []
     for app in targets:
         request = DeployRequest(
             app=app.name, commit_sha=after, delivery_id=delivery.delivery_id,
             pusher=_text(pusher.get("name"), MAX_PUSHER),
-            commit_message=_text(head.get("message"), MAX_COMMIT_MESSAGE),
+            commit_message=_text(head.get("message"), MAX_COMMIT_MESSAGE), before_commit_sha=before,
         )
         try:
             created.append(backend.create_deployment(request))
@@ -188,10 +195,13 @@ def _push(backend: Backend, delivery: Delivery, only_app: str | None) -> Reply:
             errors.append({"app": app.name, "error": str(exc)})
     for c in created:
         log.info("delivery %s: %s %s %s at %s", delivery.delivery_id, "already created" if c.duplicate
-                 else "enqueued", c.deployment, c.app, after[:12])
+                 else f"ignored ({c.ignored})" if c.ignored else "enqueued", c.deployment, c.app, after[:12])
 
-    listed = [{"app": c.app, "deployment": c.deployment, **({"duplicate": True} if c.duplicate else {})}
-              for c in created]
+    listed = [{"app": c.app, "deployment": c.deployment, **({"duplicate": True} if c.duplicate else {}),
+               **({"ignored": c.ignored} if c.ignored else {})} for c in created]
+    if created and all(c.ignored for c in created) and not errors:
+        return Reply(202, {"ignored": created[0].ignored if len(created) == 1 else "older than the newest push",
+                           "deployments": listed})
     if created and all(c.duplicate for c in created) and not errors:
         return Reply(200, {"duplicate": True, "deployments": [{"app": c.app, "deployment": c.deployment}
                                                                for c in created]})

@@ -137,6 +137,7 @@ class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
             source_deployment=self._source(app, request.source_deployment, "source_deployment"),
             request_id=request.request_id, delivery_id=request.delivery_id, pusher=request.pusher,
             commit_message=request.commit_message, supersede_queued=request.supersede_queued,
+            before_commit_sha=request.before_commit_sha,
         )
         return conv.deployment_to_pb(view)
 

@@ -128,6 +128,9 @@ class Deployment(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     rebuild: Mapped[bool] = mapped_column(default=False)
     requested_commit_sha: Mapped[str] = mapped_column(String(40), default="")
+    # The branch's previous head named by the push that asked for this commit (GitHub's `before`):
+    # the push order the older-commit rule reads (services.deployments.pushes).
+    before_commit_sha: Mapped[str] = mapped_column(String(40), default="")
     source_deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
     commit_sha: Mapped[str] = mapped_column(String(40), default="")
     commit_message: Mapped[str] = mapped_column(Text, default="")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from services.core.states import EventKind, State
+from services.core.states import EventKind, State, Trigger
 from services.db.models import Deployment, DeploymentEvent
 
 
@@ -75,6 +75,20 @@ def previous_success(session: Session, app_id: int, *, before: int | None) -> De
     if before is not None:
         q = q.where(Deployment.id < before)
     return session.scalar(q.order_by(Deployment.id.desc()).limit(1))
+
+
+def newest_push(session: Session, app_id: int) -> Deployment | None:
+    """The app's newest webhook deployment of a named commit (whatever its outcome)."""
+    q = select(Deployment).where(Deployment.app_id == app_id, Deployment.trigger == str(Trigger.WEBHOOK),
+                                 Deployment.requested_commit_sha != "")
+    return session.scalar(q.order_by(Deployment.id.desc()).limit(1))
+
+
+def commit_seen(session: Session, app_id: int, sha: str) -> bool:
+    """Whether a deployment of the app named `sha` as its commit, or a push of it replaced `sha`."""
+    q = select(Deployment.id).where(Deployment.app_id == app_id, or_(
+        Deployment.requested_commit_sha == sha, Deployment.commit_sha == sha, Deployment.before_commit_sha == sha))
+    return session.scalar(q.limit(1)) is not None
 
 
 def by_request_id(session: Session, request_id: str) -> Deployment | None:

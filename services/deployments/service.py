@@ -22,6 +22,7 @@ from services.core.errors import (
 from services.core.states import PAST_SWITCH, EventKind, Phase, State, Trigger
 from services.db.models import Deployment, utcnow
 from services.db.session import Database
+from services.deployments import pushes
 from services.deployments import repository as repo
 from services.deployments.events import EventLog
 from services.jobs.cancels import CancelRegistry
@@ -54,10 +55,16 @@ class DeploymentService:
     def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
                trigger: Trigger = Trigger.API, source_deployment: str = "", request_id: str = "",
                delivery_id: str = "", pusher: str = "", commit_message: str = "",
-               supersede_queued: bool = False) -> DeploymentView:
+               supersede_queued: bool = False, before_commit_sha: str = "") -> DeploymentView:
+        """Queues a deployment. A webhook deployment of a commit older than the newest push seen
+        (services.deployments.pushes) is recorded SUPERSEDED at once, with the reason, and never runs."""
         v.app_name(app_name)
         if commit_sha:
             v.commit_sha(commit_sha)
+        if before_commit_sha.strip("0"):
+            v.commit_sha(before_commit_sha)
+        else:
+            before_commit_sha = ""  # GitHub's all-zero `before`: the push created the branch
         for what, value in (("request_id", request_id), ("delivery_id", delivery_id), ("pusher", pusher)):
             if len(value) > 255:
                 raise InvalidArgument(f"{what} is longer than 255 characters")
@@ -65,7 +72,7 @@ class DeploymentService:
             raise InvalidArgument("commit_message is longer than 64 KiB")
         try:
             return self._create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
-                                delivery_id, pusher, commit_message, supersede_queued)
+                                delivery_id, pusher, commit_message, supersede_queued, before_commit_sha)
         except IntegrityError:
             # Another request with the same idempotency key won the race.
             if request_id:
@@ -82,7 +89,7 @@ class DeploymentService:
             )
 
     def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,
-                pusher, commit_message, supersede_queued) -> DeploymentView:
+                pusher, commit_message, supersede_queued, before_commit_sha) -> DeploymentView:
         # A repeated request_id is caught by its unique constraint (no read first: this is the hot
         # path of every webhook delivery).
         with self.db.session() as s:
@@ -98,24 +105,47 @@ class DeploymentService:
                 if source.state != State.SUCCEEDED or not source.release:
                     raise ReleaseNotRedeployable(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
                 trigger = Trigger.ROLLBACK
+            older = self._older_push(s, app.id, commit_sha, before_commit_sha) if trigger == Trigger.WEBHOOK else None
             dep = Deployment(
                 app=app, app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
                 rebuild=rebuild, requested_commit_sha=commit_sha, source_deployment_id=source_id,
                 created_at=utcnow(), request_id=request_id or None, delivery_id=delivery_id, pusher=pusher,
-                commit_message=commit_message,
+                commit_message=commit_message, before_commit_sha=before_commit_sha,
             )
             s.add(dep)
             s.flush()
-            self.queue.enqueue(s, dep.id, dep.app_id)
-            self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
-                               state=State.QUEUED, seq=1)
-            superseded = self._supersede_older(s, dep) if supersede_queued else []
+            superseded = []
+            if older is not None:
+                newest_id, reason = older
+                dep.state = str(State.SUPERSEDED)
+                dep.superseded_by_id = newest_id
+                dep.failure_reason = reason
+                dep.finished_at = utcnow()
+                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"ignored: {reason}",
+                                   state=State.SUPERSEDED, seq=1)
+            else:
+                self.queue.enqueue(s, dep.id, dep.app_id)
+                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
+                                   state=State.QUEUED, seq=1)
+                if supersede_queued:
+                    superseded = self._supersede_older(s, dep)
             position = repo.queue_positions(s, [app.id]).get(dep.id, 0)
             view = DeploymentView(dep, position)
         for older in [*superseded, view.row.id]:
             self.events.notifier.notify(older)
         self.queue.wake()
         return view
+
+    @staticmethod
+    def _older_push(s, app_id: int, commit_sha: str, before_commit_sha: str) -> tuple[int, str] | None:
+        """(the newest push's deployment id, why) when a pushed commit is older than that push."""
+        if not commit_sha:
+            return None
+        row = repo.newest_push(s, app_id)
+        newest = pushes.Push(row.id, row.requested_commit_sha, row.before_commit_sha) if row else None
+        seen = newest is not None and repo.commit_seen(s, app_id, commit_sha)
+        reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, seen)
+        return (newest.deployment_id, reason) if reason else None
 
     def _supersede_older(self, s, newer: Deployment) -> list[int]:
         """Ends the app's older queued deployments: only the newest push needs deploying."""

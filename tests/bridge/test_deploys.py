@@ -92,3 +92,28 @@ def test_pushes_during_a_deploy_coalesce_to_the_newest(bridge, sample_repo, samp
         older = cp.get(name)
         assert older.state == S.DEPLOYMENT_STATE_SUPERSEDED and older.superseded_by in queued[1:], older
     assert "sample app v4" in fetch(bridge.app_url(app_name))
+
+
+def test_a_replay_of_an_older_push_is_recorded_but_never_redeployed(bridge, sample_repo, sample_url, app_name):
+    cp = bridge.cp
+    cp.create_app(app_name, sample_url)
+    secret = bridge.secret(app_name)
+    path = f"/webhooks/github/{app_name}"
+    base = sample_repo.head.commit.hexsha
+    v2 = commit_version(sample_repo, "v2")
+    old_push = push_payload(repo_url=sample_url, after=v2, before=base)
+    first = bridge.send(path, "push", old_push, secret)
+    assert cp.wait(first.json()["deployments"][0]["deployment"], timeout=90).state == S.DEPLOYMENT_STATE_SUCCEEDED
+    v3 = commit_version(sample_repo, "v3")
+    newer = bridge.send(path, "push", push_payload(repo_url=sample_url, after=v3, before=v2), secret)
+    newest = newer.json()["deployments"][0]["deployment"]
+    assert cp.wait(newest, timeout=90).state == S.DEPLOYMENT_STATE_SUCCEEDED
+
+    # The v2 push again under a fresh delivery id (a replay): accepted, recorded, not deployed.
+    replay = bridge.send(path, "push", old_push, secret, delivery=new_delivery())
+    assert replay.status_code == 202, replay.text
+    body = replay.json()
+    assert "older than" in body["ignored"] and body["deployments"][0]["ignored"] == body["ignored"]
+    ignored = cp.get(body["deployments"][0]["deployment"])
+    assert ignored.state == S.DEPLOYMENT_STATE_SUPERSEDED and ignored.superseded_by == newest, ignored
+    assert "sample app v3" in fetch(bridge.app_url(app_name))
