@@ -85,6 +85,17 @@ def _ts(msg: Message, field: str) -> str:
     return fmt_time(getattr(msg, field), msg.HasField(field))
 
 
+def app_status_words(a) -> str:
+    """The status word, then what qualifies it: a failed deployment beside the serving release
+    ("running, deployment 12 failed") and a status the server has not confirmed lately ("stale")."""
+    words = [enum_short(a, "status")]
+    if a.latest_deployment_failed and a.current_deployment:
+        words.append(f"deployment {deployment_id(a.latest_deployment)} failed")
+    if a.health_stale:
+        words.append("stale")
+    return ", ".join(words)
+
+
 def apps_table(apps: Iterable) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("NAME", "STATUS", "URL", "BRANCH", "SERVER", "COMMIT", "LAST DEPLOY"):
@@ -92,7 +103,7 @@ def apps_table(apps: Iterable) -> Table:
     for a in apps:
         _add_row(
             table,
-            a.name, enum_short(a, "status"), a.url, a.branch, a.server,
+            a.name, app_status_words(a), a.url, a.branch, a.server,
             short_sha(a.current_commit), _ts(a, "last_deploy_time"),
         )
     return table
@@ -108,7 +119,8 @@ def app_detail_table(a) -> Table:
         commit = f"{commit} {a.current_commit_message}".strip()
     rows = [
         ("name", a.name),
-        ("status", enum_short(a, "status")),
+        ("status", app_status_words(a)),
+        ("health", a.health_detail),
         ("url", a.url),
         ("repo", a.repo_url),
         ("branch", a.branch),
@@ -122,6 +134,7 @@ def app_detail_table(a) -> Table:
         ("build timeout", f"{a.build_timeout_seconds}s" if a.build_timeout_seconds else ""),
         ("stop grace", f"{a.stop_grace_seconds}s" if a.stop_grace_seconds else ""),
         ("deployment", a.current_deployment),
+        ("latest deployment", f"{a.latest_deployment} (failed)" if a.latest_deployment_failed else a.latest_deployment),
         ("commit", commit),
         ("last deploy", _ts(a, "last_deploy_time")),
         ("created", _ts(a, "create_time")),

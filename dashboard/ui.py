@@ -21,6 +21,8 @@ from client.watch import Phase, State
 # (colour, icon) per word. Colours are st.badge's palette.
 _BADGES = {
     "running": ("green", ":material/check_circle:"),
+    "degraded": ("orange", ":material/warning:"),
+    "down": ("red", ":material/heart_broken:"),
     "succeeded": ("green", ":material/check_circle:"),
     "online": ("green", ":material/cloud_done:"),
     "deploying": ("blue", ":material/progress_activity:"),
@@ -38,6 +40,22 @@ _DEPLOYMENT_RUNNING = ("blue", ":material/progress_activity:")
 
 def app_status(app: app_pb2.App) -> str:
     return enum_value_short(app_pb2.AppStatus, app.status) or "unknown"
+
+
+def failed_beside(app: app_pb2.App) -> str:
+    """The flag for a failed deployment beside the serving release ("" when there is none): the
+    status still speaks for what serves, the flag says the newest attempt did not replace it."""
+    if not (app.latest_deployment_failed and app.current_deployment):
+        return ""
+    return f"Deployment #{deployment_id(app.latest_deployment)} failed; #{deployment_id(app.current_deployment)} still serves"
+
+
+def health_note(app: app_pb2.App) -> str:
+    """Why the app is degraded or down, and whether its server has stopped answering."""
+    parts = [app.health_detail] if app.health_detail else []
+    if app.health_stale:
+        parts.append(f"server not answering; last seen {ago(app.health_observe_time)}")
+    return " · ".join(parts)
 
 
 def deployment_state(dep: deployment_pb2.Deployment) -> str:

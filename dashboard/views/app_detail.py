@@ -52,6 +52,10 @@ with head:
     serving = (f"`{ui.short_sha(app.current_commit)}` {app.current_commit_message}" if app.current_commit
                else "nothing deployed yet")
     st.markdown(f"Serving {serving}")
+    if flag := ui.failed_beside(app):
+        st.markdown(f":red-badge[:material/error: {flag}]")
+    if note := ui.health_note(app):
+        st.caption(f":material/monitor_heart: {note}")
     line = f":material/call_split: `{app.branch}` of `{app.repo_url}` · server `{app.server or 'local'}`"
     if app.url:
         line = f":material/link: [{app.url}]({app.url}) · " + line

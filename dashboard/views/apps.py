@@ -23,12 +23,14 @@ st.title("Apps")
 if flash := st.session_state.pop("apps_flash", None):
     st.success(flash, icon=":material/check_circle:")
 
-counts = {word: sum(1 for a in apps if ui.app_status(a) == word) for word in ("running", "deploying", "failed")}
-m = st.columns(4)
+counts = {word: sum(1 for a in apps if ui.app_status(a) == word)
+          for word in ("running", "degraded", "down", "deploying", "failed")}
+m = st.columns(5)
 m[0].metric("Apps", len(apps), border=True)
 m[1].metric("Running", counts["running"], border=True)
-m[2].metric("Deploying", counts["deploying"], border=True)
-m[3].metric("Failed", counts["failed"], border=True)
+m[2].metric("Degraded or down", counts["degraded"] + counts["down"], border=True)
+m[3].metric("Deploying", counts["deploying"], border=True)
+m[4].metric("Failed", counts["failed"], border=True)
 
 
 def app_card(app) -> None:
@@ -40,6 +42,10 @@ def app_card(app) -> None:
             ui.badge(status)
         if app.current_commit:
             st.markdown(f"`{ui.short_sha(app.current_commit)}` {app.current_commit_message}")
+            if flag := ui.failed_beside(app):
+                st.markdown(f":red-badge[:material/error: {flag}]")
+            if note := ui.health_note(app):
+                st.caption(f":material/monitor_heart: {note}")
         else:
             st.markdown('<span class="sx-muted">No release serving yet</span>', unsafe_allow_html=True)
         if app.url:

@@ -160,3 +160,31 @@ def test_edit_sends_only_changed_fields_and_delete_needs_confirmation(dashboard,
     assert not at.exception, at.exception
     assert f"Deleted app {app_name}" in texts(at)
     assert not control_plane.apps.ListApps(app_service_pb2.ListAppsRequest()).apps
+
+
+def test_the_apps_page_flags_a_failed_deploy_beside_the_serving_release_and_shows_down(
+        dashboard, control_plane, sample_repo, sample_url, app_name, docker_client):
+    from serversinc.v1 import app_pb2
+
+    from tests.integration.test_app_status import SERVE, wait_app
+    from tests.support.sample_app import DOCKERFILE, commit_files
+
+    control_plane.platform.health.period = 0.5
+    control_plane.create_app(app_name, sample_url, health_timeout_seconds=2)
+    first = control_plane.wait(control_plane.deploy(app_name).name)
+    commit_files(sample_repo, {"Dockerfile": DOCKERFILE.replace(SERVE, 'CMD ["/bin/busybox","sleep","600"]')},
+                 "never listens")
+    control_plane.wait(control_plane.deploy(app_name).name)
+    at = dashboard(control_plane.address).run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "Deployment #2 failed; #1 still serves" in page, page
+    assert ":green-badge[:material/check_circle: running]" in page, page
+
+    docker_client.containers.get(first.container_id).kill()
+    wait_app(control_plane, app_name, lambda a: a.status == app_pb2.APP_STATUS_DOWN)
+    at.run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert ":red-badge[:material/heart_broken: down]" in page, page
+    assert "Degraded or down" in [m.label for m in at.metric] and at.metric[2].value == "1"

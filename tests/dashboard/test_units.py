@@ -77,3 +77,26 @@ def test_feed_resumes_without_duplicating_or_dropping_lines():
     assert logs == [f"Step {i}/9" for i in range(1, 10)]
     assert feed.last_seq == 10
     assert client.calls[0] == 0 and client.calls == sorted(client.calls)
+
+
+def test_a_failed_deployment_is_flagged_beside_the_serving_release_only():
+    beside = app_pb2.App(status=app_pb2.APP_STATUS_RUNNING, current_deployment="apps/web/deployments/3",
+                         latest_deployment="apps/web/deployments/4", latest_deployment_failed=True)
+    assert ui.failed_beside(beside) == "Deployment #4 failed; #3 still serves"
+    nothing_serves = app_pb2.App(status=app_pb2.APP_STATUS_FAILED, latest_deployment="apps/web/deployments/1",
+                                 latest_deployment_failed=True)
+    assert ui.failed_beside(nothing_serves) == ""
+    assert ui.failed_beside(app_pb2.App(current_deployment="apps/web/deployments/3",
+                                        latest_deployment="apps/web/deployments/3")) == ""
+
+
+def test_down_and_degraded_have_their_own_badge_colours():
+    assert ui.app_status(app_pb2.App(status=app_pb2.APP_STATUS_DOWN)) == "down"
+    assert ui.badge_md("down") == ":red-badge[down]"
+    assert ui.badge_md("degraded") == ":orange-badge[degraded]"
+
+
+def test_the_health_note_says_why_and_whether_it_is_stale():
+    assert ui.health_note(app_pb2.App()) == ""
+    stale = app_pb2.App(health_detail="container web-1 is exited", health_stale=True, health_observe_time=_ts(0))
+    assert ui.health_note(stale).startswith("container web-1 is exited · server not answering; last seen ")

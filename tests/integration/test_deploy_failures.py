@@ -40,7 +40,9 @@ def test_a_dockerfile_that_fails_to_build_fails_at_build(control_plane, sample_r
     assert any("returned a non-zero code: 1" in line for line in log_lines(control_plane, dep.name))
     assert_still_serving_v1(control_plane, app_name, first, docker_client)
     app = control_plane.apps.GetApp(app_service_pb2.GetAppRequest(name=app_name))
-    assert app.status == app_service_status("FAILED")
+    # v1 serves, so the app is running it; the failed deployment is flagged beside it.
+    assert app.status == app_service_status("RUNNING")
+    assert (app.latest_deployment, app.latest_deployment_failed) == (dep.name, True)
 
 
 def test_a_container_that_exits_at_once_fails_at_start(control_plane, sample_repo, sample_url, app_name, docker_client):

@@ -53,3 +53,14 @@ def test_tables_render_without_markup_errors():
         name="deployments/1", id=1, state=deployment_pb2.DEPLOYMENT_STATE_QUEUED, queue_position=2)]))
     text = c.export_text()
     assert "running" in text and "[x]" in text and "queued" in text
+
+
+def test_status_words_flag_a_failed_deployment_beside_the_serving_release_and_a_stale_status():
+    serving = dict(name="web", current_deployment="apps/web/deployments/3", latest_deployment="apps/web/deployments/4")
+    assert render.app_status_words(app_pb2.App(status=app_pb2.APP_STATUS_RUNNING, latest_deployment_failed=True,
+                                               **serving)) == "running, deployment 4 failed"
+    assert render.app_status_words(app_pb2.App(status=app_pb2.APP_STATUS_DOWN, health_stale=True,
+                                               **serving)) == "down, stale"
+    assert render.app_status_words(app_pb2.App(status=app_pb2.APP_STATUS_FAILED, latest_deployment_failed=True,
+                                               latest_deployment="apps/web/deployments/1")) == "failed"
+    assert render.app_status_words(app_pb2.App(status=app_pb2.APP_STATUS_DEGRADED, **serving)) == "degraded"
