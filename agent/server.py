@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent import futures
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -14,12 +13,14 @@ from agent.apps import AppAdmin
 from agent.builder import Builder
 from agent.config import AgentConfig
 from agent.docker_engine import DockerEngine
+from agent.log_follow import LogReader
 from agent.operations import Operations
 from agent.releaser import Releaser
 from agent.repo_cache import RepoCache
 from agent.router import DirectRouter, Router
 from agent.servicer import TugboatServicer, add_to_server
 from agent.trust import AuthInterceptor, parse_allowlist, resolve_secret, server_tls
+from common.aio_server import LoopServer, serve
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 32
@@ -55,14 +56,14 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
     cache = RepoCache(config.repos_dir)
     releaser = Releaser(engine, router, agent_id=agent_id)
     servicer = TugboatServicer(Builder(engine, cache), releaser, AppAdmin(engine, router, cache),
-                               Operations())
+                               Operations(), LogReader.for_client(engine.client))
     return servicer, releaser
 
 
 @contextmanager
 def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127.0.0.1",
                docker_client=None, router: Router | None = None
-               ) -> Iterator[tuple[grpc.Server, int]]:
+               ) -> Iterator[tuple[LoopServer, int]]:
     """Reconcile state, serve until the block exits, then stop; yields (server, bound_port).
 
     `port=None` uses config.port; pass 0 for a free port (tests). The router is started
@@ -91,26 +92,28 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
 @contextmanager
 def _serve(config: AgentConfig, servicer: TugboatServicer, releaser: Releaser,
            port: int | None, host: str, credentials: grpc.ServerCredentials | None,
-           auth: AuthInterceptor) -> Iterator[tuple[grpc.Server, int]]:
+           auth: AuthInterceptor) -> Iterator[tuple[LoopServer, int]]:
+    """A grpc.aio server (common.aio_server): `MAX_WORKERS` threads for unary calls and running
+    Build/Deploy streams; log followers are coroutines and hold none."""
     releaser.reconcile()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
-                                                    thread_name_prefix="tugboat"),
-                         interceptors=[auth])
-    health = add_to_server(servicer, server)
     address = f"{host}:{config.port if port is None else port}"
     if ":" in host and not host.startswith("["):
         address = f"[{host}]:{config.port if port is None else port}"
-    if credentials is None:
-        bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, credentials)
-    server.start()
-    health.set_serving(True)
-    log.info("tugboat listening on %s:%d (%s; state %s)", host, bound,
-             "PLAINTEXT" if credentials is None else f"mutual TLS, certificates in {config.certs_dir}",
-             config.state_dir)
-    try:
-        yield server, bound
-    finally:
-        health.set_serving(False)
-        server.stop(grace=1).wait()
+    health = None
+
+    async def setup(server: grpc.aio.Server) -> int:
+        nonlocal health
+        health = add_to_server(servicer, server)
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
+
+    with serve(setup, workers=MAX_WORKERS, name="tugboat", interceptors=[auth], grace=1) as server:
+        server.call(health.set_serving(True))
+        log.info("tugboat listening on %s:%d (%s; state %s)", host, server.port,
+                 "PLAINTEXT" if credentials is None else f"mutual TLS, certificates in {config.certs_dir}",
+                 config.state_dir)
+        try:
+            yield server, server.port
+        finally:
+            server.call(health.set_serving(False))

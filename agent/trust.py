@@ -19,7 +19,7 @@ import grpc
 from common.agent_secret import (  # noqa: F401 - the agent's names for them
     MIN_SECRET_LENGTH, SECRET_ENV, SecretFileError, read_env_secret)
 from common.agent_secret import load_or_create_secret as _load_or_create
-from common.grpc_auth import BearerInterceptor, behavior, handler_like, same_secret
+from common.grpc_auth import BearerInterceptor, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,9 @@ class AuthInterceptor(BearerInterceptor):
     """Requires the agent secret on every call except the health check, and (when an allowlist
     is set) a peer address on it; refusals abort before the servicer method runs.
 
-    Interceptors do not see the peer address, so the allowlist check runs at the start of the
-    handler this interceptor returns, ahead of the real method: PERMISSION_DENIED first (a
-    stranger learns nothing about the secret), then UNAUTHENTICATED.
+    Interceptors do not see the peer address, so the allowlist check runs in the check put in
+    front of the real method (common.grpc_auth.checked): PERMISSION_DENIED first (a stranger
+    learns nothing about the secret), then UNAUTHENTICATED.
     """
 
     open_methods = OPEN_METHODS
@@ -142,18 +142,11 @@ class AuthInterceptor(BearerInterceptor):
             return None
         return "missing or wrong agent secret: send 'authorization: Bearer <agent secret>'"
 
-    def guard(self, method: str, handler, refused: str | None):
-        if not self._allow or handler is None:
-            return super().guard(method, handler, refused)
-        inner = behavior(handler)
-        allow = self._allow
+    def needs_check(self, refused: str | None) -> bool:
+        return refused is not None or bool(self._allow)
 
-        def guarded(request_or_iterator, context):
-            if not peer_allowed(context.peer(), allow):
-                self.abort(context, method, grpc.StatusCode.PERMISSION_DENIED,
-                           "this address may not call the agent (not on its allowlist)")
-            if refused is not None:
-                self.abort(context, method, grpc.StatusCode.UNAUTHENTICATED, refused)
-            return inner(request_or_iterator, context)
-
-        return handler_like(handler, guarded)
+    def check(self, method: str, context, refused: str | None):
+        if not peer_allowed(context.peer(), self._allow):
+            return self.denied(method, context, grpc.StatusCode.PERMISSION_DENIED,
+                               "this address may not call the agent (not on its allowlist)")
+        return super().check(method, context, refused)

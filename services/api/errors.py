@@ -4,7 +4,8 @@ Every refusal carries a `google.rpc.ErrorInfo` (domain "serversinc.io") whose re
 error's own (APP_NOT_FOUND, DEPLOYMENT_NOT_CANCELLABLE, ...), so callers branch on the reason, not
 the message; an INVALID_ARGUMENT that knows its field also carries a `google.rpc.BadRequest`.
 Servicer methods are wrapped by `translate_errors`; anything unexpected becomes INTERNAL with an
-id to find it in the log, never a stack trace to the caller.
+id to find it in the log, never a stack trace to the caller. The server is grpc.aio: a method that
+aborts on its own raises `grpc.aio.AbortError`, which passes through untouched.
 """
 
 from __future__ import annotations
@@ -47,47 +48,60 @@ def _packed(detail) -> any_pb2.Any:
     return packed
 
 
-def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
-          metadata: dict | None = None) -> None:
+def status(code: grpc.StatusCode, message: str, reason: str, metadata: dict | None = None) -> grpc.Status:
+    """The call's final status: the code, the message and the AIP-193 details."""
     metadata = metadata or {}
     details = [_packed(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))]
     if code == grpc.StatusCode.INVALID_ARGUMENT and metadata.get("field"):
         violation = error_details_pb2.BadRequest.FieldViolation(field=metadata["field"], description=message)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
-    context.abort_with_status(rpc_status.to_status(status))
+    packed = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+    return rpc_status.to_status(packed)
 
 
-def _handle(context, err: Exception, name: str) -> None:
+def _status_of(err: Exception, name: str) -> grpc.Status:
     if isinstance(err, RuleError):
         err = InvalidArgument(str(err))
     if isinstance(err, DomainError):
-        abort(context, *status_for(err))
+        return status(*status_for(err))
     incident = uuid.uuid4().hex[:12]
     log.exception("internal error %s in %s", incident, name)
-    abort(context, grpc.StatusCode.INTERNAL, f"internal error (incident {incident} in the control-plane log)", "INTERNAL")
+    return status(grpc.StatusCode.INTERNAL, f"internal error (incident {incident} in the control-plane log)", "INTERNAL")
 
 
-def _already_aborted(context) -> bool:
-    """True when the method itself called context.abort (which raises to unwind)."""
-    code = context.code()
-    return code is not None and code != grpc.StatusCode.OK
+def _abort(context, final: grpc.Status) -> None:
+    """Ends a synchronous handler's call (grpc.aio's thread-pool context has no abort_with_status)."""
+    context.abort(final.code, final.details, final.trailing_metadata)
 
 
 def translate_errors(method):
-    """Wraps a unary or server-streaming servicer method."""
+    """Wraps a unary, server-streaming or async server-streaming (grpc.aio) servicer method."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def async_stream(self, request, context):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:  # noqa: BLE001 - translated, never leaked
+                if context.cancelled():
+                    return
+                await context.abort_with_status(_status_of(err, method.__qualname__))
+
+        return async_stream
+
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
         def stream(self, request, context):
             try:
                 yield from method(self, request, context)
+            except grpc.aio.AbortError:
+                raise
             except Exception as err:  # noqa: BLE001 - translated, never leaked
-                if _already_aborted(context):
-                    raise
-                if not context.is_active():
-                    return
-                _handle(context, err, method.__qualname__)
+                _abort(context, _status_of(err, method.__qualname__))
 
         return stream
 
@@ -95,9 +109,9 @@ def translate_errors(method):
     def unary(self, request, context):
         try:
             return method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
         except Exception as err:  # noqa: BLE001
-            if _already_aborted(context):
-                raise
-            _handle(context, err, method.__qualname__)
+            _abort(context, _status_of(err, method.__qualname__))
 
     return unary

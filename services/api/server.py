@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent import futures
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -22,11 +21,14 @@ from serversinc.v1 import (
     server_service_pb2_grpc,
 )
 
+from common.aio_server import LoopServer, serve
 from services.api.auth import TokenAuthInterceptor
 from services.api.servicers import ApiTokenServicer, AppServicer, DeploymentServicer, GitServicer, ServerServicer
+from services.deployments.feed import Feeds
 from services.platform import Platform
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+WORKERS = 32  # unary calls running at once; open streams hold none
 
 
 def server_credentials():
@@ -35,24 +37,14 @@ def server_credentials():
 
 
 @contextmanager
-def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, start_worker: bool = True) -> Iterator[tuple[grpc.Server, int]]:
-    """Starts the platform (schema, worker) and its API; yields (server, bound port); stops both."""
-    # Watch streams hold a thread each for their lifetime: size the pool for many watchers.
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="api"),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-        interceptors=[TokenAuthInterceptor(platform.tokens)],
-    )
-    app_service_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(platform), server)
-    deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(platform), server)
-    git_service_pb2_grpc.add_GitServiceServicer_to_server(GitServicer(platform), server)
-    server_service_pb2_grpc.add_ServerServiceServicer_to_server(ServerServicer(platform), server)
-    api_token_service_pb2_grpc.add_ApiTokenServiceServicer_to_server(ApiTokenServicer(platform), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, start_worker: bool = True) -> Iterator[tuple[LoopServer, int]]:
+    """Starts the platform (schema, worker) and its API; yields (server, bound port); stops both.
+
+    A grpc.aio server (common.aio_server): unary calls run in a pool of `WORKERS` threads, while
+    watches are coroutines that hold none, so open watchers never starve other calls.
+    """
+    feeds = Feeds(platform.deployments.events)
+    health_servicer = health.aio.HealthServicer()
     names = [
         app_service_pb2.DESCRIPTOR.services_by_name["AppService"].full_name,
         deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
@@ -60,23 +52,39 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
         server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name,
         api_token_service_pb2.DESCRIPTOR.services_by_name["ApiTokenService"].full_name,
     ]
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    address = f"{host}:{port}"
-    creds = server_credentials()
-    bound = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
-    if bound == 0:
-        raise RuntimeError(f"cannot listen on {address}")
+
+    async def setup(server: grpc.aio.Server) -> int:
+        app_service_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(platform), server)
+        deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(platform, feeds), server)
+        git_service_pb2_grpc.add_GitServiceServicer_to_server(GitServicer(platform), server)
+        server_service_pb2_grpc.add_ServerServiceServicer_to_server(ServerServicer(platform), server)
+        api_token_service_pb2_grpc.add_ApiTokenServiceServicer_to_server(ApiTokenServicer(platform), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        address = f"{host}:{port}"
+        creds = server_credentials()
+        return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+
+    async def serving(on: bool) -> None:
+        if not on:
+            await health_servicer.enter_graceful_shutdown()
+            return
+        for name in [*names, ""]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
     if start_worker:
         platform.start()
     else:
         platform.bootstrap()
-    server.start()
-    for name in names:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     try:
-        yield server, bound
+        with serve(setup, workers=WORKERS, name="api", interceptors=[TokenAuthInterceptor(platform.tokens)],
+                   options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]) as server:
+            server.call(serving(True))
+            try:
+                yield server, server.port
+            finally:
+                server.call(serving(False))
     finally:
-        health_servicer.enter_graceful_shutdown()
-        server.stop(grace=2).wait()
+        feeds.close()
         platform.stop()

@@ -18,11 +18,27 @@ from services.deployments import repository as repo
 
 
 class Notifier:
-    """Per-deployment change counters with one condition variable: cheap and race-free waiting."""
+    """Per-deployment change counters with one condition variable: cheap and race-free waiting
+    for threads; subscribed callbacks wake waiters of other kinds (asyncio: services.deployments.feed)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._versions: dict[int, int] = {}
+        self._callbacks: dict[int, list] = {}
+
+    def subscribe(self, deployment_id: int, callback) -> None:
+        """Calls `callback()` after each notify of the deployment, in the notifying thread: it
+        must not block (e.g. `loop.call_soon_threadsafe`)."""
+        with self._cond:
+            self._callbacks.setdefault(deployment_id, []).append(callback)
+
+    def unsubscribe(self, deployment_id: int, callback) -> None:
+        with self._cond:
+            callbacks = self._callbacks.get(deployment_id, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._callbacks.pop(deployment_id, None)
 
     def version(self, deployment_id: int) -> int:
         with self._cond:
@@ -32,6 +48,9 @@ class Notifier:
         with self._cond:
             self._versions[deployment_id] = self._versions.get(deployment_id, 0) + 1
             self._cond.notify_all()
+            callbacks = list(self._callbacks.get(deployment_id, ()))
+        for callback in callbacks:
+            callback()
 
     def wait(self, deployment_id: int, seen: int, timeout: float) -> int:
         """Blocks until the version moves past `seen` or the timeout; returns the version."""

@@ -1,8 +1,10 @@
-"""common.grpc_auth: bearer parsing, and the interceptor's open methods, aborting handlers of the
-same shape, and the guard hook, with a fake call context."""
+"""common.grpc_auth: bearer parsing, and the asyncio interceptor's open methods, checked handlers
+of the same shape and kind (sync or async), with fake call contexts."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from types import SimpleNamespace
 
 import grpc
@@ -27,6 +29,11 @@ class FakeContext:
         raise Aborted(message)
 
 
+class AsyncContext(FakeContext):
+    async def abort(self, code, message):
+        FakeContext.abort(self, code, message)
+
+
 class OneSecret(BearerInterceptor):
     open_methods = frozenset({"/open"})
 
@@ -39,13 +46,35 @@ def _details(method, token=None):
     return SimpleNamespace(method=method, invocation_metadata=metadata)
 
 
-def _continuation(ran):
+def _continuation(ran, kind="sync"):
     def serve(request, context):
         ran.append(request)
-        return "served"
-    handler = grpc.unary_stream_rpc_method_handler(serve, request_deserializer=bytes,
+        yield "served"
+
+    async def serve_async(request, context):
+        ran.append(request)
+        yield "served"
+
+    handler = grpc.unary_stream_rpc_method_handler(serve if kind == "sync" else serve_async,
+                                                   request_deserializer=bytes,
                                                    response_serializer=str.encode)
-    return lambda details: handler
+
+    async def continuation(details):
+        return handler
+    continuation.handler = handler
+    return continuation
+
+
+def _intercept(interceptor, continuation, details):
+    return asyncio.run(interceptor.intercept_service(continuation, details))
+
+
+async def _none(details):
+    return None
+
+
+async def _drain(stream):
+    return [item async for item in stream]
 
 
 def test_bearer_reads_only_an_authorization_bearer_value():
@@ -62,35 +91,60 @@ def test_same_secret():
 
 
 def test_a_let_in_call_and_an_open_method_get_the_real_handler():
-    ran = []
-    cont = _continuation(ran)
+    cont = _continuation([])
     interceptor = OneSecret()
-    real = cont(None)
-    assert interceptor.intercept_service(cont, _details("/svc/M", "s3cret")) is real
-    assert interceptor.intercept_service(cont, _details("/open")) is real
+    assert _intercept(interceptor, cont, _details("/svc/M", "s3cret")) is cont.handler
+    assert _intercept(interceptor, cont, _details("/open")) is cont.handler
 
 
 @pytest.mark.parametrize("token", [None, "", "nope", "s3cret2"])
-def test_a_refused_call_aborts_in_a_handler_of_the_same_shape(token):
+def test_a_refused_sync_call_aborts_in_a_sync_handler_of_the_same_shape(token):
     ran = []
     cont = _continuation(ran)
-    handler = OneSecret().intercept_service(cont, _details("/svc/M", token))
-    real = cont(None)
-    assert handler is not real
+    handler = _intercept(OneSecret(), cont, _details("/svc/M", token))
+    assert handler is not cont.handler
     assert (handler.request_streaming, handler.response_streaming) == (False, True)
-    assert handler.request_deserializer is real.request_deserializer
+    assert handler.request_deserializer is cont.handler.request_deserializer
+    assert inspect.isgeneratorfunction(handler.unary_stream)  # still runs in the thread pool
     context = FakeContext()
     with pytest.raises(Aborted):
-        handler.unary_stream(b"req", context)
+        list(handler.unary_stream(b"req", context))
     assert context.aborted == (grpc.StatusCode.UNAUTHENTICATED, "wrong secret")
     assert ran == []
 
 
+def test_a_refused_async_stream_aborts_on_the_loop_and_a_let_in_one_runs():
+    ran = []
+    cont = _continuation(ran, kind="async")
+    handler = _intercept(OneSecret(), cont, _details("/svc/M", "nope"))
+    assert inspect.isasyncgenfunction(handler.unary_stream)  # stays a coroutine: holds no thread
+    context = AsyncContext()
+    with pytest.raises(Aborted):
+        asyncio.run(_drain(handler.unary_stream(b"req", context)))
+    assert context.aborted[0] == grpc.StatusCode.UNAUTHENTICATED and ran == []
+
+
+def test_a_subclass_check_runs_before_a_let_in_method():
+    class NoPeers(OneSecret):
+        def needs_check(self, refused):
+            return True
+
+        def check(self, method, context, refused):
+            return self.denied(method, context, grpc.StatusCode.PERMISSION_DENIED, "not you")
+
+    ran = []
+    handler = _intercept(NoPeers(), _continuation(ran, kind="async"), _details("/svc/M", "s3cret"))
+    context = AsyncContext()
+    with pytest.raises(Aborted):
+        asyncio.run(_drain(handler.unary_stream(b"req", context)))
+    assert context.aborted == (grpc.StatusCode.PERMISSION_DENIED, "not you") and ran == []
+
+
 def test_an_unknown_method_is_unimplemented_only_for_callers_let_in():
     interceptor = OneSecret()
-    assert interceptor.intercept_service(lambda d: None, _details("/svc/Nope", "s3cret")) is None
-    handler = interceptor.intercept_service(lambda d: None, _details("/svc/Nope", "bad"))
-    context = FakeContext()
+    assert _intercept(interceptor, _none, _details("/svc/Nope", "s3cret")) is None
+    handler = _intercept(interceptor, _none, _details("/svc/Nope", "bad"))
+    context = AsyncContext()
     with pytest.raises(Aborted):
-        handler.unary_unary(b"", context)
+        asyncio.run(handler.unary_unary(b"", context))
     assert context.aborted[0] == grpc.StatusCode.UNAUTHENTICATED
