@@ -68,10 +68,10 @@ def health_payload(app: App, dep: Deployment, event: str, detail: str) -> dict:
     }
 
 
-def enqueue_health(session: Session, app: App, deployment_id: int, event: str, detail: str) -> int:
+def enqueue_health(session: Session, app: App | None, deployment_id: int, event: str, detail: str) -> int:
     """Adds the app's notifications for a change of health in the caller's transaction; returns how many."""
     dep = session.get(Deployment, deployment_id)
-    if dep is None or not app.notify_urls:
+    if app is None or dep is None or not app.notify_urls:
         return 0
     body = json.dumps(health_payload(app, dep, event, detail), sort_keys=True)
     for url in app.notify_urls:
