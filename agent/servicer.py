@@ -6,9 +6,10 @@ gRPC status codes with actionable messages, never tracebacks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
-from typing import Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,7 +24,9 @@ from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucc
 from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
+from agent.log_follow import LogReader
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
+from common.aio_server import in_thread
 from common import rules
 from common.phases import Phase
 from common.rules import HEALTH
@@ -64,12 +67,17 @@ def _timestamp(value) -> Timestamp:
 
 
 class TugboatServicer(pb_grpc.TugboatServiceServicer):
+    """Unary methods are synchronous (grpc.aio runs them in its thread pool); Build and Deploy
+    drive their blocking work item by item in that pool (common.aio_server.in_thread), so a
+    cancelled call cancels the operation; StreamLogs is a coroutine: followers hold no thread."""
+
     def __init__(self, builder: Builder, releaser: Releaser, admin: AppAdmin,
-                 operations: Operations) -> None:
+                 operations: Operations, logs: LogReader) -> None:
         self.builder = builder
         self.releaser = releaser
         self.admin = admin
         self.operations = operations
+        self.logs = logs
 
     # ---- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -82,7 +90,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         context.abort(grpc.StatusCode.INTERNAL, f"{what} failed: {exc}")
 
     # ---- Build -----------------------------------------------------------------------------
-    def Build(self, request, context) -> Iterator[pb.BuildEvent]:
+    async def Build(self, request, context) -> AsyncIterator[pb.BuildEvent]:
         try:
             spec = BuildSpec(app=rules.app_name(request.app),
                              deployment_id=rules.deployment_id(request.deployment_id),
@@ -92,15 +100,14 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              context_dir=request.context_dir, force=request.force)
             spec = normalize_paths(spec)
         except ValueError as exc:
-            self._invalid(context, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             with self.operations.run(spec.deployment_id) as token:
-                context.add_callback(token.cancel)
-                for item in self.builder.build(spec, token):
+                async for item in in_thread(self.builder.build(spec, token), token.cancel):
                     yield self._build_event(item)
         except AlreadyRunning as exc:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except grpc.RpcError:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except (grpc.RpcError, grpc.aio.AbortError):
             raise
         except Exception as exc:  # never a traceback to the client: report as the build's error
             log.exception("build of %s failed", request.app)
@@ -121,7 +128,7 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         return pb.BuildEvent(error=pb.BuildFailure(message=item.error, cancelled=item.cancelled))
 
     # ---- Deploy ----------------------------------------------------------------------------
-    def Deploy(self, request, context) -> Iterator[pb.DeployEvent]:
+    async def Deploy(self, request, context) -> AsyncIterator[pb.DeployEvent]:
         try:
             spec = DeploySpec(
                 app=rules.app_name(request.app),
@@ -140,15 +147,14 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
         except ValueError as exc:
-            self._invalid(context, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             with self.operations.run(spec.deployment_id) as token:
-                context.add_callback(token.cancel)
-                for item in self.releaser.deploy(spec, token):
+                async for item in in_thread(self.releaser.deploy(spec, token), token.cancel):
                     yield _deploy_event(item)
         except AlreadyRunning as exc:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except grpc.RpcError:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except (grpc.RpcError, grpc.aio.AbortError):
             raise
         except Exception as exc:
             log.exception("deploy of %s failed", request.app)
@@ -188,25 +194,24 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              create_time=_timestamp(m.record.created), serving=m.serving, url=m.url)
             for m in items])
 
-    def StreamLogs(self, request, context):
+    async def StreamLogs(self, request, context):
+        """A coroutine on the server's loop: a follower holds a connection, not a thread."""
         try:
             rules.app_name(request.app)
             if request.tail < 0:
                 raise ValueError("tail must be >= 0 (0 means all lines)")
         except ValueError as exc:
-            self._invalid(context, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            container_id, stream = self.admin.logs(request.app, follow=request.follow,
-                                                   tail=request.tail)
-            context.add_callback(stream.close)
-            for stamp, text in stream:
-                if not context.is_active():
-                    return
-                yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=container_id)
+            record = await asyncio.get_running_loop().run_in_executor(
+                None, self.admin.serving_container, request.app)
+            async for stamp, text in self.logs.lines(record.id, follow=request.follow, tail=request.tail):
+                yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=record.id)
         except UnknownApp as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except EngineError as exc:
-            self._internal(context, "streaming logs", exc)
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except (EngineError, OSError) as exc:
+            log.exception("streaming logs failed")
+            await context.abort(grpc.StatusCode.INTERNAL, f"streaming logs failed: {exc}")
 
     def StopApp(self, request, context):
         stopped = self._app_admin(request.app, context, "stopping app", self.admin.stop_app)
@@ -239,20 +244,20 @@ SERVICE_NAME = "tugboat.v1.TugboatService"
 
 
 class HealthStatus:
-    """The standard gRPC health service for the agent, flipped by the server's lifecycle."""
+    """The standard gRPC health service for the agent (asyncio), flipped by the server's lifecycle."""
 
     def __init__(self) -> None:
-        self.servicer = health.HealthServicer()
+        self.servicer = health.aio.HealthServicer()
 
-    def set_serving(self, serving: bool) -> None:
+    async def set_serving(self, serving: bool) -> None:
         if not serving:
-            self.servicer.enter_graceful_shutdown()
+            await self.servicer.enter_graceful_shutdown()
             return
         for name in ("", SERVICE_NAME):
-            self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-def add_to_server(servicer: TugboatServicer, server: grpc.Server) -> HealthStatus:
+def add_to_server(servicer: TugboatServicer, server: grpc.aio.Server) -> HealthStatus:
     """Register the Tugboat service and the gRPC health service on `server`."""
     pb_grpc.add_TugboatServiceServicer_to_server(servicer, server)
     status = HealthStatus()
