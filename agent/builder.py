@@ -2,10 +2,17 @@
 
 Plain Python over the engine adapter and the repository cache; the servicer only converts the
 events yielded here into protobuf messages.
+
+Invariants: `<app>:<sha>` is reused only when its image carries the fingerprint of the same
+build settings (a changed Dockerfile path or context directory rebuilds); no build line is
+longer than LINE_LIMIT characters, and the agent never holds more than that of a line that has
+not ended yet, whatever the build prints.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tempfile
 import time
@@ -21,6 +28,9 @@ from common.specs import BuildSpec
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) :")
 RUNNING_IN_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})\s*$")
 CANCELLED = "cancelled"
+# One build line at most this long (characters); the rest of the line is dropped, marked.
+LINE_LIMIT = 8192
+TRUNCATED = " … [line truncated]"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,55 @@ def normalize_paths(spec: BuildSpec) -> BuildSpec:
     return replace(spec, context_dir=context_dir, dockerfile=dockerfile)
 
 
+def build_fingerprint(spec: BuildSpec) -> str:
+    """What, besides the commit, decides the image: the (normalized) Dockerfile path and context.
+
+    Stored as the image's L.BUILD label; an image with another fingerprint is not reused.
+    """
+    settings = json.dumps({"context_dir": spec.context_dir, "dockerfile": spec.dockerfile},
+                          sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:32]
+
+
+class LineSplitter:
+    """Cuts a stream of text into lines of at most `limit` characters.
+
+    A longer line yields its first `limit` characters plus the TRUNCATED marker, once; the rest of
+    it, up to its newline, is dropped as it arrives, so the buffer never exceeds `limit`.
+    """
+
+    def __init__(self, limit: int = LINE_LIMIT) -> None:
+        self.limit = limit
+        self._pending = ""
+        self._dropping = False
+
+    def feed(self, text: str) -> Iterator[str]:
+        while text:
+            newline = text.find("\n")
+            if self._dropping:
+                if newline < 0:
+                    return
+                self._dropping = False
+                text = text[newline + 1:]
+                continue
+            if newline < 0:
+                self._pending += text
+                if len(self._pending) > self.limit:
+                    yield self._pending[:self.limit] + TRUNCATED
+                    self._pending = ""
+                    self._dropping = True
+                return
+            line, text = self._pending + text[:newline], text[newline + 1:]
+            self._pending = ""
+            yield line[:self.limit] + TRUNCATED if len(line) > self.limit else line
+
+    def flush(self) -> Iterator[str]:
+        """The last line when the stream ended without a newline."""
+        pending, self._pending, self._dropping = self._pending, "", False
+        if pending:
+            yield pending
+
+
 class Builder:
     """Runs builds; each call to `build` is one independent, cancellable build."""
 
@@ -75,13 +134,18 @@ class Builder:
         started = time.monotonic()
         tag = f"{spec.app}:{spec.commit_sha}"
 
+        fingerprint = build_fingerprint(spec)
+
         if not spec.force:
-            existing = self.engine.image_id(tag)
-            if existing:
+            existing = self.engine.image(tag)
+            if existing and existing.labels.get(L.BUILD) == fingerprint:
                 yield BuildLine(f"image {tag} exists; skipping build")
-                yield BuildSucceeded(tag, existing, True, self.cache.subject(spec.app, spec.commit_sha),
+                yield BuildSucceeded(tag, existing.id, True, self.cache.subject(spec.app, spec.commit_sha),
                                      time.monotonic() - started)
                 return
+            if existing:
+                yield BuildLine(f"image {tag} was built with other build settings (Dockerfile path "
+                                f"or context); building again")
 
         with self.cache.lock(spec.app):
             if token.cancelled:
@@ -89,9 +153,9 @@ class Builder:
                 return
             yield BuildLine(f"fetching {spec.commit_sha} from {spec.repo_url}")
             try:
-                self.cache.fetch(spec.app, spec.repo_url, spec.commit_sha)
+                self.cache.fetch(spec.app, spec.repo_url, spec.commit_sha, token)
             except RepoError as exc:
-                yield BuildFailed(str(exc))
+                yield BuildFailed(CANCELLED, True) if exc.cancelled or token.cancelled else BuildFailed(str(exc))
                 return
             if token.cancelled:
                 yield BuildFailed(CANCELLED, True)
@@ -110,10 +174,11 @@ class Builder:
                 return
 
         with context:
-            yield from self._docker_build(spec, token, context, dockerfile, tag, subject, started)
+            yield from self._docker_build(spec, token, context, dockerfile, tag, subject, started,
+                                          fingerprint)
 
     def _docker_build(self, spec: BuildSpec, token: CancelToken, context, dockerfile: str,
-                      tag: str, subject: str, started: float) -> Iterator[BuildOutput]:
+                      tag: str, subject: str, started: float, fingerprint: str) -> Iterator[BuildOutput]:
         handle = BuildHandle()
         intermediate: list[str] = []
 
@@ -129,10 +194,10 @@ class Builder:
 
         unregister = token.on_cancel(abort)
         # Docker's legacy builder turns each label into an extra step (shown in step_total).
-        labels = {L.MANAGED: "true", L.APP: spec.app, L.COMMIT: spec.commit_sha}
+        labels = {L.MANAGED: "true", L.APP: spec.app, L.COMMIT: spec.commit_sha, L.BUILD: fingerprint}
         image_id = ""
         error = ""
-        pending = ""
+        lines = LineSplitter()
         total = 0
         try:
             for chunk in self.engine.build(context, dockerfile=dockerfile, tag=tag,
@@ -145,9 +210,7 @@ class Builder:
                 text = chunk.get("stream")
                 if not text:
                     continue
-                pending += text
-                while "\n" in pending:
-                    line, pending = pending.split("\n", 1)
+                for line in lines.feed(text):
                     out = self._line(line, total)
                     if out is None:
                         continue
@@ -158,8 +221,8 @@ class Builder:
                         if token.cancelled:
                             abort()
                     yield out
-            if pending.strip():
-                out = self._line(pending, total)
+            for line in lines.flush():
+                out = self._line(line, total)
                 if out:
                     yield out
         except EngineError as exc:

@@ -11,3 +11,9 @@ COMMIT = "io.serversinc.commit"
 # Identifies the agent (its state directory) that owns the container, so two agents sharing
 # one engine (tests, or a mistaken double install) never reconcile each other's containers.
 AGENT = "io.serversinc.agent"
+# On images: the fingerprint of the build settings (Dockerfile path, context directory) the image
+# was built with; `<app>:<sha>` is reused only for the same fingerprint (agent.builder).
+BUILD = "io.serversinc.build"
+# The loopback port the agent pinned the container's port to (it survives restarts, so the
+# router's address stays right); read back so no other container is ever given it.
+HOST_PORT = "io.serversinc.host-port"

@@ -1,22 +1,30 @@
 """Per-app git repository cache: one bare repository per app, fetched incrementally.
 
 A fresh clone per build would re-download history every time; instead each app keeps a bare
-repository under `<state_dir>/repos/<app>.git` and fetches only the commit it needs.
+repository under `<state_dir>/repos/<app>.git` and fetches only the commit it needs. The fetch runs
+through `agent.git_fetch` (no prompts, bounded, killed on cancel); the other git calls are local.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 import git
 
+from agent.git_fetch import FETCH_DEADLINE_SECONDS, FetchFailed, run_fetch
 from agent.locks import KeyedLocks
+from common.cancel import CancelToken
 
 
 class RepoError(Exception):
     """A git operation failed; the message says what and why."""
+
+    def __init__(self, message: str, *, cancelled: bool = False) -> None:
+        super().__init__(message)
+        self.cancelled = cancelled
 
 
 def safe_relative(path: str, what: str) -> str:
@@ -80,22 +88,31 @@ class RepoCache:
         except git.GitCommandError:
             return False
 
-    def fetch(self, app: str, url: str, sha: str) -> None:
-        """Make `sha` present in the app's cache, fetching as little as possible."""
+    def fetch(self, app: str, url: str, sha: str, token: CancelToken | None = None, *,
+              deadline: float = FETCH_DEADLINE_SECONDS) -> None:
+        """Make `sha` present in the app's cache, fetching as little as possible.
+
+        `deadline` bounds the whole fetch (both attempts); a cancel of `token` kills it at once.
+        """
+        token = token or CancelToken()
         try:
             repo = self._open(app, url)
         except git.GitCommandError as exc:
             raise RepoError(f"cannot prepare repository cache: {_git_message(exc)}") from exc
         if self._has_commit(repo, sha):
             return
+        ends = time.monotonic() + deadline
         try:
-            # Cheapest: only that commit. Servers that refuse fetching by sha fail here.
-            repo.git.fetch("--depth=1", "origin", sha)
-        except git.GitCommandError:
             try:
-                repo.git.fetch("origin", "+refs/heads/*:refs/heads/*")
-            except git.GitCommandError as exc:
-                raise RepoError(f"cannot fetch {url}: {_git_message(exc)}") from exc
+                # Cheapest: only that commit. Servers that refuse fetching by sha fail here.
+                run_fetch(self.path(app), ["--depth=1", "origin", sha], token, deadline=deadline)
+            except FetchFailed as exc:
+                if exc.cancelled or exc.timed_out:
+                    raise
+                run_fetch(self.path(app), ["origin", "+refs/heads/*:refs/heads/*"], token,
+                          deadline=max(ends - time.monotonic(), 0.1))
+        except FetchFailed as exc:
+            raise RepoError(f"cannot fetch {url}: {exc}", cancelled=exc.cancelled) from exc
         if not self._has_commit(repo, sha):
             raise RepoError(f"commit {sha} not found in {url}")
 
