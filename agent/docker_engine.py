@@ -58,6 +58,13 @@ class ContainerRecord:
         return self.state == "running"
 
 
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+
+
 @dataclass
 class ContainerSpec:
     """How to start a container: the release step fills this in."""
@@ -202,17 +209,43 @@ class DockerEngine:
                 return
             raise EngineError(f"build stream failed: {exc}") from exc
 
-    def remove_images(self, repository: str) -> int:
-        """Remove every tag of `repository` (`<app>:*`)."""
+    def image(self, ref: str) -> ImageRecord | None:
+        """The image `ref` names (a tag or an id) with its labels, or None when it does not exist."""
+        try:
+            data = self.client.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return ImageRecord(data["Id"], tuple(data.get("RepoTags") or ()),
+                           dict((data.get("Config") or {}).get("Labels") or {}))
+
+    def remove_images(self, app: str) -> int:
+        """Remove the images the agent built for `app`, and nothing else.
+
+        Only images labelled managed + app are touched (never chosen by repository name, so an
+        app named `busybox` leaves the host's own `busybox:latest` alone); of those, only the
+        `<app>:*` tags are removed, so a tag somebody else put on the same image keeps it.
+        """
         removed = 0
-        for image in self.client.api.images(name=repository):
-            for tag in image.get("RepoTags") or []:
-                if tag.split(":", 1)[0] == repository:
-                    try:
-                        self.client.api.remove_image(tag, force=True)
-                        removed += 1
-                    except docker.errors.NotFound:
-                        pass
+        filters = {"label": [f"{L.MANAGED}=true", f"{L.APP}={app}"]}
+        try:
+            images = self.client.api.images(filters=filters)
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        for image in images:
+            tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+            ours = [t for t in tags if t.split(":", 1)[0] == app]
+            refs = ours if len(ours) < len(tags) else (ours or [image["Id"]])
+            for ref in refs:
+                try:
+                    self.client.api.remove_image(ref, force=len(ours) == len(tags))
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    if "conflict" not in str(exc).lower():
+                        raise EngineError(str(exc.explanation or exc)) from exc
         return removed
 
     # ---- containers ---------------------------------------------------------------------
