@@ -115,13 +115,28 @@ class AppService:
                     setattr(app, key, getattr(spec, key))
         return self.get(name)
 
+    def ensure_deletable(self, name: str, *, active_states=(State.RUNNING,)) -> None:
+        """DeploymentInProgress while a deployment of the app runs: checked before anything is
+        removed. Queued deployments do not block a delete; they are deleted with the app."""
+        with self.db.read() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise AppNotFound(f"app {name!r} not found")
+            self._refuse_if_active(s, app, active_states)
+
+    @staticmethod
+    def _refuse_if_active(s, app: App, active_states) -> None:
+        if repo.has_deployment_in(s, app.id, active_states):
+            raise DeploymentInProgress(f"app {app.name!r} has a deployment in progress: cancel it or wait")
+
     def delete(self, name: str, *, active_states=(State.RUNNING,)) -> App:
-        """Deletes the row; the caller removes the containers first (see the API layer)."""
+        """Deletes the row (its deployments and their jobs go with it: a queued one never runs);
+        the caller removes the containers first (see Platform.delete_app). Checked again here,
+        in the deleting transaction, for a deployment that started meanwhile."""
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
                 raise AppNotFound(f"app {name!r} not found")
-            if repo.has_deployment_in(s, app.id, active_states):
-                raise DeploymentInProgress(f"app {name!r} has a deployment in progress: cancel it or wait")
+            self._refuse_if_active(s, app, active_states)
             s.delete(app)
             return app

@@ -79,7 +79,7 @@ class DeployPipeline:
                 rec.log("its container already serves: the deploy had finished before the restart")
                 spec = self._release_spec(snap, snap.image, snap.commit_sha)
                 rec.finish(State.SUCCEEDED, app_url=serving[0], url=serving[0], container_id=serving[1],
-                           release=self._release_record(spec, snap.image_id))
+                           release=self._release_record(spec, snap.image, snap.image_id))
                 return
         if snap.cancel_requested:
             rec.finish(State.CANCELLED, reason="cancelled before it started")
@@ -131,10 +131,13 @@ class DeployPipeline:
             image, image_id = self._build(rec, snap, sha, agent, cancel)
         self._check_cancel(rec, cancel)
 
-        spec = self._release_spec(snap, image, sha)
+        # A rollback runs the image its release recorded, by id: the tag may name another image
+        # by now (a rebuild of that commit with other build settings moves it).
+        run_ref = image_id if release and image_id else image
+        spec = self._release_spec(snap, run_ref, sha)
         url, container_id, deploy_seconds = self._deploy(rec, snap, spec, agent, cancel)
         rec.finish(State.SUCCEEDED, app_url=url, url=url, container_id=container_id, deploy_seconds=deploy_seconds,
-                   release=self._release_record(spec, image_id))
+                   release=self._release_record(spec, image, image_id))
 
     def _release_spec(self, snap: DeploymentSnapshot, image: str, sha: str) -> ReleaseSpec:
         """What to run: a rollback's release settings, else the app's current ones (and defaults)."""
@@ -144,8 +147,8 @@ class DeployPipeline:
         return ReleaseSpec(app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha, **run)
 
     @staticmethod
-    def _release_record(spec: ReleaseSpec, image_id: str) -> dict:
-        return {"image": spec.image, "image_id": image_id, "commit_sha": spec.commit_sha,
+    def _release_record(spec: ReleaseSpec, image: str, image_id: str) -> dict:
+        return {"image": image, "image_id": image_id, "commit_sha": spec.commit_sha,
                 **{key: getattr(spec, key) for key in RUN_SETTINGS}}
 
     def _build(self, rec: Recorder, snap: DeploymentSnapshot, sha: str, agent: Agent, cancel: CancelToken):
