@@ -195,3 +195,42 @@ def _cancel_not_found(stub, deployment_id) -> bool:
         return False
     except grpc.RpcError as exc:
         return exc.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_changed_dockerfile_path_or_context_rebuilds_a_built_commit(agent, app_name, docker_client, tmp_path):
+    repo = make_sample_repo(tmp_path / "repo", "v1")
+    sha = commit_files(repo, {"Dockerfile.alt": "FROM scratch\nCOPY index.html /alt.html\n",
+                              "sub/Dockerfile": "FROM scratch\nCOPY x /x\n", "sub/x": "x\n"}, "three ways")
+    first = build(agent.stub, app_name, repo, sha, 81)[-1]
+    assert first.error == "" and not first.result.skipped
+    assert build(agent.stub, app_name, repo, sha, 82)[-1].result.skipped
+
+    alt = build(agent.stub, app_name, repo, sha, 83, dockerfile="Dockerfile.alt")
+    assert alt[-1].error == "", alt[-1].error
+    assert not alt[-1].result.skipped and alt[-1].result.image_id != first.result.image_id
+    assert any("other build settings" in e.line for e in alt)
+    assert docker_client.images.get(f"{app_name}:{sha}").id == alt[-1].result.image_id
+
+    sub = build(agent.stub, app_name, repo, sha, 84, context_dir="sub")[-1]
+    assert sub.error == "" and not sub.result.skipped
+    assert sub.result.image_id not in (first.result.image_id, alt[-1].result.image_id)
+    assert build(agent.stub, app_name, repo, sha, 85, context_dir="sub")[-1].result.skipped
+
+
+def test_a_line_without_end_is_capped_with_a_marker(agent, app_name, tmp_path):
+    # 64 MiB on one line, no newline: the agent holds and streams at most LINE_LIMIT of it.
+    from agent.builder import LINE_LIMIT, TRUNCATED
+
+    repo = make_sample_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"Dockerfile": (
+        'FROM scratch\nCOPY busybox /bin/busybox\n'
+        'RUN ["/bin/busybox","sh","-c","/bin/busybox head -c 67108864 /dev/zero | /bin/busybox tr \'\\\\0\' x"]\n'
+    )}, "loud")
+    events = build(agent.stub, app_name, repo, sha, 91, timeout=300)
+    assert events[-1].error == "", events[-1].error
+    assert max(len(e.line) for e in events) <= LINE_LIMIT + len(TRUNCATED)
+    capped = [e.line for e in events if e.line.endswith(TRUNCATED)]
+    assert len(capped) == 1 and capped[0].startswith("x" * 100)
+    # The build goes on after the long line: the later steps still stream.
+    assert any(e.line.startswith(" ---> ") for e in events[events.index(next(
+        e for e in events if e.line.endswith(TRUNCATED))):])
