@@ -6,6 +6,8 @@ Everything else talks to plain dataclasses returned from here, so the domain log
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +27,56 @@ class EngineError(Exception):
 
 class NotOnEngine(EngineError):
     """The container or image does not exist on this engine."""
+
+
+class _PortTaken(EngineError):
+    """The host port was taken between the agent's choice and Docker's bind."""
+
+
+DEFAULT_PORT_RANGE = (20000, 29999)  # below Linux's ephemeral range (32768-60999)
+MAX_PORT_TRIES = 50
+
+
+def port_range(value: str | None) -> tuple[int, int]:
+    """`TUGBOAT_PORT_RANGE` ("LOW-HIGH"), or the default."""
+    if not value:
+        return DEFAULT_PORT_RANGE
+    low, sep, high = value.partition("-")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (0, 0)
+    if not sep or not 1024 <= bounds[0] <= bounds[1] <= 65535:
+        raise ValueError(f"TUGBOAT_PORT_RANGE {value!r} must be LOW-HIGH within 1024-65535")
+    return bounds
+
+
+def candidate_ports(bounds: tuple[int, int], used: set[int], start: int,
+                    tries: int = MAX_PORT_TRIES) -> Iterator[int]:
+    """Up to `tries` ports of `bounds` not in `used`, from `start` (any int) on, wrapping.
+
+    A random start keeps agents sharing one engine from racing for the same first port."""
+    low, high = bounds
+    size = high - low + 1
+    given = 0
+    for offset in range(size):
+        port = low + (start + offset) % size
+        if port in used:
+            continue
+        yield port
+        given += 1
+        if given >= tries:
+            return
+
+
+def port_is_free(port: int) -> bool:
+    """Nothing on this host listens on (or holds) 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -48,6 +100,9 @@ class ContainerRecord:
     health_output: str = ""  # output of the last HEALTHCHECK run
     stop_signal: str = ""
     restart_policy: str = ""  # "no" until the container passed its health gate
+    # The agent's choice (label). `host_port` is the published one, or this one while the
+    # container is stopped or restarting (Docker publishes it again on the same port).
+    pinned_port: int | None = None
 
     @property
     def direct_url(self) -> str:
@@ -176,9 +231,12 @@ def _parse_time(value: str) -> datetime:
 class DockerEngine:
     """Thin, typed wrapper over the Docker SDK for exactly what the agent does."""
 
-    def __init__(self, client: docker.DockerClient | None = None, agent_id: str = "") -> None:
+    def __init__(self, client: docker.DockerClient | None = None, agent_id: str = "",
+                 ports: tuple[int, int] | None = None) -> None:
         self.client = client or docker.from_env()
         self.agent_id = agent_id
+        self.port_range = ports or port_range(os.environ.get("TUGBOAT_PORT_RANGE"))
+        self._ports_lock = threading.Lock()
         # A private low-level client for builds (same daemon) so their responses can be aborted.
         self._build_api = _RecordingAPIClient(
             base_url=_daemon_url(self.client.api), version=self.client.api.api_version,
@@ -250,28 +308,59 @@ class DockerEngine:
 
     # ---- containers ---------------------------------------------------------------------
     def run(self, spec: ContainerSpec) -> ContainerRecord:
-        """Create and start a container, its port published on a random 127.0.0.1 port.
+        """Create and start a container, its port pinned to a free 127.0.0.1 port (`HOST_PORT`).
+
+        An explicit host port, unlike a random one, is kept by Docker across every restart
+        (a crash, dockerd's restart, a reboot), so the router's address stays right with no
+        agent in the loop, and it stays reserved while the container is stopped: no other
+        container is given it, so one app's traffic never reaches another app.
 
         create + start rather than `containers.run`, because run pulls a missing image from a
         registry; the agent only runs images it built, so a missing one is an error.
         """
         if self.image_id(spec.image) is None:
             raise NotOnEngine(f"image {spec.image} not found on this server; build it first")
+        with self._ports_lock:  # two deploys of this agent never pick the same port
+            used = self._used_ports()
+            for host_port in candidate_ports(self.port_range, used, secrets.randbelow(1 << 30)):
+                if not port_is_free(host_port):
+                    continue
+                try:
+                    container_id = self._create_and_start(spec, host_port)
+                except _PortTaken:
+                    continue  # another engine user took it since the bind test
+                return self.inspect(container_id)
+        raise EngineError(f"no free port left in {self.port_range[0]}-{self.port_range[1]} "
+                          "on 127.0.0.1 (TUGBOAT_PORT_RANGE)")
+
+    def _create_and_start(self, spec: ContainerSpec, host_port: int) -> str:
         container = None
         try:
             container = self.client.containers.create(
                 spec.image, name=spec.name, detach=True, init=True,
                 restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
-                labels=dict(spec.labels), ports={f"{spec.port}/tcp": ("127.0.0.1", None)},
+                labels={**spec.labels, L.HOST_PORT: str(host_port)},
+                ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
                 stop_signal=spec.stop_signal or "SIGTERM")
             container.start()
+            return container.id
         except docker.errors.ImageNotFound as exc:
             raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
         except docker.errors.APIError as exc:
             if container is not None:
                 self.remove(container.id, force=True)
-            raise EngineError(str(exc.explanation or exc)) from exc
-        return self.inspect(container.id)
+            message = str(exc.explanation or exc)
+            if "already allocated" in message or "address already in use" in message:
+                raise _PortTaken(message) from exc
+            raise EngineError(message) from exc
+
+    def _used_ports(self) -> set[int]:
+        """Ports pinned by or published for any managed container on the engine (every
+        agent's, running or not): a stopped one gets its port back when it restarts."""
+        used = set()
+        for record in self.list(all_agents=True):
+            used.update(p for p in (record.pinned_port, record.host_port) if p)
+        return used
 
     def set_restart_policy(self, container_id: str, policy: str) -> None:
         try:
@@ -397,6 +486,10 @@ def _record(data: dict) -> ContainerRecord:
         deployment_id = int(labels.get(L.DEPLOYMENT, "0"))
     except ValueError:
         deployment_id = 0
+    try:
+        pinned_port = int(labels.get(L.HOST_PORT, "")) or None
+    except ValueError:
+        pinned_port = None
     state = data.get("State", {})
     health = state.get("Health") or {}
     health_log = health.get("Log") or []
@@ -405,9 +498,10 @@ def _record(data: dict) -> ContainerRecord:
         deployment_id=deployment_id, commit_sha=labels.get(L.COMMIT, ""),
         image=data.get("Config", {}).get("Image", ""), state=state.get("Status", ""),
         exit_code=int(state.get("ExitCode") or 0),
-        restart_count=int(data.get("RestartCount") or 0), host_port=host_port,
+        restart_count=int(data.get("RestartCount") or 0), host_port=host_port or pinned_port,
         created=_parse_time(data.get("Created", "")), labels=dict(labels),
         oom_killed=bool(state.get("OOMKilled")), health_status=health.get("Status") or "",
         health_output=(health_log[-1].get("Output") or "").strip() if health_log else "",
         stop_signal=data.get("Config", {}).get("StopSignal") or "",
-        restart_policy=((data.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "")
+        restart_policy=((data.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "",
+        pinned_port=pinned_port)
