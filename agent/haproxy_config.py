@@ -4,15 +4,21 @@ One backend per app with a fixed pool of server slots (`route_policy.SLOTS`), a 
 that picks the backend from the Host header through the map file, and a 404 for unknown hosts.
 The serving slots are rendered enabled at their containers' ports, every other slot disabled,
 so a (re)start of HAProxy comes up with the persisted routes.
+
+Every slot carries the app's health check (`route_policy.Check`), disabled ones too: checks
+can only be turned on at run time for a server that has them in the config, and a slot put in
+rotation by the runtime API must be checked from then on. A backend whose servers are all down
+answers HAProxy's 503 with a page that says the app is unavailable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 from typing import Mapping, Sequence
 
-from agent.route_policy import SLOTS, Route, hosts
+from agent.route_policy import SLOTS, Check, Route, hosts
 
 PLACEHOLDER_PORT = 1  # an unused slot points here, in maintenance; never gets traffic
 UNKNOWN_BACKEND = "no_app"
@@ -20,6 +26,52 @@ UNKNOWN_BACKEND = "no_app"
 
 def backend_name(app: str) -> str:
     return f"app_{app}"
+
+
+def status_regex(low: int, high: int) -> str:
+    """An anchored regex matching exactly the three-digit statuses low..high (for
+    `http-check expect rstatus`, which has no range form)."""
+    parts = []
+    code = low
+    while code <= high:
+        if code % 100 == 0 and code + 99 <= high:
+            parts.append(f"{code // 100}[0-9][0-9]")
+            code += 100
+        elif code % 10 == 0 and code + 9 <= high:
+            parts.append(f"{code // 10}[0-9]")
+            code += 10
+        else:
+            parts.append(str(code))
+            code += 1
+    return "^(" + "|".join(parts) + ")$"
+
+
+def unavailable_page(app: str) -> str:
+    """The 503 body when none of the app's containers answers its health check."""
+    return (f"<!doctype html><title>{app} is unavailable</title><h1>{app} is unavailable</h1>"
+            "<p>No healthy container of this app answers right now. It is served again as "
+            "soon as one passes its health check.</p>")
+
+
+def check_lines(app: str, check: Check) -> list[str]:
+    """The backend's health-check directives (none for a TCP connect check)."""
+    lines = [f"    timeout check {check.timeout_ms}ms",
+             f'    http-error status 503 content-type "text/html; charset=utf-8" '
+             f"string '{unavailable_page(app)}'"]
+    if check.tcp:
+        return lines
+    # Safe in a single-quoted HAProxy word: no quote, space, '#', '$' or backslash survives.
+    path = quote(check.path, safe="/?&=%:@!*+,;-._~")
+    return lines + [
+        "    option httpchk",
+        f"    http-check send meth GET uri '{path}' ver HTTP/1.1 hdr Host 127.0.0.1 "
+        "hdr User-Agent tugboat-health",
+        f"    http-check expect rstatus '{status_regex(check.status_min, check.status_max)}'",
+    ]
+
+
+def server_options(check: Check) -> str:
+    return f"check inter {check.interval_ms}ms rise {check.rise} fall {check.fall}"
 
 
 @dataclass(frozen=True)
@@ -81,10 +133,12 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         route = routes[app]
         ports = {s.slot: s.host_port for s in route.servers if s.host_port}
         lines += ["", f"backend {backend_name(app)}", "    balance roundrobin"]
+        lines += check_lines(app, route.check)
+        options = server_options(route.check)
         for slot in pool:
             if slot in ports:
-                lines.append(f"    server {slot} 127.0.0.1:{ports[slot]}")
+                lines.append(f"    server {slot} 127.0.0.1:{ports[slot]} {options}")
             else:
-                lines.append(f"    server {slot} 127.0.0.1:{PLACEHOLDER_PORT} disabled")
+                lines.append(f"    server {slot} 127.0.0.1:{PLACEHOLDER_PORT} disabled {options}")
         map_lines += [f"{host} {backend_name(app)}" for host in hosts(app, route)]
     return RenderedConfig("\n".join(lines) + "\n", "\n".join(map_lines) + ("\n" if map_lines else ""))

@@ -10,6 +10,9 @@ slot only when no free one is left (that cuts the older drain short, as a second
 row must); the containers that served before drain. A container that already serves keeps
 its slot, so re-applying a route after a restart (a container whose port moved) drains
 nothing.
+
+A route also carries the app's health check (`Check`), so the front door checks every server
+between deploys with the same rule the deploy gate used.
 """
 
 from __future__ import annotations
@@ -44,6 +47,39 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Check:
+    """How the front door checks the app's servers between deploys: the app's own health check.
+
+    `tcp` (the Docker-HEALTHCHECK mode, whose check runs inside the container) is a TCP connect
+    to the published port; otherwise a GET of `path` whose status must be within
+    [status_min, status_max]. A server leaves rotation after `fall` failed checks in a row and
+    comes back after `rise` passed ones.
+    """
+
+    path: str = "/"
+    tcp: bool = False
+    status_min: int = 200
+    status_max: int = 399
+    interval_ms: int = 1000
+    timeout_ms: int = 1000
+    rise: int = 1
+    fall: int = 2
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "tcp": self.tcp, "status_min": self.status_min,
+                "status_max": self.status_max, "interval_ms": self.interval_ms,
+                "timeout_ms": self.timeout_ms, "rise": self.rise, "fall": self.fall}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Check":
+        default = cls()
+        return cls(path=str(data.get("path") or default.path), tcp=bool(data.get("tcp")),
+                   **{name: int(data.get(name) or getattr(default, name))
+                      for name in ("status_min", "status_max", "interval_ms", "timeout_ms",
+                                   "rise", "fall")})
+
+
+@dataclass(frozen=True)
 class Route:
     """How the front door reaches one app."""
 
@@ -52,6 +88,7 @@ class Route:
     servers: tuple[Server, ...] = ()
     # Slots that take no new request and finish their in-flight ones (the previous release).
     draining: tuple[str, ...] = ()
+    check: Check = Check()
 
     @property
     def container_ids(self) -> tuple[str, ...]:
@@ -59,13 +96,14 @@ class Route:
 
     def to_json(self) -> dict:
         return {"url": self.url, "domains": list(self.domains), "draining": list(self.draining),
+                "check": self.check.to_json(),
                 "servers": [{"slot": s.slot, "container_id": s.container_id,
                              "host_port": s.host_port} for s in self.servers]}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Route":
         """Reads this format and version 1 (one `container_id`/`slot`/`host_port`, `draining`
-        a slot name or "")."""
+        a slot name or ""); a route saved without a check gets the default one."""
         if "servers" in data:
             servers = tuple(Server(str(s.get("slot") or ""), str(s.get("container_id") or ""),
                                    int(s.get("host_port") or 0))
@@ -77,7 +115,8 @@ class Route:
                        if data.get("container_id") else ())
             draining = (data["draining"],) if data.get("draining") else ()
         return cls(url=str(data.get("url") or ""), domains=tuple(data.get("domains") or ()),
-                   servers=servers, draining=draining)
+                   servers=servers, draining=draining,
+                   check=Check.from_json(data.get("check") or {}))
 
 
 def hosts(app: str, route: Route) -> list[str]:

@@ -11,21 +11,38 @@ Both persist typed routes (`agent.route_policy.Route`) in the same `routes.json`
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from agent.route_policy import Route, Server, Target
+from agent.route_policy import Check, Route, Server, Target
 from common.files import write_atomic
 
-__all__ = ["DirectRouter", "RouteStore", "Router", "RouterError", "Target"]
+__all__ = ["Check", "DirectRouter", "Health", "RouteStore", "Router", "RouterError",
+           "ServerHealth", "Target"]
 
 ROUTES_VERSION = 2
 
 
 class RouterError(Exception):
     """Traffic could not be switched."""
+
+
+class Health(enum.Enum):
+    """A serving container's health as the router's checks see it."""
+
+    UNKNOWN = "unknown"  # not checked (no proxy, not routed, or the proxy cannot be asked)
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    health: Health
+    detail: str = ""  # a short reason, e.g. the proxy's last check result
 
 
 class Router(Protocol):
@@ -35,12 +52,14 @@ class Router(Protocol):
     def close(self) -> None:
         """Stop what `start` started."""
 
-    def ensure_app(self, app: str, domains: Sequence[str] = ()) -> None:
-        """Make the app routable (before its first switch); may reload the proxy, so it is
-        never called in the middle of a switch."""
+    def ensure_app(self, app: str, domains: Sequence[str] = (), check: Check | None = None) -> None:
+        """Make the app routable with these domains (before its first switch); may reload the
+        proxy, so it is never called in the middle of a switch. `check` is the health check of
+        a new app's route; an existing route keeps its own until `switch`."""
 
-    def switch(self, app: str, targets: Sequence[Target]) -> str:
-        """Send the app's new requests to `targets`; returns the URL the app answers on.
+    def switch(self, app: str, targets: Sequence[Target], check: Check | None = None) -> str:
+        """Send the app's new requests to `targets`, checked from now on with `check` (None:
+        the route's current one); returns the URL the app answers on.
 
         What served before only finishes what it has in flight; call `drain` next."""
 
@@ -56,6 +75,9 @@ class Router(Protocol):
 
     def apps(self) -> list[str]:
         """Apps with a persisted route."""
+
+    def health(self, app: str) -> dict[str, ServerHealth]:
+        """Health of each container in the app's rotation, by container id."""
 
     def remove(self, app: str) -> None:
         """Forget the app's route."""
@@ -117,10 +139,10 @@ class DirectRouter:
     def close(self) -> None:
         pass
 
-    def ensure_app(self, app: str, domains: Sequence[str] = ()) -> None:
+    def ensure_app(self, app: str, domains: Sequence[str] = (), check: Check | None = None) -> None:
         pass
 
-    def switch(self, app: str, targets: Sequence[Target]) -> str:
+    def switch(self, app: str, targets: Sequence[Target], check: Check | None = None) -> str:
         if not targets:
             raise RouterError(f"nothing to switch {app} to")
         url = f"http://127.0.0.1:{targets[0].host_port}"
@@ -133,6 +155,10 @@ class DirectRouter:
 
     def drain(self, app: str, seconds: float) -> str:
         return "no proxy: nothing to drain"
+
+    def health(self, app: str) -> dict[str, ServerHealth]:
+        return {cid: ServerHealth(Health.UNKNOWN, "no proxy: nothing checks it")
+                for cid in self.serving(app)}
 
     def serving(self, app: str) -> tuple[str, ...]:
         with self._lock:

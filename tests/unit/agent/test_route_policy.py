@@ -67,3 +67,12 @@ def test_route_json_round_trips_and_reads_version_1_entries():
     assert Route.from_json({"container_id": "", "slot": "", "host_port": 0, "url": "u"}) == \
         Route(url="u")
     assert Route.from_json({"container_id": "abc", "url": "http://127.0.0.1:1"}).container_ids == ("abc",)
+
+
+def test_the_health_check_is_persisted_with_the_route_and_kept_by_a_switch():
+    check = rp.Check(path="/up", tcp=False, status_min=200, status_max=204, interval_ms=250,
+                     timeout_ms=700, rise=2, fall=3)
+    route = Route(url="u", check=check)
+    assert Route.from_json(route.to_json()) == route
+    assert Route.from_json({"url": "u"}).check == rp.Check()  # saved before checks existed
+    assert rp.switch(route, [Target("c1", 40001)]).check == check
