@@ -16,6 +16,7 @@ from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase
 from services.agents.port import (
+    AgentBusy,
     AgentCancelled,
     AgentError,
     AgentInfo,
@@ -115,6 +116,8 @@ class AgentClient:
             return AgentTimeout("deadline exceeded")
         if code == grpc.StatusCode.UNAVAILABLE:
             return AgentUnavailable(f"agent at {self.address} is unreachable: {err.details()}")
+        if code == grpc.StatusCode.ALREADY_EXISTS:
+            return AgentBusy(err.details() or "the deployment already has a Build or Deploy running")
         return AgentError(f"agent error ({code.name}): {err.details()}")
 
     def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]:

@@ -33,6 +33,11 @@ class AgentCancelled(AgentError):
     """The call was cancelled by us."""
 
 
+class AgentBusy(AgentError):
+    """The agent still runs a Build or Deploy under the same deployment id: an interrupted
+    attempt's, which ends once the agent sees its caller gone."""
+
+
 @dataclass
 class BuildUpdate:
     """One line of build output, and on the last update the result or the error."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from services.agents.port import (
     Agent,
+    AgentBusy,
     AgentCancelled,
     AgentError,
     AgentTimeout,
@@ -32,6 +33,8 @@ from services.security.secretbox import SecretBox
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# How long a resumed attempt waits for the agent to end the interrupted attempt's operation.
+AGENT_BUSY_SECONDS = 60.0
 
 
 def _step_text(line: str) -> str:
@@ -160,7 +163,7 @@ class DeployPipeline:
         try:
             # Read the stream to its end, not just to the result: only then has the agent
             # finished the operation (and freed the deployment id for Deploy).
-            for update in agent.build(spec, timeout=timeout, cancel=cancel):
+            for update in self._when_free(rec, lambda: agent.build(spec, timeout=timeout, cancel=cancel), cancel):
                 if update.line:
                     rec.log(update.line)
                 if update.step_current and update.step_total:
@@ -192,7 +195,7 @@ class DeployPipeline:
         try:
             # The one place secret env is opened: merged into the env the agent starts the container with.
             unsealed = replace(spec, env={**spec.env, **self.box.decrypt_map(spec.secret_env)}, secret_env="")
-            for update in agent.deploy(unsealed, timeout=timeout, cancel=cancel):
+            for update in self._when_free(rec, lambda: agent.deploy(unsealed, timeout=timeout, cancel=cancel), cancel):
                 container_id = update.container_id or container_id
                 if update.failure == "CANCELLED":
                     raise Cancelled()
@@ -218,6 +221,30 @@ class DeployPipeline:
         if done is None:
             raise PhaseFailed(rec.phase_now, "the agent ended the deploy without a result")
         return done
+
+    def _when_free(self, rec: Recorder, start: Callable[[], Iterator], cancel: CancelToken) -> Iterator:
+        """The stream `start()` opens, once the agent no longer runs an interrupted attempt's
+        operation under this deployment id (AgentBusy: it ends when the agent sees its caller
+        gone). Never two operations of one deployment at once; gives up after AGENT_BUSY_SECONDS."""
+        deadline = self.clock() + AGENT_BUSY_SECONDS
+        told = False
+        while True:
+            stream = start()
+            try:
+                first = next(stream)
+            except StopIteration:
+                return
+            except AgentBusy:
+                if self.clock() >= deadline or cancel.cancelled:
+                    raise
+                if not told:
+                    rec.log("waiting for the agent to end the interrupted attempt's operation")
+                    told = True
+                cancel.wait(0.2)
+                continue
+            yield first
+            yield from stream
+            return
 
     def _serving(self, agent: Agent, snap: DeploymentSnapshot) -> tuple[str, str] | None:
         """(url, container id) when this deployment's container is the one serving, else None."""

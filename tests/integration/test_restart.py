@@ -1,49 +1,24 @@
 """A control plane killed mid-deploy leaves a truthful record and the old release serving; the
-next start resumes the deployment."""
+next start resumes the deployment. A second control plane on the same home refuses to start."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
-import grpc
 from serversinc.v1 import deployment_pb2, deployment_service_pb2, deployment_service_pb2_grpc
 
 from tests.integration.conftest import fetch, token_channel
+from tests.support.api_process import api_command, free_address, start_api, stop_api
 from tests.support.sample_app import DOCKERFILE, commit_files
 
 S = deployment_pb2
-API = Path(sys.executable).with_name("serversinc-api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_api(home: Path, address: str, agent) -> subprocess.Popen:
-    if not (home / "certs").exists():
-        shutil.copytree(agent.certs_dir, home / "certs")  # mutual TLS with the test agent
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_SECRET": agent.secret,
-           "SERVERSINC_METRICS": "127.0.0.1:0"}
-    proc = subprocess.Popen([str(API), "--listen", address, "--agent", agent.address], env=env,
-                            stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
-    channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
-    channel.close()
-    return proc
 
 
 def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sample_url, app_name, control_plane_cli):
     home = tmp_path / "home"
     home.mkdir()
-    address = f"127.0.0.1:{free_port()}"
+    address = free_address()
     proc = start_api(home, address, agent)
     try:
         token = (home / "api-token").read_text().strip()
@@ -77,8 +52,22 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
         seqs = [e.seq for e in events]
         assert seqs == list(range(1, len(seqs) + 1))  # one gap-free history across both processes
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_api(proc)
+
+
+def test_a_second_control_plane_on_the_same_home_refuses_to_start(tmp_path, agent):
+    home = tmp_path / "home"
+    home.mkdir()
+    address = free_address()
+    proc = start_api(home, address, agent)
+    try:
+        command, env = api_command(home, free_address(), agent)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stderr
+        assert f"process {proc.pid} already runs a control plane" in second.stderr
+        channel = token_channel(address, (home / "api-token").read_text().strip())
+        stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
+        stub.ListDeployments(deployment_service_pb2.ListDeploymentsRequest(parent="apps/-"), timeout=10)
+        channel.close()  # the first one still answers
+    finally:
+        stop_api(proc)
