@@ -1,7 +1,9 @@
-"""The HAProxy router: zero-downtime switches through a supervised local HAProxy.
+"""The HAProxy router: zero-downtime switches through the front door service's HAProxy.
 
-The only module (with `haproxy_config`, `haproxy_runtime` and `haproxy_process`, its parts)
-that talks to HAProxy. A switch is `set server <be>/<slot> addr 127.0.0.1 port P` + `state
+The only module (with `haproxy_config`, `haproxy_runtime`, `frontdoor_files` and
+`frontdoor_client`, its parts) that talks to HAProxy. HAProxy is not the agent's: the front door
+service (`agent.frontdoor`) runs it and outlives the agent, which adopts it at start and lets go
+of it at close. A switch is `set server <be>/<slot> addr 127.0.0.1 port P` + `state
 ready` for the new containers, `state drain` then (no session left, or drain time over)
 `state maint` for the old ones; which slot is which comes from `agent.route_policy`. The
 config is rewritten and reloaded seamlessly only when an app is added or removed, or its
@@ -9,26 +11,27 @@ domains change, never to switch a deploy.
 
 Invariant: routes are persisted in `routes.json` *before* the runtime API is told, and the
 config is rendered from them on every start and reload with the serving slots enabled at
-their current addresses, so an agent or HAProxy restart brings every route back.
+their current addresses, so an agent or HAProxy restart brings every route back (the front
+door service renders them too when it restarts HAProxy with no agent running).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from agent import route_policy
-from agent.haproxy_config import backend_name, render_config
-from agent.haproxy_process import HAProxyProcess, haproxy_binary
-from agent.route_policy import SLOTS, Route, RoutePolicyError, Target
-from agent.router import RouteStore, RouterError
-from common.files import write_atomic
+from agent.haproxy_config import backend_name
+from agent.frontdoor_client import FrontDoorClient
+from agent.frontdoor_files import FrontDoorFiles, Settings
+from agent.haproxy_process import haproxy_binary
+from agent.route_policy import SLOTS, Check, Route, RoutePolicyError, Target
+from agent.router import Health, RouteStore, RouterError, ServerHealth
 from common.rules import RuleError, domains as check_domains
 
 __all__ = ["HAProxyRouter", "haproxy_binary"]
@@ -37,17 +40,22 @@ log = logging.getLogger(__name__)
 
 API_RETRY_SECONDS = 5.0
 DRAIN_POLL = 0.05
-MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 DEFAULT_SERVER_MAXCONN = 0  # 0: no per-container limit
 
 
-def _run_dir(state_dir: Path) -> Path:
-    """`<state_dir>/haproxy`, unless its socket paths would not fit in a sockaddr_un."""
-    run_dir = Path(state_dir) / "haproxy"
-    if len(str(run_dir / "master.sock")) <= MAX_SOCKET_PATH:
-        return run_dir
-    digest = hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"tugboat-haproxy-{digest}"
+def server_health(row: dict[str, str] | None) -> ServerHealth:
+    """A `show stat` row as health: UP (also "UP 1/2", going down but still in rotation) is
+    healthy, DOWN unhealthy; the detail is the last check's result ("L7STS 500", "L4CON")."""
+    if row is None:
+        return ServerHealth(Health.UNKNOWN, "not in the front door's backend")
+    status = row.get("status") or ""
+    check = " ".join(p for p in (row.get("check_status") or "", row.get("check_code") or "") if p)
+    detail = f"{status}, last check {check}" if check else status
+    if status.startswith("UP") or status == "no check":
+        return ServerHealth(Health.HEALTHY, detail)
+    if status.startswith("DOWN"):
+        return ServerHealth(Health.UNHEALTHY, detail)
+    return ServerHealth(Health.UNKNOWN, detail)
 
 
 class HAProxyRouter:
@@ -62,16 +70,16 @@ class HAProxyRouter:
         self.server_maxconn = server_maxconn
         self.front_host = front_host
         self.front_port = front_port
-        self.run_dir = _run_dir(self.state_dir)
-        self.config_path = self.run_dir / "haproxy.cfg"
-        self.map_path = self.run_dir / "hosts.map"
         self.store = RouteStore(routes_file or self.state_dir / "routes.json")
+        self.files = FrontDoorFiles.for_state(self.state_dir, self.store.path)
+        self.run_dir = self.files.run_dir
         self._lock = threading.RLock()
+        self._check_changed: set[str] = set()  # apps switched to a new check, reload after drain
         binary = binary or haproxy_binary()
         if not binary:
             raise RouterError("haproxy is not installed; install it or use the direct router")
-        self.process = HAProxyProcess(binary, self.run_dir, self.config_path, self._render,
-                                      self._lock)
+        self.process = FrontDoorClient(binary, self.files,
+                                       Settings(front_host, front_port, server_maxconn))
         self.api = self.process.api
 
     # -- lifecycle
@@ -80,6 +88,7 @@ class HAProxyRouter:
         return f"{self.front_host}:{self.front_port}"
 
     def start(self) -> None:
+        """Adopt the front door service (started detached when none runs); see frontdoor_client."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.run_dir.parent != self.state_dir:  # socket path too long: leave a pointer
             pointer = self.state_dir / "haproxy"
@@ -88,21 +97,17 @@ class HAProxyRouter:
         self.process.start()
 
     def close(self) -> None:
-        self.process.stop()
+        """Let go of the front door: it keeps serving every route without an agent."""
+        self.process.close()
 
     def app_url(self, app: str) -> str:
         return f"http://{app}.localhost:{self.front_port}"
 
-    def _render(self, generation: int) -> None:
-        with self._lock:
-            rendered = render_config(front_host=self.front_host, front_port=self.front_port,
-                                     run_dir=self.run_dir, generation=generation,
-                                     routes=self.store.load(), server_maxconn=self.server_maxconn)
-            write_atomic(self.map_path, rendered.host_map)
-            write_atomic(self.config_path, rendered.config)
-
     # -- Router protocol
-    def ensure_app(self, app: str, domains: Sequence[str] = ()) -> None:
+    def ensure_app(self, app: str, domains: Sequence[str] = (), check: Check | None = None) -> None:
+        """Reloads only when the app is new or its domains changed. `check` is taken for a new
+        app only: an app that serves keeps the check of what serves until `switch` (a deploy
+        that fails its gate must not change how the old release is checked)."""
         try:
             wanted = tuple(d for d in check_domains(domains) if d != f"{app}.localhost")
         except RuleError as exc:
@@ -114,11 +119,15 @@ class HAProxyRouter:
             except RoutePolicyError as exc:
                 raise RouterError(str(exc)) from exc
             previous = routes.get(app)
+            if previous is not None:
+                check = previous.check
+            elif check is None:
+                check = Check()
             if previous is not None and previous.domains == wanted:
                 return
             routes[app] = Route(url=self.app_url(app), domains=wanted,
                                 servers=previous.servers if previous else (),
-                                draining=previous.draining if previous else ())
+                                draining=previous.draining if previous else (), check=check)
             self.store.save(routes)
             try:
                 self.process.reload()
@@ -130,21 +139,24 @@ class HAProxyRouter:
                 self.store.save(routes)
                 raise
 
-    def switch(self, app: str, targets: Sequence[Target]) -> str:
+    def switch(self, app: str, targets: Sequence[Target], check: Check | None = None) -> str:
+        """The runtime API switch. A changed `check` (the new release's) is persisted now and
+        rendered by a seamless reload once `drain` is over: a reload in the middle of the drain
+        would hide the old worker's in-flight requests from the drain's count."""
         for target in targets:
             if not target.host_port:
                 raise RouterError(f"container {target.container_id[:12]} has no published port")
         with self._lock:
             if app not in self.store.load():
-                self.ensure_app(app)  # first route for the app: nothing serves it yet
+                self.ensure_app(app, check=check)  # first route for the app: nothing serves it yet
             routes = self.store.load()
             previous = routes[app]
             try:
                 route = route_policy.switch(previous, targets, SLOTS)
             except RoutePolicyError as exc:
                 raise RouterError(f"cannot switch {app}: {exc}") from exc
-            routes[app] = route = Route(url=self.app_url(app), domains=route.domains,
-                                        servers=route.servers, draining=route.draining)
+            routes[app] = route = replace(route, url=self.app_url(app),
+                                          check=check or previous.check)
             # Persist first: a reload or restart from now on renders the new route.
             self.store.save(routes)
             try:
@@ -155,7 +167,19 @@ class HAProxyRouter:
                 self._restore_runtime(app, previous)
                 ids = ", ".join(t.container_id[:12] for t in targets)
                 raise RouterError(f"cannot switch {app} to {ids}: {exc}") from exc
+            if route.check != previous.check:
+                self._check_changed.add(app)
             return route.url
+
+    def _reload_for_check(self, app: str) -> None:
+        with self._lock:
+            if app not in self._check_changed:
+                return
+            self._check_changed.discard(app)
+            try:
+                self.process.reload()
+            except RouterError as exc:  # traffic is switched; the next reload renders it
+                log.warning("could not reload for the new health check of %s: %s", app, exc)
 
     def drain(self, app: str, seconds: float) -> str:
         be = backend_name(app)
@@ -163,6 +187,7 @@ class HAProxyRouter:
             route = self.store.load().get(app)
         slots = route.draining if route else ()
         if not slots:
+            self._reload_for_check(app)
             return "nothing to drain"
         started = time.monotonic()
         deadline = started + max(0.0, seconds)
@@ -183,6 +208,7 @@ class HAProxyRouter:
                         log.warning("could not put %s/%s in maintenance: %s", be, slot, exc)
                 routes[app] = route_policy.drained(current, done)
                 self.store.save(routes)
+        self._reload_for_check(app)
         waited = time.monotonic() - started
         names = "slot " + ", ".join(slots) if len(slots) == 1 else "slots " + ", ".join(slots)
         if in_flight > 0:
@@ -203,6 +229,21 @@ class HAProxyRouter:
     def apps(self) -> list[str]:
         with self._lock:
             return sorted(self.store.load())
+
+    def health(self, app: str) -> dict[str, ServerHealth]:
+        """Each serving container's health as HAProxy's checks see it (`show stat`); UNKNOWN
+        with the reason when HAProxy cannot be asked."""
+        with self._lock:
+            route = self.store.load().get(app)
+        if route is None or not route.servers:
+            return {}
+        try:
+            rows = {row.get("svname"): row for row in self.api.stats()
+                    if row.get("pxname") == backend_name(app)}
+        except (RouterError, OSError) as exc:
+            return {s.container_id: ServerHealth(Health.UNKNOWN, f"front door not answering: {exc}")
+                    for s in route.servers}
+        return {s.container_id: server_health(rows.get(s.slot)) for s in route.servers}
 
     def remove(self, app: str) -> None:
         with self._lock:

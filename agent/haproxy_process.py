@@ -1,30 +1,32 @@
-"""HAProxy process supervision: a local HAProxy in master-worker mode, restarted when it dies.
+"""HAProxy master supervision for the front door service: start or adopt, watch, restart.
 
-The data plane must outlive hiccups of the control process: when the master dies the
-supervisor thread starts a new one from the persisted routes (with back-off while the port is
-still held), and a master left by an agent that died hard is ended before a new one starts.
-Reloads are seamless (SIGUSR2 to the master; the listening sockets pass to the new worker) and
-confirmed by the config generation HAProxy reports as its `node`.
+The front door service (`agent.frontdoor`) runs HAProxy in master-worker mode with its master CLI
+and admin sockets in the run directory. A master it finds running (left by a service that died
+hard) is adopted, not killed: it keeps serving. When the master exits (a crash, a kill -9) a new
+one is started from the persisted routes, with back-off while the port is still held. Exits are
+seen through a pidfd, so a master that is not the service's child is watched the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Callable
 
+from agent.frontdoor_files import FrontDoorFiles, Settings, log_tail, node_generation
 from agent.haproxy_runtime import RuntimeAPI
 from agent.router import RouterError
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 10.0
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
 
 
 def haproxy_binary() -> str | None:
@@ -32,172 +34,136 @@ def haproxy_binary() -> str | None:
         "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
 
 
-class HAProxyProcess:
-    """A local HAProxy in master-worker mode, restarted when it dies.
+def next_backoff(current: float) -> float:
+    """Double the wait after a failed start, up to MAX_BACKOFF."""
+    return min(max(current, FIRST_BACKOFF) * 2, MAX_BACKOFF)
 
-    `render(generation)` writes the config files; it is called on every start and reload.
-    `lock` is shared with the router so a (re)start never interleaves with a route change.
-    """
 
-    def __init__(self, binary: str, run_dir: Path, config_path: Path,
-                 render: Callable[[int], None], lock: threading.RLock) -> None:
-        self.binary = binary
-        self.run_dir = run_dir
-        self.config_path = config_path
-        self.render = render
-        self.lock = lock
-        self.api = RuntimeAPI(run_dir / "admin.sock")
-        self.master_socket = run_dir / "master.sock"
-        self.pidfile = run_dir / "haproxy.pid"
-        self.logfile = run_dir / "haproxy.log"
-        self.generation = 0
-        self.restarts = 0
-        self._proc: subprocess.Popen | None = None
-        self._stopping = threading.Event()
-        self._monitor: threading.Thread | None = None
-
-    # -- lifecycle
-    def start(self) -> None:
-        with self.lock:
-            self._stopping.clear()
-            self._kill_orphan()
-            self._spawn()
-        self._monitor = threading.Thread(target=self._watch, name="haproxy-supervisor", daemon=True)
-        self._monitor.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        with self.lock:
-            proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self._monitor is not None:
-            self._monitor.join(timeout=5)
-        self.pidfile.unlink(missing_ok=True)
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def master_pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def worker_pids(self) -> list[int]:
-        pid = self.master_pid
-        if pid is None:
-            return []
+def wait_generation(api: RuntimeAPI, generation: int, alive=lambda: True,
+                    timeout: float = READY_TIMEOUT) -> None:
+    """Until HAProxy reports a config generation >= `generation` on its admin socket."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline and alive():
         try:
-            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        except OSError:
-            return []
-        return [int(x) for x in text.split()]
-
-    def reload(self) -> None:
-        """Re-render and reload seamlessly (the listening sockets pass to the new worker)."""
-        with self.lock:
-            if not self.running:
-                self._render_checked()  # written for the next start
+            if node_generation(api.info().get("node", "")) >= generation:
                 return
-            generation = self._render_checked()
-            os.kill(self._proc.pid, signal.SIGUSR2)
-            self._wait_ready(generation)
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.02)
+    raise RouterError(f"haproxy did not come up with config generation {generation} "
+                      f"({last or ('timed out' if alive() else 'process exited')})")
 
-    # -- internals
-    def _render_checked(self) -> int:
-        self.generation += 1
-        self.render(self.generation)
-        check = subprocess.run([self.binary, "-c", "-q", "-f", str(self.config_path)],
-                               capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise RouterError(f"haproxy rejected the rendered config {self.config_path}: "
-                              f"{(check.stderr or check.stdout).strip()[-2000:]}")
-        return self.generation
 
-    def _spawn(self) -> None:
-        generation = self._render_checked()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.logfile, "ab") as logfh:
-            self._proc = subprocess.Popen(
-                [self.binary, "-W", "-S", f"{self.master_socket},mode,600",
-                 "-f", str(self.config_path), "-p", str(self.pidfile)],
-                stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
-        try:
-            self._wait_ready(generation)
-        except RouterError:
-            self._proc.kill()
-            self._proc.wait()
-            raise
-        log.info("haproxy started (master pid %s, generation %d)", self._proc.pid, generation)
+def running_master(files: FrontDoorFiles) -> int | None:
+    """The pid of the HAProxy master serving this run directory (from its pidfile), if alive."""
+    try:
+        pid = int(files.haproxy_pid.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if str(files.config) in cmdline else None
 
-    def _wait_ready(self, generation: int) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        want = f"tugboat-{generation}"
-        last = ""
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                break
+
+def worker_pids(master_pid: int | None) -> list[int]:
+    if master_pid is None:
+        return []
+    try:
+        return [int(x) for x in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class HAProxyMaster:
+    """One HAProxy master for `files`, kept running until `stop()` (see module docstring)."""
+
+    def __init__(self, binary: str, files: FrontDoorFiles, settings: Settings) -> None:
+        self.binary = binary
+        self.files = files
+        self.settings = settings
+        self.api = RuntimeAPI(files.admin_socket)
+        self.pid: int | None = None
+        self.restarts = 0
+        self._child: subprocess.Popen | None = None
+
+    def run(self, wake_fd: int) -> None:
+        """Keep a master running until `wake_fd` becomes readable (the service was told to stop)."""
+        backoff = FIRST_BACKOFF
+        while True:
+            if self.pid is None:
+                try:
+                    self._adopt() or self._spawn()
+                    backoff = FIRST_BACKOFF
+                except (RouterError, OSError) as exc:  # port still held by a dying worker, etc.
+                    log.warning("haproxy start failed (next try in %.1fs): %s", backoff, exc)
+                    if select.select([wake_fd], [], [], backoff)[0]:
+                        return
+                    backoff = next_backoff(backoff)
+                    continue
+            pidfd = os.pidfd_open(self.pid)
             try:
-                if self.api.info().get("node") == want:
-                    return
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.02)
-        raise RouterError(f"haproxy did not come up with config generation {generation} "
-                          f"({last or 'process exited'}); log tail:\n{self._log_tail()}")
+                ready = select.select([wake_fd, pidfd], [], [])[0]
+            finally:
+                os.close(pidfd)
+            if wake_fd in ready:
+                return
+            self._reap()
+            log.warning("haproxy master %s exited; restarting it", self.pid)
+            self.pid = None
+            self.restarts += 1
 
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def _kill_orphan(self) -> None:
-        """A master left by an agent that died hard would hold the front door: end it."""
-        try:
-            pid = int(self.pidfile.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError, IndexError):
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the master (and so its workers); SIGKILL when it outlives `timeout`."""
+        pid, self.pid = self.pid, None
+        if pid is None:
             return
-        if str(self.config_path) not in cmdline:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
             return
-        log.warning("stopping haproxy %d left over from a previous agent run", pid)
         try:
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.05)
-            os.kill(pid, signal.SIGKILL)
+            if not select.select([pidfd], [], [], timeout)[0]:
+                os.kill(pid, signal.SIGKILL)
+                select.select([pidfd], [], [], timeout)
         except ProcessLookupError:
             pass
+        finally:
+            os.close(pidfd)
+            self._reap()
+            self.files.haproxy_pid.unlink(missing_ok=True)
 
-    def _watch(self) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            proc = self._proc
-            if proc is None:
-                return
-            rc = proc.wait()
-            if self._stopping.is_set():
-                return
-            log.warning("haproxy exited with %s; restarting it", rc)
-            while not self._stopping.is_set():
-                if self._stopping.wait(backoff):
-                    return
-                try:
-                    with self.lock:
-                        if self._stopping.is_set():
-                            return
-                        self._spawn()
-                    self.restarts += 1
-                    backoff = 0.1
-                    break
-                except Exception as exc:  # port still held by a dying worker, etc.
-                    log.warning("haproxy restart failed: %s", exc)
-                    backoff = min(backoff * 2, 5.0)
+    def _reap(self) -> None:
+        if self._child is not None:
+            self._child.wait()
+            self._child = None
+
+    def _adopt(self) -> bool:
+        pid = running_master(self.files)
+        if pid is None:
+            return False
+        try:
+            self.api.info()
+        except OSError:
+            return False
+        self.pid = pid
+        log.info("adopted the running haproxy master %d", pid)
+        return True
+
+    def _spawn(self) -> None:
+        with self.files.render_lock():
+            generation = self.files.render(self.settings, self.binary)
+            with open(self.files.haproxy_log, "ab") as logfh:
+                child = subprocess.Popen(
+                    [self.binary, "-W", "-S", f"{self.files.master_socket},mode,600",
+                     "-f", str(self.files.config), "-p", str(self.files.haproxy_pid)],
+                    stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True)
+            try:
+                wait_generation(self.api, generation, alive=lambda: child.poll() is None)
+            except RouterError as exc:
+                child.kill()
+                child.wait()
+                raise RouterError(f"{exc}; log tail:\n{log_tail(self.files.haproxy_log)}") from None
+        self._child, self.pid = child, child.pid
+        log.info("haproxy started (master pid %s, generation %d)", child.pid, generation)

@@ -1,4 +1,7 @@
-"""Console entry point `tugboat`: run the agent until interrupted."""
+"""Console entry point `tugboat`: run the agent until interrupted.
+
+With the HAProxy router the agent adopts the front door service (`tugboat-frontdoor`), starting
+one detached when none runs; stopping or killing the agent leaves it serving."""
 
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
         print(f"tugboat: {exc}", flush=True)
         return 2
     except RouterError as exc:
-        print(f"tugboat: cannot start the front door on {config.front_door}: {exc}\n"
+        print(f"tugboat: cannot adopt or start the front door on {config.front_door}: {exc}\n"
               "(choose another with --front-door HOST:PORT, or --router direct)", flush=True)
         return 1
     return 0

@@ -1,6 +1,7 @@
-# serversinc/agent: the Tugboat agent, with git (its repository cache) and HAProxy (the front door
-# it starts and supervises itself, port 8000). Runs as root: it needs the Docker socket, which is
-# root-equivalent on the host anyway (see docker/README.md). Run it with the host network.
+# serversinc/agent: the Tugboat agent, with git (its repository cache) and HAProxy. The same image
+# runs the front door service (`tugboat-frontdoor`, port 8000; compose's `frontdoor`), which the
+# agent adopts; alone, the agent starts one itself. Runs as root: it needs the Docker socket, which
+# is root-equivalent on the host anyway (see docker/README.md). Run it with the host network.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---- stage 1: a virtualenv filled from the wheels in the build context (no network) -------------

@@ -8,7 +8,7 @@
 Images (one Dockerfile per process, under docker/):
 
     serversinc/api        serversinc-api (control plane gRPC + deploy workers; also the cert/secret init)
-    serversinc/agent      tugboat (Tugboat agent, with git and its own HAProxy front door)
+    serversinc/agent      tugboat (Tugboat agent, with git and HAProxy) and tugboat-frontdoor
     serversinc/webhook    serversinc-webhook (GitHub webhook bridge)
     serversinc/dashboard  streamlit run .../dashboard/app.py
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the platform on the embedded defaults: SQLite under .serversinc/, a local Tugboat agent,
-# the control-plane API and its deploy workers. Prints the addresses; Ctrl-C stops everything.
+# Runs the platform on the embedded defaults: SQLite under .serversinc/, the front door (HAProxy,
+# its own supervised service), a local Tugboat agent, the control-plane API and its deploy workers.
+# The front door and the agent are restarted with back-off when they exit (apps keep serving
+# meanwhile). Prints the addresses; Ctrl-C stops everything this script started.
 set -euo pipefail
 source "$(dirname "$0")/lib/setup.sh"
 
@@ -24,6 +26,33 @@ start() {
   # start NAME CMD...: runs CMD in the background, its output in .serversinc/logs/NAME.log
   local name="$1"; shift
   "$@" >>"$SERVERSINC_HOME/logs/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+supervise() {
+  # supervise NAME CMD...: like start, but restarts CMD when it exits, waiting 1 s, then twice as
+  # long after each quick exit (at most 30 s; back to 1 s after a run of a minute). Ctrl-C (TERM
+  # to the loop) stops CMD and the loop.
+  local name="$1"; shift
+  (
+    child="" pause=""
+    trap '[ -n "$child" ] && kill "$child" 2>/dev/null; [ -n "$pause" ] && kill "$pause" 2>/dev/null
+          [ -n "$child" ] && wait "$child" 2>/dev/null; exit 0' TERM INT
+    backoff=1
+    while true; do
+      started=$SECONDS
+      "$@" >>"$SERVERSINC_HOME/logs/$name.log" 2>&1 &
+      child=$!
+      rc=0; wait "$child" || rc=$?
+      child=""
+      if (( SECONDS - started >= 60 )); then backoff=1; fi
+      log "$name exited ($rc); restarting it in ${backoff}s (log: $SERVERSINC_HOME/logs/$name.log)"
+      sleep "$backoff" & pause=$!
+      wait "$pause" || true
+      pause=""
+      backoff=$(( backoff * 2 > 30 ? 30 : backoff * 2 ))
+    done
+  ) &
   PIDS+=($!)
 }
 
@@ -52,7 +81,15 @@ PY
 # registers its secret (generated once into .serversinc/agent/.env) with it.
 start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
 wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
-start agent "$VENV/bin/tugboat" --listen "$AGENT" --home "$SERVERSINC_HOME/agent" \
+# The front door before the agent: a service of its own that outlives the agent (which adopts it).
+supervise frontdoor "$VENV/bin/tugboat-frontdoor" --state-dir "$SERVERSINC_HOME/agent"
+for _ in $(seq 1 100); do
+  "$VENV/bin/tugboat-frontdoor" --check --state-dir "$SERVERSINC_HOME/agent" && break
+  sleep 0.2
+done
+"$VENV/bin/tugboat-frontdoor" --check --state-dir "$SERVERSINC_HOME/agent" \
+  || { tail -20 "$SERVERSINC_HOME/logs/frontdoor.log" >&2; exit 1; }
+supervise agent "$VENV/bin/tugboat" --listen "$AGENT" --home "$SERVERSINC_HOME/agent" \
   --join "$API" --join-token-file "$SERVERSINC_HOME/local-join-token"
 wait_grpc "$AGENT" "$SERVERSINC_HOME/certs" || { tail -20 "$SERVERSINC_HOME/logs/agent.log" >&2; exit 1; }
 start webhook "$VENV/bin/serversinc-webhook" --listen "$WEBHOOK" --api "$API"
@@ -65,14 +102,15 @@ cat <<MSG
 Serversinc is running.
   control plane (gRPC)  $API
   Tugboat agent (gRPC)  $AGENT   (mutual TLS + secret)
-  app front door        http://<app>.localhost:8000
+  app front door        http://<app>.localhost:8000   (HAProxy; keeps serving while the agent restarts)
   dashboard             http://127.0.0.1:$DASHBOARD_PORT
   webhook bridge        http://$WEBHOOK/webhooks/github/<app>   (serversinc apps webhook <app>)
   state and logs        $SERVERSINC_HOME
   CLI                   $VENV/bin/serversinc --help
 Ctrl-C stops everything.
 MSG
-# Returns when one process exits; Ctrl-C runs the INT trap instead, which stops everything and exits.
+# Returns when an unsupervised process exits (the front door and the agent are restarted by their
+# loops); Ctrl-C runs the INT trap instead, which stops everything and exits.
 wait -n "${PIDS[@]}" || true
 log "a process exited; see $SERVERSINC_HOME/logs/ (stopping the rest)"
 exit 1

@@ -1,5 +1,9 @@
 """Shared fixtures: a real Docker client, unique app names with cleanup, and an in-process agent
-(mutual TLS with session certificates, and a per-agent secret on every call)."""
+(mutual TLS with session certificates, and a per-agent secret on every call).
+
+An agent starts a detached front door service that outlives it (by design): every front door
+whose state lies under a test's tmp_path is stopped after that test, and the whole base temp
+is swept once more at the end of the session."""
 
 from __future__ import annotations
 
@@ -18,6 +22,31 @@ import grpc
 import pytest
 
 from agent.config import AgentConfig
+
+
+def stop_front_doors(root: Path) -> None:
+    """Stop the front door service (and its HAProxy) of every agent state dir under `root`
+    (depth <= 3: `<root>/<home>/haproxy` or a pointer symlink of that name)."""
+    from agent.frontdoor import stop
+    from agent.frontdoor_files import FrontDoorFiles
+
+    for pattern in ("haproxy", "*/haproxy", "*/*/haproxy", "*/*/*/haproxy"):
+        for entry in Path(root).glob(pattern):
+            stop(FrontDoorFiles.for_state(entry.parent))
+
+
+@pytest.fixture(autouse=True)
+def _front_doors_stopped(request):
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is not None:
+        stop_front_doors(tmp)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _front_doors_swept(tmp_path_factory):
+    yield
+    stop_front_doors(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,7 @@ def test_every_image_builds_from_the_local_base(built_images, docker_client):
 
 
 PROJECT_PACKAGES = ("services", "agent", "common", "client", "cli", "bridge", "dashboard", "serversinc", "tugboat")
-COMMANDS = ("serversinc", "serversinc-api", "tugboat", "serversinc-webhook")
+COMMANDS = ("serversinc", "serversinc-api", "tugboat", "tugboat-frontdoor", "serversinc-webhook")
 INVENTORY = (
     "import importlib.util, shutil, sys\n"
     "packages, commands = sys.argv[1].split(','), sys.argv[2].split(',')\n"
@@ -183,7 +183,7 @@ def test_each_image_ships_only_what_it_runs(built_images, made, name):
     assert container.wait(timeout=60)["StatusCode"] == 0, _logs(container)
     packages, commands = container.logs(stdout=True, stderr=False).decode().splitlines()
     assert set(packages.split()) == set(image.packages) | set(image.generated)
-    expected = {"api": {"serversinc-api"}, "agent": {"tugboat"}, "webhook": {"serversinc-webhook"}, "dashboard": set()}
+    expected = {"api": {"serversinc-api"}, "agent": {"tugboat", "tugboat-frontdoor"}, "webhook": {"serversinc-webhook"}, "dashboard": set()}
     assert set(commands.split()) == expected[name]
 
 

@@ -1,0 +1,103 @@
+"""The agent's side of the front door: adopt the running service, reload through its sockets.
+
+An agent never owns HAProxy (see `agent.frontdoor`). At start it takes the run directory's agent
+lock (two agents must not drive one front door), starts a detached front door service when none
+runs, and adopts it: route changes go over the admin socket, reloads over the master CLI socket
+(`reload`, which works across containers sharing the run directory), each confirmed by the
+config generation in `show info`. Closing releases the lock and leaves the front door serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from agent.frontdoor import service_pid, start_detached
+from agent.frontdoor_files import FrontDoorFiles, Settings, log_tail, try_lock
+from agent.haproxy_process import READY_TIMEOUT, running_master, wait_generation, worker_pids
+from agent.haproxy_runtime import RuntimeAPI
+from agent.router import RouterError
+
+log = logging.getLogger(__name__)
+
+
+class FrontDoorClient:
+    """The adopted front door of `files`, rendered with `settings`."""
+
+    def __init__(self, binary: str, files: FrontDoorFiles, settings: Settings) -> None:
+        self.binary = binary
+        self.files = files
+        self.settings = settings
+        self.api = RuntimeAPI(files.admin_socket)
+        self._agent_lock = None
+
+    def start(self) -> None:
+        """Adopt the running front door, starting a detached one when none runs."""
+        lock = try_lock(self.files.agent_lock)
+        if lock is None:
+            raise RouterError(f"another agent drives the front door in {self.files.run_dir}")
+        try:
+            if not service_pid(self.files):
+                log.info("no front door service runs for %s: starting one (detached)",
+                         self.files.run_dir)
+                start_detached(self.files, self.settings, timeout=READY_TIMEOUT + 5)
+            self._wait_answering()
+            running = self.files.load_settings()
+            if running is not None and running != self.settings:
+                raise RouterError(f"the running front door serves {running.front_door} "
+                                  f"(maxconn {running.server_maxconn}), not the configured "
+                                  f"{self.settings.front_door} (maxconn {self.settings.server_maxconn})")
+        except BaseException:
+            lock.close()
+            raise
+        self._agent_lock = lock
+        log.info("adopted the front door on %s (haproxy master %s)", self.settings.front_door,
+                 self.master_pid)
+
+    def close(self) -> None:
+        """Let go of the front door; it keeps serving."""
+        if self._agent_lock is not None:
+            self._agent_lock.close()
+            self._agent_lock = None
+
+    @property
+    def master_pid(self) -> int | None:
+        return running_master(self.files)
+
+    def worker_pids(self) -> list[int]:
+        return worker_pids(self.master_pid)
+
+    def reload(self) -> None:
+        """Re-render from the routes and reload seamlessly (the listening sockets pass to the new
+        worker). While HAProxy is down, the service's restart renders the routes just saved."""
+        with self.files.render_lock():
+            generation = self.files.render(self.settings, self.binary)
+            try:
+                self._master_command("reload")
+            except OSError as exc:
+                log.warning("the haproxy master did not take the reload (%s); waiting for its "
+                            "restart", exc)
+        try:
+            wait_generation(self.api, generation, timeout=READY_TIMEOUT + 5)
+        except RouterError as exc:
+            raise RouterError(f"{exc}; log tail:\n{log_tail(self.files.haproxy_log)}") from None
+
+    def _master_command(self, command: str) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.files.master_socket))
+            sock.sendall(command.encode() + b"\n")
+            try:
+                while sock.recv(4096):
+                    pass
+            except OSError:
+                pass  # the master re-executes itself on reload and drops the connection
+
+    def _wait_answering(self) -> None:
+        try:
+            wait_generation(self.api, 0, alive=lambda: bool(service_pid(self.files)),
+                            timeout=READY_TIMEOUT + 5)
+        except RouterError as exc:
+            raise RouterError(f"the front door in {self.files.run_dir} does not answer: {exc}; "
+                              f"service log tail:\n{log_tail(self.files.service_log)}\n"
+                              f"haproxy log tail:\n{log_tail(self.files.haproxy_log)}") from None
