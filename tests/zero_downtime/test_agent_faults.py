@@ -1,6 +1,7 @@
 """The front door outlives the agent: agent SIGTERM, SIGKILL and restart under steady keep-alive
 load fail no request and the next agent adopts the same HAProxy; a HAProxy killed with -9 is
-restored by the front door service with every route, and a switch that meets the restart works.
+restored by the front door service with every route, and a switch that meets the restart works;
+a killed front door service leaves HAProxy serving and the next service adopts it.
 
 The agents of the first test are real processes (`.venv/bin/tugboat`): only a process can be
 killed with SIGKILL."""
@@ -65,6 +66,13 @@ def run_agent(home: Path, front_door: str, secret: str) -> AgentProcess:
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     channel = agent_channel(f"127.0.0.1:{port}", certs_dir=session_certs(), secret=secret)
     return AgentProcess(proc, tugboat_pb2_grpc.TugboatServiceStub(channel), channel, front_door)
+
+
+def serves(front_door: str, host: str, text: str) -> bool:
+    try:
+        return front_get(front_door, host, timeout=1) == (200, text)
+    except OSError:  # HAProxy is restarting
+        return False
 
 
 def end(agent: AgentProcess, sig: int) -> None:
@@ -139,3 +147,24 @@ def test_a_second_agent_on_one_front_door_is_refused(agent):
                                       front_door_port=agent.config.front_door_port))
     with pytest.raises(RouterError, match="another agent"):
         second.start()
+
+
+def test_a_killed_front_door_service_leaves_haproxy_serving_and_the_next_one_adopts_it(
+        agent, zd_app):
+    from agent.frontdoor import service_pid, start_detached
+    from agent.frontdoor_files import Settings
+
+    files = FrontDoorFiles.for_state(agent.config.state_dir)
+    done(zd_app.deploy("v1"))
+    master, service = running_master(files), service_pid(files)
+    os.kill(service, signal.SIGKILL)
+    assert wait_until(lambda: service_pid(files) is None, timeout=10)
+    assert front_get(agent.front_door, zd_app.host) == (200, body("v1"))  # HAProxy did not notice
+
+    start_detached(files, Settings("127.0.0.1", agent.config.front_door_port))
+    assert service_pid(files) not in (None, service) and running_master(files) == master
+    # The adopted master is not the new service's child; its death is still seen and repaired.
+    for pid in [master] + worker_pids(master):
+        os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: running_master(files) not in (None, master)
+                      and serves(agent.front_door, zd_app.host, body("v1")), timeout=15)
