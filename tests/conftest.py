@@ -37,8 +37,10 @@ def stop_front_doors(root: Path) -> None:
 
 @pytest.fixture(autouse=True)
 def _front_doors_stopped(request):
+    # fixturenames is the closure (tmp_path through agent_home & co.); asked for here, tmp_path
+    # is torn down after this fixture.
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
-    tmp = request.node.funcargs.get("tmp_path")
     if tmp is not None:
         stop_front_doors(tmp)
 
