@@ -5,7 +5,7 @@ that picks the backend from the Host header through the map file, and a 404 for 
 The serving slots are rendered enabled at their containers' ports, every other slot disabled,
 so a (re)start of HAProxy comes up with the persisted routes.
 
-Every slot carries the app's health check (`route_policy.Check`), disabled ones too: checks
+Every slot carries the app's HTTP health check (`route_policy.Check`), disabled ones too: checks
 can only be turned on at run time for a server that has them in the config, and a slot put in
 rotation by the runtime API must be checked from then on. A backend whose servers are all down
 answers HAProxy's 503 with a page that says the app is unavailable.
@@ -54,15 +54,13 @@ def unavailable_page(app: str) -> str:
 
 
 def check_lines(app: str, check: Check) -> list[str]:
-    """The backend's health-check directives (none for a TCP connect check)."""
-    lines = [f"    timeout check {check.timeout_ms}ms",
-             f'    http-error status 503 content-type "text/html; charset=utf-8" '
-             f"string '{unavailable_page(app)}'"]
-    if check.tcp:
-        return lines
+    """The backend's health-check directives and its 503 page."""
     # Safe in a single-quoted HAProxy word: no quote, space, '#', '$' or backslash survives.
     path = quote(check.path, safe="/?&=%:@!*+,;-._~")
-    return lines + [
+    return [
+        f"    timeout check {check.timeout_ms}ms",
+        f'    http-error status 503 content-type "text/html; charset=utf-8" '
+        f"string '{unavailable_page(app)}'",
         "    option httpchk",
         f"    http-check send meth GET uri '{path}' ver HTTP/1.1 hdr Host 127.0.0.1 "
         "hdr User-Agent tugboat-health",

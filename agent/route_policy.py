@@ -48,16 +48,16 @@ class Server:
 
 @dataclass(frozen=True)
 class Check:
-    """How the front door checks the app's servers between deploys: the app's own health check.
+    """How the front door checks the app's servers between deploys: the app's own health check,
+    a GET of `path` whose status must be within [status_min, status_max]. A server leaves
+    rotation after `fall` failed checks in a row and comes back after `rise` passed ones.
 
-    `tcp` (the Docker-HEALTHCHECK mode, whose check runs inside the container) is a TCP connect
-    to the published port; otherwise a GET of `path` whose status must be within
-    [status_min, status_max]. A server leaves rotation after `fall` failed checks in a row and
-    comes back after `rise` passed ones.
+    Always HTTP, never a bare TCP connect: Docker's proxy accepts a connection on the published
+    port whenever the container runs, even while nothing listens inside (measured: connect
+    succeeds, then a reset), so a TCP check would pass for a dead app.
     """
 
     path: str = "/"
-    tcp: bool = False
     status_min: int = 200
     status_max: int = 399
     interval_ms: int = 1000
@@ -66,17 +66,22 @@ class Check:
     fall: int = 2
 
     def to_json(self) -> dict:
-        return {"path": self.path, "tcp": self.tcp, "status_min": self.status_min,
-                "status_max": self.status_max, "interval_ms": self.interval_ms,
-                "timeout_ms": self.timeout_ms, "rise": self.rise, "fall": self.fall}
+        return {"path": self.path, "status_min": self.status_min, "status_max": self.status_max,
+                "interval_ms": self.interval_ms, "timeout_ms": self.timeout_ms,
+                "rise": self.rise, "fall": self.fall}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Check":
         default = cls()
-        return cls(path=str(data.get("path") or default.path), tcp=bool(data.get("tcp")),
+        return cls(path=str(data.get("path") or default.path),
                    **{name: int(data.get(name) or getattr(default, name))
                       for name in ("status_min", "status_max", "interval_ms", "timeout_ms",
                                    "rise", "fall")})
+
+
+# The app answers HTTP at all: the check when its own does not apply (the Docker-HEALTHCHECK
+# mode, which only Docker can run) or is not known (a route saved before checks existed).
+ANSWERS_HTTP = Check(status_min=100, status_max=599)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class Route:
     servers: tuple[Server, ...] = ()
     # Slots that take no new request and finish their in-flight ones (the previous release).
     draining: tuple[str, ...] = ()
-    check: Check = Check()
+    check: Check = ANSWERS_HTTP
 
     @property
     def container_ids(self) -> tuple[str, ...]:
@@ -103,7 +108,7 @@ class Route:
     @classmethod
     def from_json(cls, data: Mapping) -> "Route":
         """Reads this format and version 1 (one `container_id`/`slot`/`host_port`, `draining`
-        a slot name or ""); a route saved without a check gets the default one."""
+        a slot name or ""); a route saved without a check gets `ANSWERS_HTTP`."""
         if "servers" in data:
             servers = tuple(Server(str(s.get("slot") or ""), str(s.get("container_id") or ""),
                                    int(s.get("host_port") or 0))
@@ -116,7 +121,7 @@ class Route:
             draining = (data["draining"],) if data.get("draining") else ()
         return cls(url=str(data.get("url") or ""), domains=tuple(data.get("domains") or ()),
                    servers=servers, draining=draining,
-                   check=Check.from_json(data.get("check") or {}))
+                   check=Check.from_json(data["check"]) if data.get("check") else ANSWERS_HTTP)
 
 
 def hosts(app: str, route: Route) -> list[str]:

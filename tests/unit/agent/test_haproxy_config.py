@@ -47,7 +47,7 @@ def test_every_slot_is_checked_with_the_apps_own_health_check(tmp_path):
     check = Check(path="/up?x=1#frag'$HOME", status_min=200, status_max=204, interval_ms=250,
                   timeout_ms=700, rise=3, fall=2)
     routes = {"web": Route(servers=(Server("blue", "x", 1001),), check=check),
-              "tcp": Route(check=Check(tcp=True, interval_ms=100))}
+              "old": Route()}
     cfg = render_config(front_host="127.0.0.1", front_port=1, run_dir=tmp_path, generation=1,
                         routes=routes).config
     web = _backend(cfg, "web")
@@ -57,10 +57,9 @@ def test_every_slot_is_checked_with_the_apps_own_health_check(tmp_path):
     # Quoted and percent-encoded: no comment, variable or quote reaches HAProxy's parser.
     assert "uri '/up?x=1%23frag%27%24HOME' ver HTTP/1.1" in web
     assert "http-check expect rstatus '^(200|201|202|203|204)$'" in web
-    tcp = _backend(cfg, "tcp")
-    assert "option httpchk" not in tcp and "http-check" not in tcp
-    assert tcp.count("check inter 100ms") == 2
-    for backend in (web, tcp):
+    old = _backend(cfg, "old")  # a route with no known check: the app must answer HTTP at all
+    assert "rstatus '^(1[0-9][0-9]|2[0-9][0-9]|3[0-9][0-9]|4[0-9][0-9]|5[0-9][0-9])$'" in old
+    for backend in (web, old):
         assert 'http-error status 503 content-type "text/html' in backend
         assert "is unavailable" in backend
 

@@ -70,9 +70,9 @@ def test_route_json_round_trips_and_reads_version_1_entries():
 
 
 def test_the_health_check_is_persisted_with_the_route_and_kept_by_a_switch():
-    check = rp.Check(path="/up", tcp=False, status_min=200, status_max=204, interval_ms=250,
+    check = rp.Check(path="/up", status_min=200, status_max=204, interval_ms=250,
                      timeout_ms=700, rise=2, fall=3)
     route = Route(url="u", check=check)
     assert Route.from_json(route.to_json()) == route
-    assert Route.from_json({"url": "u"}).check == rp.Check()  # saved before checks existed
+    assert Route.from_json({"url": "u"}).check == rp.ANSWERS_HTTP  # saved before checks existed
     assert rp.switch(route, [Target("c1", 40001)]).check == check
