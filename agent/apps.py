@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agent import __version__
 from agent.docker_engine import ContainerRecord, DockerEngine, EngineError, LogStream
 from agent.repo_cache import RepoCache
-from agent.router import Router
+from agent.router import Health, Router, ServerHealth
 from common.specs import AgentInfo
 
 
@@ -22,6 +22,8 @@ class ManagedContainer:
     serving: bool
     # The router's URL for the app, on the serving container only.
     url: str = ""
+    # As the router's checks see it; UNKNOWN for a container out of rotation.
+    health: ServerHealth = ServerHealth(Health.UNKNOWN, "not in rotation")
 
 
 class AppAdmin:
@@ -33,12 +35,16 @@ class AppAdmin:
     def list_containers(self, app: str = "") -> list[ManagedContainer]:
         """Managed containers, newest first, each flagged when the router sends traffic to it."""
         routed: dict[str, tuple[str, ...]] = {}
+        health: dict[str, dict[str, ServerHealth]] = {}
         out = []
         for record in self.engine.list(app or None):
             if record.app not in routed:
                 routed[record.app] = self.router.serving(record.app)
+                health[record.app] = self.router.health(record.app)
             serving = record.id in routed[record.app]
-            out.append(ManagedContainer(record, serving, (self.router.url(record.app) or "") if serving else ""))
+            out.append(ManagedContainer(
+                record, serving, (self.router.url(record.app) or "") if serving else "",
+                health[record.app].get(record.id, ManagedContainer.health)))
         return out
 
     def serving_container(self, app: str) -> ContainerRecord:

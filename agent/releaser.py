@@ -22,7 +22,8 @@ from agent.health import HealthPolicy, probe
 from agent.locks import KeyedLocks
 from agent.operations import CancelToken
 from agent.planner import Action, Observed, Release
-from agent.router import Router, RouterError, Target
+from agent.route_policy import ANSWERS_HTTP
+from agent.router import Check, Router, RouterError, Target
 from common.phases import Phase
 from common.rules import DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
 
@@ -78,6 +79,17 @@ def container_name(app: str, deployment_id: int) -> str:
     return f"{app}-{deployment_id}-{secrets.token_hex(3)}"
 
 
+def front_door_check(spec: DeploySpec) -> Check:
+    """The router's check between deploys: the deploy gate's own rule. In the Docker-HEALTHCHECK
+    mode (a check only Docker can run) the router asks that the app answers HTTP at all."""
+    policy = spec.health
+    healthy = ((ANSWERS_HTTP.status_min, ANSWERS_HTTP.status_max) if policy.use_docker_healthcheck
+               else (policy.status_min, policy.status_max))
+    return Check(path=spec.health_path or HEALTH.path, status_min=healthy[0],
+                 status_max=healthy[1], interval_ms=policy.interval_ms,
+                 timeout_ms=policy.probe_timeout_ms, rise=policy.healthy_threshold)
+
+
 def observe(record: ContainerRecord) -> Observed:
     """What the planner needs to know about a container."""
     return Observed(id=record.id, deployment_id=record.deployment_id, running=record.running,
@@ -105,6 +117,7 @@ class Releaser:
         """Yield progress; the last event is DONE or carries a failure."""
         with self._locks.hold(spec.app):
             new: list[ContainerRecord] = []
+            gated: set[str] = set()  # new containers that passed their gate
             switched = False
             try:
                 if token.cancelled:
@@ -112,7 +125,7 @@ class Releaser:
                 yield DeployProgress(Phase.START, f"starting {spec.app} from {spec.image}")
                 try:
                     # May reload the proxy (new app, changed domains): before anything switches.
-                    self.router.ensure_app(spec.app, spec.domains)
+                    self.router.ensure_app(spec.app, spec.domains, front_door_check(spec))
                 except RouterError as exc:
                     raise _Failed(Phase.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
                 records = {r.id: r for r in self.engine.list(spec.app)}
@@ -127,12 +140,17 @@ class Releaser:
                                              container_id=new[-1].id)
                     elif step.action is Action.GATE:
                         yield from self._gate(spec, new[step.replica], token)
+                        gated.add(new[step.replica].id)
                     elif step.action is Action.SWITCH:
+                        if not new or any(r.id not in gated for r in new):
+                            raise _Failed(Phase.SWITCH, Failure.INTERNAL,
+                                          "refusing to route a container that did not pass its gate")
                         if not token.protect():
                             raise _Failed(Phase.SWITCH, Failure.CANCELLED, "cancelled")
                         try:
                             url = self.router.switch(
-                                spec.app, [Target(r.id, r.host_port or 0) for r in new])
+                                spec.app, [Target(r.id, r.host_port or 0) for r in new],
+                                front_door_check(spec))
                         except RouterError as exc:
                             raise _Failed(Phase.SWITCH, Failure.SWITCH, str(exc)) from exc
                         switched = True
@@ -288,8 +306,10 @@ class Releaser:
     # ---- restart --------------------------------------------------------------------------
     def reconcile(self) -> None:
         """After a restart: settle which containers serve each app and drop leftovers
-        (`planner.plan_reconcile`). The routed ones are switched to again because a container
-        that Docker restarted has a new port."""
+        (`planner.plan_reconcile`): only containers that passed their gate stay routed, and an
+        app left with none loses its route (the front door then answers 404, never a container
+        that failed its gate). The routed ones are switched to again so the router holds their
+        current ports (a container made before ports were pinned got a new one on restart)."""
         by_app: dict[str, list[ContainerRecord]] = {}
         for record in self.engine.list():
             by_app.setdefault(record.app, []).append(record)

@@ -26,6 +26,7 @@ from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
 from agent.log_follow import LogReader
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
+from agent.router import Health
 from common.aio_server import in_thread
 from common import rules
 from common.phases import Phase
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 _FAILURES = {Failure.BUILD: pb.FAILURE_KIND_BUILD, Failure.START: pb.FAILURE_KIND_START,
              Failure.HEALTH: pb.FAILURE_KIND_HEALTH, Failure.SWITCH: pb.FAILURE_KIND_SWITCH,
              Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED, Failure.INTERNAL: pb.FAILURE_KIND_INTERNAL}
+
+
+_HEALTH = {Health.UNKNOWN: pb.CONTAINER_HEALTH_UNKNOWN, Health.HEALTHY: pb.CONTAINER_HEALTH_HEALTHY,
+           Health.UNHEALTHY: pb.CONTAINER_HEALTH_UNHEALTHY}
 
 
 def _phase(phase: Phase) -> int:
@@ -191,7 +196,9 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              deployment_id=m.record.deployment_id, commit_sha=m.record.commit_sha,
                              image=m.record.image, state=m.record.state,
                              direct_url=m.record.direct_url,
-                             create_time=_timestamp(m.record.created), serving=m.serving, url=m.url)
+                             create_time=_timestamp(m.record.created), serving=m.serving, url=m.url,
+                             health=_HEALTH[m.health.health], health_detail=m.health.detail,
+                             restart_count=m.record.restart_count)
             for m in items])
 
     async def StreamLogs(self, request, context):

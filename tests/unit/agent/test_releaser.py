@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from itertools import count
 
 from agent.docker_engine import ContainerRecord, NotOnEngine
 from agent.health import HealthPolicy
 from agent.operations import CancelToken
-from agent.releaser import DeploySpec, Failure, Releaser
+from agent.releaser import DeploySpec, Failure, Releaser, front_door_check
 from agent.router import DirectRouter
 from common.phases import Phase
 
@@ -145,3 +146,38 @@ def test_reconcile_forgets_the_route_of_an_app_with_no_container(tmp_path):
     engine.containers.clear()
     releaser.reconcile()
     assert router.apps() == []
+
+
+def test_reconcile_after_a_kill_during_the_first_gate_routes_nothing(tmp_path):
+    """The agent died while the only container of a first deploy was being gated: after the
+    restart that container (restart policy still "no") is removed and the app has no route."""
+    engine, router = FakeEngine(), DirectRouter(tmp_path / "routes.json")
+    router.ensure_app("web")
+    engine.add(deployment_id=1, restart_policy="no")
+    Releaser(engine, router).reconcile()
+    assert engine.containers == {} and router.apps() == [] and router.serving("web") == ()
+
+
+class RecordingRouter(DirectRouter):
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.checks = []
+
+    def switch(self, app, targets, check=None) -> str:
+        self.checks.append(check)
+        return super().switch(app, targets, check)
+
+
+def test_the_route_carries_the_apps_health_check(tmp_path):
+    engine, router = FakeEngine(), RecordingRouter(tmp_path / "routes.json")
+    health = HealthPolicy(status_min=200, status_max=204, interval_ms=250, probe_timeout_ms=700,
+                          healthy_threshold=2, use_docker_healthcheck=True)
+    spec = replace(_spec(1, health_path="/up"), health=health)
+    events = list(Releaser(engine, router).deploy(spec, CancelToken()))
+    assert events[-1].phase is Phase.DONE
+    (check,) = router.checks
+    # Docker-HEALTHCHECK mode: the front door cannot run Docker's check, the app must answer HTTP.
+    assert (check.path, check.status_min, check.status_max, check.interval_ms, check.timeout_ms,
+            check.rise) == ("/up", 100, 599, 250, 700, 2)
+    http = front_door_check(replace(spec, health=replace(health, use_docker_healthcheck=False)))
+    assert (http.status_min, http.status_max) == (200, 204)

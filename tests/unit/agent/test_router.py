@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.route_policy import Route, Server
+from agent.route_policy import ANSWERS_HTTP, Route, Server
 from agent.router import DirectRouter, RouteStore, Target
 
 
@@ -16,7 +16,8 @@ def test_direct_router_persists_atomically(tmp_path):
     assert DirectRouter(path).serving("web") == ("abc",)
     assert json.loads(path.read_text()) == {"version": 2, "apps": {"web": {
         "url": "http://127.0.0.1:40001", "domains": [], "draining": [],
-        "servers": [{"slot": "", "container_id": "abc", "host_port": 40001}]}}}
+        "servers": [{"slot": "", "container_id": "abc", "host_port": 40001}],
+        "check": ANSWERS_HTTP.to_json()}}}
     router.remove("web")
     assert DirectRouter(path).serving("web") == ()
     assert [p.name for p in tmp_path.iterdir()] == ["routes.json"]  # no temp files left
@@ -33,3 +34,17 @@ def test_a_version_1_file_and_a_corrupt_entry_load(tmp_path):
         servers=(Server("blue", "c1", 40001),))}
     path.write_text("{not json")
     assert RouteStore(path).load() == {}
+
+
+def test_haproxy_stat_rows_read_as_health():
+    from agent.haproxy import server_health
+    from agent.router import Health
+
+    up = server_health({"status": "UP", "check_status": "L7OK", "check_code": "200"})
+    assert up.health is Health.HEALTHY and "L7OK 200" in up.detail
+    assert server_health({"status": "UP 1/2", "check_status": "L7STS", "check_code": "500"}).health \
+        is Health.HEALTHY  # one failed check: still in rotation
+    down = server_health({"status": "DOWN", "check_status": "L4CON", "check_code": ""})
+    assert down.health is Health.UNHEALTHY and "L4CON" in down.detail
+    assert server_health({"status": "MAINT"}).health is Health.UNKNOWN
+    assert server_health(None).health is Health.UNKNOWN
