@@ -17,6 +17,7 @@ import logging
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 from agent.config import DEFAULT_FRONT_DOOR_PORT, default_home, parse_front_door
 from agent.frontdoor_files import FrontDoorFiles, Settings, try_lock
 from agent.haproxy_process import HAProxyMaster, haproxy_binary, running_master, worker_pids
+from agent.haproxy_runtime import RuntimeAPI
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,6 @@ def service_pid(files: FrontDoorFiles) -> int | None:
 
 
 def answers(files: FrontDoorFiles) -> bool:
-    from agent.haproxy_runtime import RuntimeAPI
-
     try:
         return bool(RuntimeAPI(files.admin_socket, timeout=2).info().get("node"))
     except OSError:
@@ -157,8 +157,6 @@ def main(argv=None) -> int:
 def start_detached(files: FrontDoorFiles, settings: Settings, timeout: float = 15.0) -> None:
     """Start a service for `files` in its own session (not the caller's child: it survives the
     caller) and wait until its HAProxy answers. Another caller's service winning the race is fine."""
-    import subprocess
-
     files.run_dir.mkdir(parents=True, exist_ok=True)
     with open(files.service_log, "ab") as logfh:
         subprocess.run([sys.executable, "-m", "agent.frontdoor", "--detach",

@@ -100,7 +100,12 @@ class HAProxyMaster:
                         return
                     backoff = next_backoff(backoff)
                     continue
-            pidfd = os.pidfd_open(self.pid)
+            try:
+                pidfd = os.pidfd_open(self.pid)
+            except ProcessLookupError:  # gone between its start (or adoption) and now
+                self._reap()
+                self.pid = None
+                continue
             try:
                 ready = select.select([wake_fd, pidfd], [], [])[0]
             finally:
