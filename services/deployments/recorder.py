@@ -236,7 +236,8 @@ class Recorder:
             finished = FinishedDeployment(
                 app=dep.app.name, state=str(state), failure_phase=dep.failure_phase, build_seconds=dep.build_seconds,
                 build_skipped=dep.build_skipped, deploy_seconds=dep.deploy_seconds)
-        log.info("finished %s%s", state, f" at {finished.failure_phase}: {reason}" if state != State.SUCCEEDED else "")
+        log.info("finished %s%s%s", state, f" at {finished.failure_phase}: {reason}" if state != State.SUCCEEDED else "",
+                 f" ({self.lines_not_stored} log lines past the cap not stored)" if self.lines_not_stored else "")
         self.on_finish(finished)
 
     def _buffer(self, kind: EventKind, phase: Phase, message: str, fields: dict) -> None:
