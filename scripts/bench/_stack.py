@@ -7,6 +7,7 @@ machine where scripts/test.sh (or run.sh) has set up the venv and a Docker engin
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # tests.support (sample app helpers) lives at the repository root
+
+from client.connection import Connection
 
 BIN = Path(sys.executable).parent
 
@@ -59,19 +62,9 @@ class Stack:
         return (self.home / "api-token").read_text().strip()
 
     def channel(self) -> grpc.Channel:
-        """A channel to the control plane that sends the API token on every call."""
-        return grpc.intercept_channel(grpc.insecure_channel(self.api), _Bearer(self.token))
-
-
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    def __init__(self, token: str):
-        self._md = (("authorization", f"Bearer {token}"),)
-
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(details._replace(metadata=tuple(details.metadata or ()) + self._md), request)
-
-    def intercept_unary_stream(self, continuation, details, request):
-        return continuation(details._replace(metadata=tuple(details.metadata or ()) + self._md), request)
+        """A channel to the control plane that sends the API token on every call (the clients'
+        own library; no default deadline: each benchmark sets its own)."""
+        return Connection(self.api, self.token, unary_timeout=None).channel
 
 
 @contextmanager
@@ -110,6 +103,12 @@ def platform_stack():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+        shutil.rmtree(home, ignore_errors=True)
+        from agent.frontdoor import stop
+        from agent.frontdoor_files import FrontDoorFiles
+
+        stop(FrontDoorFiles.for_state(home / "agent"))  # the agent started it; it outlives the agent
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -123,8 +122,9 @@ def percentile(values: list[float], pct: float) -> float:
 def get(url: str, timeout: float = 5):
     """GET over loopback only: `http://<app>.localhost:PORT` goes to 127.0.0.1:PORT with that Host
     header (glibc does not resolve *.localhost)."""
-    import requests
     from urllib.parse import urlsplit
+
+    import requests
 
     parts = urlsplit(url)
     assert parts.hostname in ("127.0.0.1", "localhost") or (parts.hostname or "").endswith(".localhost"), url
