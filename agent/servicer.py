@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -212,8 +213,11 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         try:
             record = await asyncio.get_running_loop().run_in_executor(
                 None, self.admin.serving_container, request.app)
-            async for stamp, text in self.logs.lines(record.id, follow=request.follow, tail=request.tail):
-                yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=record.id)
+            # aclosing: a follower that goes away while its line is being sent closes the
+            # daemon connection now, not whenever the suspended generator is collected.
+            async with aclosing(self.logs.lines(record.id, follow=request.follow, tail=request.tail)) as lines:
+                async for stamp, text in lines:
+                    yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=record.id)
         except UnknownApp as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except (EngineError, OSError) as exc:
