@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from agent import __version__
-from agent.docker_engine import ContainerRecord, DockerEngine, EngineError, LogStream
+from agent.docker_engine import ContainerRecord, DockerEngine, EngineError
 from agent.repo_cache import RepoCache
 from agent.router import Health, Router, ServerHealth
 from common.specs import AgentInfo
@@ -57,11 +57,6 @@ class AppAdmin:
                 return record
         running = [r for r in records if r.running]
         return (running or records)[0]
-
-    def logs(self, app: str, *, follow: bool, tail: int) -> tuple[str, LogStream]:
-        """The serving container's id and a closable stream of its (timestamp, line)."""
-        record = self.serving_container(app)
-        return record.id, self.engine.stream_logs(record.id, follow=follow, tail=tail)
 
     def stop_app(self, app: str) -> int:
         records = self.engine.list(app)

@@ -208,7 +208,7 @@ class _RecordingAPIClient(APIClient):
             self._local.build_handle = None
 
 
-def _daemon_url(api: APIClient) -> str:
+def daemon_url(api: APIClient) -> str:
     """The daemon address an existing client talks to, in the form APIClient accepts."""
     socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
     if socket_path:
@@ -239,7 +239,7 @@ class DockerEngine:
         self._ports_lock = threading.Lock()
         # A private low-level client for builds (same daemon) so their responses can be aborted.
         self._build_api = _RecordingAPIClient(
-            base_url=_daemon_url(self.client.api), version=self.client.api.api_version,
+            base_url=daemon_url(self.client.api), version=self.client.api.api_version,
             timeout=None)
 
     # ---- images -------------------------------------------------------------------------
@@ -402,18 +402,6 @@ class DockerEngine:
             return []
         return raw.decode("utf-8", "replace").splitlines()
 
-    def stream_logs(self, container_id: str, *, follow: bool, tail: int | None) -> "LogStream":
-        """A closable iterator of (timestamp, line) from a container's output."""
-        try:
-            stream = self.client.api.logs(container_id, stdout=True, stderr=True, stream=True,
-                                          follow=follow, timestamps=True,
-                                          tail=tail if tail and tail > 0 else "all")
-        except docker.errors.NotFound as exc:
-            raise NotOnEngine(f"container {container_id} not found") from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(str(exc.explanation or exc)) from exc
-        return LogStream(stream)
-
     def stop(self, container_id: str, timeout: int) -> None:
         """Send the container's stop signal (set at creation), SIGKILL after `timeout` s."""
         try:
@@ -437,37 +425,8 @@ class DockerEngine:
         return self.client.version().get("Version", "")
 
 
-class LogStream:
-    """Iterates a container's log lines; `close()` from another thread ends a follow at once.
-
-    A following log stream blocks while the container is quiet; without close, a client that
-    went away would pin a server thread until the container printed again.
-    """
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[tuple[datetime, str]]:
-        buf = b""
-        try:
-            for chunk in self._stream:
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    yield _split_timestamp(line.decode("utf-8", "replace"))
-        except (OSError, ValueError, AttributeError):
-            return  # closed underneath us
-        if buf:
-            yield _split_timestamp(buf.decode("utf-8", "replace"))
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        except Exception:
-            pass
-
-
-def _split_timestamp(line: str) -> tuple[datetime, str]:
+def split_timestamp(line: str) -> tuple[datetime, str]:
+    """(time, text) of a log line Docker printed with `timestamps=1`."""
     stamp, _, text = line.partition(" ")
     return _parse_time(stamp), text.rstrip("\r")
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
-from agent.docker_engine import EngineError, NotOnEngine, _daemon_url, _split_timestamp
+from agent.docker_engine import EngineError, NotOnEngine, daemon_url, split_timestamp
 
 MAX_LINE = 1024 * 1024  # a longer line is cut here: the follower's memory stays bounded
 
@@ -28,7 +28,7 @@ class LogReader:
 
     @classmethod
     def for_client(cls, client) -> "LogReader":
-        return cls(_daemon_url(client.api))
+        return cls(daemon_url(client.api))
 
     async def _connect(self):
         url = urlsplit(self.daemon_url)
@@ -55,7 +55,7 @@ class LogReader:
             body = _chunks(reader) if "chunked" in headers.get("transfer-encoding", "") else _plain(reader)
             frames = body if "raw-stream" in headers.get("content-type", "") else _demux(body)
             async for line in _split(frames):
-                yield _split_timestamp(line.decode("utf-8", "replace"))
+                yield split_timestamp(line.decode("utf-8", "replace"))
         finally:
             writer.close()
 

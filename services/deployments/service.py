@@ -229,8 +229,3 @@ class DeploymentService:
             self.cancels.cancel(deployment_id)
         return self.get(deployment_id)
 
-    def watch(self, deployment_id: int, after_seq: int, *, is_active=lambda: True):
-        if after_seq < 0:
-            raise InvalidArgument("after_seq must not be negative", field="after_seq")
-        self.get(deployment_id)  # NOT_FOUND before the stream starts
-        return self.events.follow(deployment_id, after_seq, is_active=is_active)
