@@ -98,6 +98,10 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         "defaults",
         "    mode http",
         "    option http-keep-alive",
+        # On a reload the old worker answers the next request of an idle keep-alive connection
+        # with "Connection: close" instead of closing it under the client (which, measured,
+        # fails a request that was being sent); hard-stop-after bounds how long that waits.
+        "    option idle-close-on-response",
         "    option redispatch 1",
         # Only retry when the connection to the container could not be made: the request was
         # never sent, so even a POST is not duplicated.

@@ -169,3 +169,25 @@ def test_agent_killed_during_the_gate_of_a_first_deploy_routes_nothing_to_it(
         assert app_name not in routes["apps"]
         status, text = front_get(second.front_door, f"{app_name}.localhost")
         assert status == 404 and "no app is routed" in text
+
+
+def test_a_deploy_that_changes_the_health_check_moves_the_check_with_its_switch(agent, zd_app):
+    done(zd_app.deploy("v1"))
+    client = KeepAliveClient(agent.front_door, zd_app.host, max_seconds=60)
+    client.start()
+    try:
+        failed = zd_app.deploy("v1", health_path="/never-there", health_timeout_seconds=1)
+        assert failed[-1].failure == pb.FAILURE_KIND_HEALTH
+        routes = json.loads((agent.config.state_dir / "routes.json").read_text())
+        assert routes["apps"][zd_app.app]["check"]["path"] == "/"  # the old release's check
+        check = pb.HealthCheck(status_min=200, status_max=404, interval_ms=50)
+        done(zd_app.deploy("v1", health_path="/missing", health_check=check))
+        routes = json.loads((agent.config.state_dir / "routes.json").read_text())
+        assert routes["apps"][zd_app.app]["check"]["path"] == "/missing"
+        assert wait_until(lambda: "/missing" in agent.router.files.config.read_text(), 10)
+        assert wait_until(lambda: len(client.samples) > 50, 10)
+    finally:
+        samples = client.stop()
+    assert client.failures() == [], client.failures()[:3]
+    assert {s.body for s in samples} == {body("v1")}
+    assert _listed(agent, zd_app.app).health == pb.CONTAINER_HEALTH_HEALTHY
