@@ -9,6 +9,7 @@ only, so the old ones keep serving.
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from agent.route_policy import ANSWERS_HTTP
 from agent.router import Check, Router, RouterError, Target
 from common.phases import Phase
 from common.rules import DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.05
 LOG_LINES = 20
@@ -133,7 +136,8 @@ class Releaser:
                     Release(spec.deployment_id, spec.replicas),
                     [observe(r) for r in records.values()], self.router.serving(spec.app))
                 url = ""
-                for step in steps:
+                remaining = iter(steps)
+                for step in remaining:
                     if step.action is Action.START:
                         new.append(self._start(spec))
                         yield DeployProgress(step.phase, f"started {new[-1].name}",
@@ -175,9 +179,13 @@ class Releaser:
                                      container_id=new[-1].id if new else "",
                                      failure=failed.failure, error=failed.error)
             except GeneratorExit:
-                # The stream consumer went away (client cancelled): never leave a half deploy.
+                # The stream consumer went away (client cancelled, control plane killed): never
+                # leave a half deploy. Before the switch that means undoing it; after, traffic is
+                # already on the new release, so the old one is still drained, stopped and removed.
                 if not switched:
                     self._undo(new)
+                else:
+                    self._finish_after_switch(remaining, records, spec)
                 raise
             except Exception as exc:  # a bug or an unexpected engine error: still no half deploy
                 if not switched:
@@ -186,6 +194,19 @@ class Releaser:
                                      f"internal agent error: {exc}",
                                      container_id=new[-1].id if new else "",
                                      failure=Failure.INTERNAL, error=f"internal agent error: {exc}")
+
+    def _finish_after_switch(self, steps, records: dict[str, ContainerRecord],
+                             spec: DeploySpec) -> None:
+        """The steps left after the switch (drain, stop, remove), carried out with nobody
+        listening: the release is past its point of no return."""
+        for step in steps:
+            try:
+                if step.action is Action.DRAIN:
+                    self.router.drain(spec.app, spec.drain_seconds or DRAIN_SECONDS)
+                elif step.container in records:
+                    self._retire(step, records[step.container], spec)
+            except Exception:  # best effort: reconcile at the next start removes what is left
+                log.exception("finishing %s after its stream ended", spec.app)
 
     def _start(self, spec: DeploySpec) -> ContainerRecord:
         name = container_name(spec.app, spec.deployment_id)

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from itertools import count
 
+import pytest
+
 from agent.docker_engine import ContainerRecord, NotOnEngine
 from agent.health import HealthPolicy
 from agent.operations import CancelToken
@@ -116,6 +118,34 @@ def test_cancel_before_the_switch_removes_only_the_new_container(tmp_path):
             token.cancel()
     assert events[-1].failure is Failure.CANCELLED and events[-1].phase is Phase.SWITCH
     assert list(engine.containers) == ["c1"] and router.serving("web") == ("c1",)
+
+
+@pytest.mark.parametrize("gone_at", [Phase.SWITCH, Phase.STOP_OLD])
+def test_a_stream_that_ends_after_the_switch_still_retires_the_old_container(tmp_path, gone_at):
+    # The control plane killed mid-deploy closes the stream: past the switch the release still
+    # completes, so no old container is left running beside the new one.
+    engine, router = FakeEngine(), DirectRouter(tmp_path / "routes.json")
+    releaser = Releaser(engine, router)
+    _deploy(releaser, 1)
+    stream = releaser.deploy(_spec(2), CancelToken())
+    for event in stream:
+        if event.phase is gone_at:
+            stream.close()
+            break
+    assert router.serving("web") == ("c2",) and list(engine.containers) == ["c2"]
+    assert ("stop", "c1") in engine.calls and ("remove", "c1") in engine.calls
+
+
+def test_a_stream_that_ends_before_the_switch_removes_only_the_new_container(tmp_path):
+    engine, router = FakeEngine(), DirectRouter(tmp_path / "routes.json")
+    releaser = Releaser(engine, router)
+    _deploy(releaser, 1)
+    stream = releaser.deploy(_spec(2), CancelToken())
+    for event in stream:
+        if event.phase is Phase.HEALTH:
+            stream.close()
+            break
+    assert router.serving("web") == ("c1",) and list(engine.containers) == ["c1"]
 
 
 def test_a_retried_deployment_drops_its_earlier_attempt(tmp_path):
