@@ -90,5 +90,5 @@ class AppAdmin:
             docker_version = self.engine.version()
         except EngineError:
             docker_version = ""
-        running = sum(1 for r in self.engine.list() if r.running)
+        running = self.engine.running_count()
         return AgentInfo(__version__, docker_version, socket.gethostname(), running)

@@ -379,6 +379,14 @@ class DockerEngine:
             raise EngineError(str(exc.explanation or exc)) from exc
         return _record(data)
 
+    def running_count(self) -> int:
+        """How many of this agent's managed containers run: one list call, no inspect each
+        (GetInfo answers with it, and must stay fast while the daemon is busy)."""
+        filters = [f"{L.MANAGED}=true"]
+        if self.agent_id:
+            filters.append(f"{L.AGENT}={self.agent_id}")
+        return len(self.client.api.containers(filters={"label": filters, "status": "running"}))
+
     def list(self, app: str | None = None, *, all_agents: bool = False) -> list[ContainerRecord]:
         """Managed containers (of this agent, optionally one app), newest first."""
         filters = [f"{L.MANAGED}=true"]
