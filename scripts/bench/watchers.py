@@ -227,9 +227,11 @@ def timed_getinfo(agent, n: int) -> list[float]:
     return times
 
 
-def stream_lag(results: list[tuple], per_name: dict[str, int], since: float) -> tuple[list[float], int, float]:
-    """(lag ms of each TICK every watcher of its deployment received, TICKs some watcher missed,
-    the busiest stream process's CPU fraction)."""
+def stream_lag(results: list[tuple], per_name: dict[str, int], since: float,
+               until: float) -> tuple[list[float], int, float]:
+    """(lag ms of each TICK stored between `since` and `until` that every watcher of its
+    deployment received, such TICKs some watcher missed, the busiest stream process's CPU
+    fraction)."""
     merged: dict = {}
     for seen, _, _, _ in results:
         for key, (stored, slowest, count) in seen.items():
@@ -238,7 +240,7 @@ def stream_lag(results: list[tuple], per_name: dict[str, int], since: float) -> 
             record[2] += count
     lags, missed = [], 0
     for (name, _), (stored, slowest, count) in merged.items():
-        if stored < since:
+        if not since <= stored <= until:
             continue
         if count == per_name[name]:
             lags.append((slowest - stored) * 1000)
@@ -326,9 +328,10 @@ def main() -> None:
                       f"({args.procs} client processes)")
                 loaded = create_round(deployments, parents, args.creates, args.callers)
                 time.sleep(3 * args.tick)  # a few more TICKs stored while every watcher is open
+                until = time.time() - 1.0  # a TICK stored after this may still be on its way
             finally:
                 results = watchers.close()
-            lags, missed, busiest = stream_lag(results, per_name, since)
+            lags, missed, busiest = stream_lag(results, per_name, since, until)
             errors = [e for r in results for e in r[3]]
             print(f"{args.watchers} watchers: CreateDeployment p50 {loaded['p50']:.1f} ms p99 {loaded['p99']:.1f} ms; "
                   f"{args.callers} callers p50 {loaded['wide_p50']:.1f} p99 {loaded['wide_p99']:.1f} ms")
