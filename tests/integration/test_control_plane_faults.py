@@ -110,6 +110,13 @@ def test_killed_during_a_redeploy_phase_ends_truthfully_with_no_failed_request(t
                                                         timeout=10).containers
                    if c.serving and c.state == "running"]
         assert len(serving) == 1, serving
+
+        def running_containers():
+            return [c for c in agent.stub.ListContainers(
+                tugboat_pb2.ListContainersRequest(app=app_name), timeout=10).containers
+                if c.state == "running"]
+        # Past the switch the agent still retires the old release, even with its stream gone.
+        assert wait_until(lambda: len(running_containers()) == 1, timeout=30), running_containers()
         succeeded = done.state == S.DEPLOYMENT_STATE_SUCCEEDED
         assert succeeded == (serving[0].deployment_id == done.id), (done.state, done.failure_reason, serving)
         expected = body("v2" if succeeded else "v1")
