@@ -27,7 +27,7 @@ from services.config import Settings
 from services.core.errors import DomainError
 from services.core.states import Phase, State
 from services.deployments.recorder import DeploymentSnapshot, Recorder
-from services.jobs.queue import Claim
+from services.jobs.queue import Claim, StaleClaim
 from services.security.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ class DeployPipeline:
             rec.finish(State.FAILED, reason=err.message)
         except AgentError as err:
             rec.finish(State.FAILED, reason=f"{rec.phase_now.lower()} failed: {err}")
+        except StaleClaim:
+            raise  # another attempt owns the deployment now: this one writes nothing more
         except Exception:  # a bug: record it truthfully, keep the worker alive
             log.exception("deployment %s crashed in %s", claim.deployment_id, rec.phase_now)
             rec.finish(State.FAILED, reason=f"internal error during {rec.phase_now.lower()} (see the control-plane log)")
