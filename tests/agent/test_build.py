@@ -11,15 +11,13 @@ import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
 from tests.support.agent_calls import build, build_seen, wait_until
-from tests.support.sample_app import commit_files, make_sample_repo, repo_url
+from tests.support.sample_app import commit_files, make_sample_repo, repo_url, slow_step
 
 pytestmark = pytest.mark.docker
 
-SLOW_DOCKERFILE = """FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox","sleep","30"]
-CMD ["/bin/busybox","true"]
-"""
+def slow_dockerfile(seconds: int = 30) -> str:
+    return ('FROM scratch\nCOPY busybox /bin/busybox\n' + slow_step(seconds)
+            + 'CMD ["/bin/busybox","true"]\n')
 
 
 def test_build_streams_steps_and_tags_image(agent, app_name, docker_client, tmp_path):
@@ -142,10 +140,10 @@ def _gone(docker_client, container_id):
 
 def test_cancel_stops_only_that_build(agent, app_name, make_app_name, docker_client, tmp_path):
     slow_repo = make_sample_repo(tmp_path / "slow")
-    slow_sha = commit_files(slow_repo, {"Dockerfile": SLOW_DOCKERFILE}, "slow")
+    slow_sha = commit_files(slow_repo, {"Dockerfile": slow_dockerfile()}, "slow")
     other_app = make_app_name()
     other_repo = make_sample_repo(tmp_path / "other", "other")
-    other_sha = commit_files(other_repo, {"Dockerfile": SLOW_DOCKERFILE.replace("30", "3")},
+    other_sha = commit_files(other_repo, {"Dockerfile": slow_dockerfile(3)},
                              "a bit slow")
 
     slow_events, other_events = [], []
@@ -177,7 +175,7 @@ def test_cancel_stops_only_that_build(agent, app_name, make_app_name, docker_cli
 
 def test_client_cancelling_the_stream_stops_the_build(agent, app_name, docker_client, tmp_path):
     repo = make_sample_repo(tmp_path / "slow")
-    sha = commit_files(repo, {"Dockerfile": SLOW_DOCKERFILE}, "slow")
+    sha = commit_files(repo, {"Dockerfile": slow_dockerfile()}, "slow")
     events = []
     thread, call = _start_build(agent.stub, app_name, repo, sha, 61, events)
     assert wait_until(lambda: _running_container(events), timeout=30)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from serversinc.v1 import deployment_pb2
 
 from tests.integration.conftest import fetch
-from tests.support.sample_app import DOCKERFILE, commit_files, commit_version
+from tests.support.sample_app import DOCKERFILE, commit_files, commit_version, slow_step
 from tests.bridge.conftest import GLOBAL_SECRET
 from tests.bridge.github import new_delivery, push_payload
 
@@ -72,7 +72,7 @@ def test_pushes_during_a_deploy_coalesce_to_the_newest(bridge, sample_repo, samp
     cp.create_app(app_name, sample_url)
     secret = bridge.secret(app_name)
     path = f"/webhooks/github/{app_name}"
-    slow = commit_files(sample_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","2"]\n'}, "slow build")
+    slow = commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(2)}, "slow build")
     first = bridge.send(path, "push", push_payload(repo_url=sample_url, after=slow), secret)
     assert first.status_code == 202, first.text
     running = first.json()["deployments"][0]["deployment"]

@@ -19,7 +19,7 @@ from tugboat.v1 import tugboat_pb2
 from tests.integration.conftest import TERMINAL, token_channel
 from tests.support.agent_calls import front_get, wait_until
 from tests.support.api_process import free_address, start_api, stop_api
-from tests.support.sample_app import commit_files, repo_url
+from tests.support.sample_app import commit_files, repo_url, slow_step
 from tests.support.zd_app import DOCKERFILE, body, commit_zd_version, make_zd_repo
 from tests.support.zd_load import KeepAliveClient
 
@@ -92,7 +92,7 @@ def test_killed_during_a_redeploy_phase_ends_truthfully_with_no_failed_request(t
 
         commit_zd_version(repo, "v2")
         if phase == "BUILD":
-            dockerfile = DOCKERFILE.format(healthcheck="") + 'RUN ["/bin/busybox","sleep","2"]\n'
+            dockerfile = DOCKERFILE.format(healthcheck="") + slow_step(2)
             commit_files(repo, {"Dockerfile": dockerfile}, "v2, slow build")
         second = api.deploy(app_name)
         target = S.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{phase}")

@@ -10,10 +10,9 @@ import pytest
 from serversinc.v1 import deployment_pb2, deployment_service_pb2
 
 from tests.integration.conftest import fetch
-from tests.support.sample_app import DOCKERFILE, commit_files, make_sample_repo, repo_url
+from tests.support.sample_app import DOCKERFILE, commit_files, make_sample_repo, repo_url, slow_step
 
 S = deployment_pb2
-SLOW_BUILD = DOCKERFILE + 'RUN ["/bin/busybox","sleep","30"]\n'
 
 
 def cancel(control_plane, name):
@@ -54,9 +53,9 @@ def test_cancelling_a_slow_build_kills_only_that_build(control_plane, sample_rep
     assert first.state == S.DEPLOYMENT_STATE_SUCCEEDED
 
     other_repo = make_sample_repo(tmp_path / "other", "other")
-    commit_files(other_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","3"]\n'}, "a 3 s build")
+    commit_files(other_repo, {"Dockerfile": DOCKERFILE + slow_step(3)}, "a 3 s build")
     control_plane.create_app(other, repo_url(other_repo))
-    commit_files(sample_repo, {"Dockerfile": SLOW_BUILD}, "slow build")
+    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(30)}, "slow build")
 
     slow = control_plane.deploy(app)
     concurrent = control_plane.deploy(other)
@@ -78,7 +77,7 @@ def test_cancelling_a_slow_build_kills_only_that_build(control_plane, sample_rep
 
 def test_cancelling_a_queued_deployment_and_a_finished_one(control_plane, sample_repo, sample_url, app_name):
     control_plane.create_app(app_name, sample_url)
-    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","2"]\n'}, "2 s build")
+    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(2)}, "2 s build")
     running = control_plane.deploy(app_name)
     queued = control_plane.deploy(app_name)
     assert cancel(control_plane, queued.name).state == S.DEPLOYMENT_STATE_CANCELLED
@@ -92,7 +91,7 @@ def test_cancelling_a_queued_deployment_and_a_finished_one(control_plane, sample
 
 def test_a_build_that_overruns_its_deadline_fails(control_plane, sample_repo, sample_url, app_name):
     control_plane.create_app(app_name, sample_url, build_timeout_seconds=2)
-    commit_files(sample_repo, {"Dockerfile": SLOW_BUILD}, "slow build")
+    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(30)}, "slow build")
     dep = control_plane.wait(control_plane.deploy(app_name).name)
     assert dep.state == S.DEPLOYMENT_STATE_FAILED
     assert dep.failure_phase == S.DEPLOYMENT_PHASE_BUILD

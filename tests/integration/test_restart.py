@@ -10,7 +10,7 @@ from serversinc.v1 import deployment_pb2, deployment_service_pb2, deployment_ser
 
 from tests.integration.conftest import fetch, token_channel
 from tests.support.api_process import api_command, free_address, start_api, stop_api
-from tests.support.sample_app import DOCKERFILE, commit_files
+from tests.support.sample_app import DOCKERFILE, commit_files, slow_step
 
 S = deployment_pb2
 
@@ -26,7 +26,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
         cli("apps", "create", app_name, "--repo", sample_url)
         cli("deploy", app_name, "--watch")
         first = cli.json("apps", "show", app_name, "--json")
-        commit_files(sample_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","3"]\n',
+        commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(3),
                                    "index.html": "sample app v2\n"}, "v2, slow build")
 
         channel = token_channel(address, token)

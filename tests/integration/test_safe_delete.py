@@ -12,11 +12,14 @@ from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb
 from tests.conftest import cleanup_app
 from tests.integration.conftest import fetch
 from tests.integration.test_error_reasons import refusal
-from tests.support.sample_app import BUSYBOX, DOCKERFILE, commit_files
+from tests.support.sample_app import BUSYBOX, DOCKERFILE, commit_files, slow_step
 
 S = deployment_pb2
 
-SLOW_BUILD = DOCKERFILE.replace("EXPOSE 8080", 'RUN ["/bin/busybox","sleep","30"]\nEXPOSE 8080')
+
+
+def slow_build() -> str:
+    return DOCKERFILE.replace("EXPOSE 8080", slow_step(30) + "EXPOSE 8080")
 
 
 def _delete(cp, name):
@@ -40,7 +43,7 @@ def test_delete_during_a_build_is_refused_and_the_old_release_serves(control_pla
     control_plane.create_app(app_name, sample_url)
     first = control_plane.wait(control_plane.deploy(app_name).name)
     assert first.state == S.DEPLOYMENT_STATE_SUCCEEDED, first.failure_reason
-    commit_files(sample_repo, {"Dockerfile": SLOW_BUILD}, "slow build")
+    commit_files(sample_repo, {"Dockerfile": slow_build()}, "slow build")
     building = control_plane.deploy(app_name)
     _wait_for_log(control_plane, building.name, " ---> Running in ")
 

@@ -8,7 +8,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb2
 
-from tests.support.sample_app import DOCKERFILE, commit_files, commit_version
+from tests.support.sample_app import DOCKERFILE, commit_files, commit_version, slow_step
 
 S = deployment_pb2
 
@@ -35,7 +35,7 @@ def test_a_repeated_request_id_creates_nothing_and_names_the_first(control_plane
 
 def test_a_newer_push_supersedes_the_queued_ones(control_plane, sample_repo, sample_url, app_name):
     control_plane.create_app(app_name, sample_url)
-    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + 'RUN ["/bin/busybox","sleep","2"]\n'}, "slow")
+    commit_files(sample_repo, {"Dockerfile": DOCKERFILE + slow_step(2)}, "slow")
     running = create(control_plane, app_name)
     control_plane.wait_state(running.name, lambda d: d.state == S.DEPLOYMENT_STATE_RUNNING)
     shas = [commit_version(sample_repo, f"v{i}") for i in (2, 3, 4)]

@@ -7,6 +7,7 @@ plus an index.html whose body names the version — an HTTP GET proves which ver
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import git
@@ -20,6 +21,12 @@ COPY index.html /www/index.html
 EXPOSE 8080
 CMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]
 """
+
+
+def slow_step(seconds: int) -> str:
+    """Dockerfile lines that take `seconds` to build, every time: a unique LABEL first, so Docker's
+    build cache (shared by every run on the engine) never holds the sleep and skips it."""
+    return f'LABEL io.serversinc.test-nonce={uuid.uuid4().hex}\nRUN ["/bin/busybox","sleep","{seconds}"]\n'
 
 
 def index_html(version: str) -> str:
