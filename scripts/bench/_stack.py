@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -50,16 +51,57 @@ def wait_healthy(address: str, timeout: float = 30, certs: Path | None = None) -
 
 
 @dataclass
+class Process:
+    """One control process of a stack: its command line, environment and log, and the process
+    running it now (None while it is stopped). The benchmarks of faults stop and start it again."""
+
+    name: str
+    command: list[str]
+    env: dict
+    log: Path
+    address: str
+    certs: Path | None = None  # the agent answers over mutual TLS only
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it (again, with the same command and home) and return once its health check answers."""
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_healthy(self.address, certs=self.certs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        """Send `sig` and wait for it to exit (SIGKILL once `timeout` is over)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@dataclass
 class Stack:
     home: Path
     api: str
     agent: str
     front_door: str
+    processes: dict[str, Process] = field(default_factory=dict)  # "api", "agent"
 
     @property
     def token(self) -> str:
         """The admin API token the control plane wrote on first start."""
         return (self.home / "api-token").read_text().strip()
+
+    @property
+    def front_door_files(self):
+        """The run directory of the front door service the agent started (it outlives the agent)."""
+        from agent.frontdoor_files import FrontDoorFiles
+
+        return FrontDoorFiles.for_state(self.home / "agent")
 
     def channel(self) -> grpc.Channel:
         """A channel to the control plane that sends the API token on every call (the clients'
@@ -70,7 +112,8 @@ class Stack:
 @contextmanager
 def platform_stack():
     """Control plane + agent as two processes, set up exactly as scripts/run.sh does (mutual TLS,
-    the agent enrolled with a join token), in a temp home, on free ports."""
+    the agent enrolled with a join token), in a temp home, on free ports. Everything it started is
+    stopped on exit, the front door service too (the agent started it detached)."""
     home = Path(tempfile.mkdtemp(prefix="serversinc-bench-"))
     agent_addr = f"127.0.0.1:{free_port()}"
     # Each stack has its own front door, so benchmarks never clash with a running platform.
@@ -83,32 +126,26 @@ def platform_stack():
     logs.mkdir()
     subprocess.run([sys.executable, str(ROOT / "scripts" / "certs.py"), "--out", str(home / "certs")],
                    check=True, stdout=subprocess.DEVNULL)
-    procs = []
+    stack = Stack(home, api_addr, agent_addr, front_door)
+    stack.processes["api"] = Process(
+        "api", [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
+        env, logs / "api.log", api_addr)
+    stack.processes["agent"] = Process(
+        "agent", [str(BIN / "tugboat"), "--listen", agent_addr, "--home", str(home / "agent"),
+                  "--front-door", front_door, "--join", api_addr,
+                  "--join-token-file", str(home / "local-join-token")],
+        env, logs / "agent.log", agent_addr, certs=home / "certs")
     try:
-        procs.append(subprocess.Popen(
-            [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
-            env=env, stdout=open(logs / "api.log", "w"), stderr=subprocess.STDOUT))
-        wait_healthy(api_addr)
-        procs.append(subprocess.Popen(
-            [str(BIN / "tugboat"), "--listen", agent_addr, "--home", str(home / "agent"), "--front-door", front_door,
-             "--join", api_addr, "--join-token-file", str(home / "local-join-token")],
-            env=env, stdout=open(logs / "agent.log", "w"), stderr=subprocess.STDOUT))
-        wait_healthy(agent_addr, certs=home / "certs")
-        yield Stack(home, api_addr, agent_addr, front_door)
+        stack.processes["api"].start()
+        stack.processes["agent"].start()
+        yield stack
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        for process in reversed(stack.processes.values()):
+            process.stop()
         from agent.frontdoor import stop
-        from agent.frontdoor_files import FrontDoorFiles
 
-        stop(FrontDoorFiles.for_state(home / "agent"))  # the agent started it; it outlives the agent
+        stop(stack.front_door_files)  # before the home goes: its pid files and locks are in it
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def percentile(values: list[float], pct: float) -> float:
