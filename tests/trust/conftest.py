@@ -4,6 +4,7 @@ app whose Docker state must not change when a call is refused, and minted bad ce
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,11 +29,22 @@ def count_handler_calls(monkeypatch) -> Counter:
     calls: Counter = Counter()
 
     def wrap(name):
+        # Keep the handler's kind: the aio server runs coroutines and async generators on its loop
+        # and plain functions in its pool, and tells them apart by their function type.
         original = getattr(TugboatServicer, name)
-
-        def counted(self, request, context):
-            calls[name] += 1
-            return original(self, request, context)
+        if inspect.isasyncgenfunction(original):
+            async def counted(self, request, context):
+                calls[name] += 1
+                async for item in original(self, request, context):
+                    yield item
+        elif inspect.iscoroutinefunction(original):
+            async def counted(self, request, context):
+                calls[name] += 1
+                return await original(self, request, context)
+        else:
+            def counted(self, request, context):
+                calls[name] += 1
+                return original(self, request, context)
         return counted
 
     for name in METHODS:
