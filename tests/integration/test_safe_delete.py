@@ -9,7 +9,6 @@ import grpc
 import pytest
 from serversinc.v1 import app_service_pb2, deployment_pb2, deployment_service_pb2
 
-from tests.conftest import cleanup_app
 from tests.integration.conftest import fetch
 from tests.integration.test_error_reasons import refusal
 from tests.support.sample_app import BUSYBOX, DOCKERFILE, commit_files, slow_step

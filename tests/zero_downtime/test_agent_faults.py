@@ -25,7 +25,7 @@ from agent.haproxy_process import running_master, worker_pids
 from agent.router import RouterError
 from agent.server import make_router
 from common.phases import Phase
-from tests.conftest import agent_config, free_port, new_secret, session_certs, start_agent
+from tests.conftest import agent_config, free_port, new_secret, session_certs
 from tests.support.agent_calls import front_get, wait_until
 from tests.support.agent_client import agent_channel
 from tests.support.zd_app import body
