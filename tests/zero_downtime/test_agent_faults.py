@@ -10,75 +10,28 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
-from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import pytest
-from tugboat.v1 import tugboat_pb2_grpc
 
 from agent.frontdoor_files import FrontDoorFiles
 from agent.haproxy_process import running_master, worker_pids
 from agent.router import RouterError
 from agent.server import make_router
 from common.phases import Phase
-from tests.conftest import agent_config, free_port, new_secret, session_certs
+from tests.conftest import agent_config, free_port, new_secret
 from tests.support.agent_calls import front_get, wait_until
-from tests.support.agent_client import agent_channel
+from tests.support.agent_process import run_agent
 from tests.support.zd_app import body
 from tests.support.zd_load import KeepAliveClient
 from tests.zero_downtime.conftest import ZdApp, done
 
 pytestmark = pytest.mark.docker
 
-TUGBOAT = Path(sys.executable).parent / "tugboat"
-
-
-@dataclass
-class AgentProcess:
-    proc: subprocess.Popen
-    stub: object
-    channel: grpc.Channel
-    front_door: str
-
-
-def run_agent(home: Path, front_door: str, secret: str) -> AgentProcess:
-    """`tugboat` as a process; returns once it prints that it listens (it adopted the front door)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUGBOAT_")}
-    env["TUGBOAT_SECRET_KEY"] = secret
-    proc = subprocess.Popen(
-        [str(TUGBOAT), "--listen", f"127.0.0.1:{port}", "--home", str(home), "--router", "haproxy",
-         "--front-door", front_door, "--certs", str(session_certs())],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("tugboat listening"):
-            break
-    else:
-        proc.wait(30)
-        pytest.fail("agent did not start:\n" + "".join(seen))
-    # Keep draining its output so a chatty agent never blocks on a full pipe.
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    channel = agent_channel(f"127.0.0.1:{port}", certs_dir=session_certs(), secret=secret)
-    return AgentProcess(proc, tugboat_pb2_grpc.TugboatServiceStub(channel), channel, front_door)
-
-
 def serves(front_door: str, host: str, text: str) -> bool:
     try:
         return front_get(front_door, host, timeout=1) == (200, text)
     except OSError:  # HAProxy is restarting
         return False
-
-
-def end(agent: AgentProcess, sig: int) -> None:
-    agent.channel.close()
-    agent.proc.send_signal(sig)
-    agent.proc.wait(30)
 
 
 def test_agent_sigterm_sigkill_and_restart_fail_no_request(agent_home, app_name, tmp_path):
@@ -94,12 +47,12 @@ def test_agent_sigterm_sigkill_and_restart_fail_no_request(agent_home, app_name,
         load.start()
         assert wait_until(lambda: len(load.samples) >= 20, timeout=10)
 
-        end(agents[0], signal.SIGTERM)
+        agents[0].end(signal.SIGTERM)
         count = len(load.samples)
         assert wait_until(lambda: len(load.samples) >= count + 20, timeout=10)  # no agent runs
         agents.append(run_agent(agent_home, front_door, secret))
         assert running_master(files) == master  # adopted
-        end(agents[1], signal.SIGKILL)
+        agents[1].end(signal.SIGKILL)
         count = len(load.samples)
         assert wait_until(lambda: len(load.samples) >= count + 20, timeout=10)
 
@@ -112,7 +65,7 @@ def test_agent_sigterm_sigkill_and_restart_fail_no_request(agent_home, app_name,
     finally:
         for agent in agents:
             if agent.proc.poll() is None:
-                end(agent, signal.SIGTERM)
+                agent.end(signal.SIGTERM)
     assert not [s for s in samples if s.status != 200], [s for s in samples if s.status != 200][:3]
     assert {s.body for s in samples} == {body("v1"), body("v2")}
     assert running_master(files) == master

@@ -11,27 +11,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
-from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase
-from tests.conftest import agent_config, free_port, new_secret, session_certs, start_agent
+from tests.conftest import agent_config, free_port, new_secret, start_agent
 from tests.support.agent_calls import front_get, wait_until
-from tests.support.agent_client import agent_channel
+from tests.support.agent_process import run_agent
 from tests.support.zd_app import body
 from tests.support.zd_load import KeepAliveClient
 from tests.zero_downtime.conftest import ZdApp, done
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _container(docker_client, app: str):
@@ -116,46 +110,20 @@ def test_app_with_its_only_container_down_answers_the_503_page_then_comes_back(
     assert wait_until(lambda: front_get(agent.front_door, zd_app.host) == (200, body("v1")), 10)
 
 
-def _agent_process(home: Path, front_door_port: int, secret: str):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUGBOAT_")}
-    env["TUGBOAT_SECRET_KEY"] = secret
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.main", "--listen", f"127.0.0.1:{port}", "--home", str(home),
-         "--router", "haproxy", "--front-door", f"127.0.0.1:{front_door_port}",
-         "--certs", str(session_certs())],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("tugboat listening"):
-            break
-    else:
-        proc.wait(30)
-        pytest.fail("agent did not start:\n" + "".join(seen))
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    channel = agent_channel(f"127.0.0.1:{port}", certs_dir=session_certs(), secret=secret)
-    return proc, channel, tugboat_pb2_grpc.TugboatServiceStub(channel)
-
-
 def test_agent_killed_during_the_gate_of_a_first_deploy_routes_nothing_to_it(
         agent_home, app_name, docker_client, tmp_path):
     secret, front_port = new_secret(), free_port()
-    proc, channel, stub = _agent_process(agent_home, front_port, secret)
+    killed = run_agent(agent_home, f"127.0.0.1:{front_port}", secret)
     try:
-        app = ZdApp(SimpleNamespace(stub=stub), app_name, tmp_path)
+        app = ZdApp(killed, app_name, tmp_path)
         events = app.deploy_events("v1", health_path="/missing", health_timeout_seconds=60)
         for event in events:
             assert not event.failure, event.error
             if event.phase is Phase.HEALTH:
                 break  # the container answers 404: it is being gated, and will never pass
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        killed.end(signal.SIGKILL)
     finally:
-        channel.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        killed.close()
     container = _container(docker_client, app_name)
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"  # never passed
 
