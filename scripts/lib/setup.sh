@@ -99,9 +99,14 @@ ensure_docker() {
 }
 
 stop_docker_if_started() {
-  if [ -n "$STARTED_DOCKERD" ] && kill -0 "$STARTED_DOCKERD" 2>/dev/null; then
+  [ -n "$STARTED_DOCKERD" ] || return 0
+  # The suite's dockerd-restart test starts the engine again with the same command line, so the
+  # engine to stop is the one in its pid file now, not necessarily the process started here.
+  local pid="$STARTED_DOCKERD"
+  if ! kill -0 "$pid" 2>/dev/null && [ -f /var/run/docker.pid ]; then pid="$(cat /var/run/docker.pid)"; fi
+  if kill -0 "$pid" 2>/dev/null; then
     log "stopping the dockerd this script started"
-    kill "$STARTED_DOCKERD" 2>/dev/null
-    for _ in $(seq 1 40); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.25; done
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   fi
 }
