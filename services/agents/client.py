@@ -49,9 +49,15 @@ class AgentTLS:
         return cls(*(f.read_bytes() for f in files))
 
 
+CONNECT_SECONDS = 5.0
+
+
 def agent_channel(address: str, tls: AgentTLS | None) -> grpc.Channel:
     """The one place agent channels are made: mutual TLS when configured."""
-    options = [("grpc.enable_retries", 1)]
+    # An agent restarts in about a second (run.sh, compose, systemd): reconnect within that, rather
+    # than after gRPC's default back-off of up to two minutes.
+    options = [("grpc.enable_retries", 1), ("grpc.initial_reconnect_backoff_ms", 100),
+               ("grpc.min_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
     if tls is None:
         return grpc.insecure_channel(address, options=options)
     creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
@@ -98,6 +104,15 @@ class AgentClient:
     def close(self) -> None:
         self.channel.close()
 
+    def _connected(self) -> None:
+        """Long operations start only on a connected channel: a just-restarted agent is waited
+        for (at most CONNECT_SECONDS), an agent that is down fails fast with AgentUnavailable."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=CONNECT_SECONDS)
+        except grpc.FutureTimeoutError:
+            raise AgentUnavailable(f"agent at {self.address} is unreachable: no connection within "
+                                   f"{CONNECT_SECONDS:g}s") from None
+
     def _stream(self, call, cancel: CancelToken):
         """Iterates a server stream; cancelling the token cancels the call on the agent too."""
         unregister = cancel.on_cancel(call.cancel)
@@ -125,7 +140,9 @@ class AgentClient:
             app=spec.app, deployment_id=spec.deployment_id, repo_url=spec.repo_url, commit_sha=spec.commit_sha,
             dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
         )
-        for ev in self._stream(self.stub.Build(request, timeout=timeout, metadata=self.metadata), cancel):
+        self._connected()
+        call = self.stub.Build(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
+        for ev in self._stream(call, cancel):
             yield _build_update(ev)
 
     def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]:
@@ -140,7 +157,9 @@ class AgentClient:
             ),
             stop_signal=spec.stop_signal, drain=Duration(seconds=spec.drain_seconds), domains=spec.domains,
         )
-        for ev in self._stream(self.stub.Deploy(request, timeout=timeout, metadata=self.metadata), cancel):
+        self._connected()
+        call = self.stub.Deploy(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
+        for ev in self._stream(call, cancel):
             yield _deploy_update(ev)
 
     def cancel(self, deployment_id: int) -> None:
