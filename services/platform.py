@@ -5,6 +5,7 @@ Also holds the few use cases that span apps and their agent (delete, containers,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from services.agents.client import AgentDirectory, AgentTLS
@@ -161,10 +162,13 @@ class Platform:
         except AgentError as err:
             raise ServerUnreachable(str(err)) from None
 
-    def app_logs(self, name: str, *, follow: bool, tail: int):
-        app, agent = self._agent_for(name)
+    async def app_logs(self, name: str, *, follow: bool, tail: int):
+        """The serving container's output, relayed from its agent on the caller's event loop: a
+        `--follow` that waits for its next line holds no thread."""
+        app, agent = await asyncio.to_thread(self._agent_for, name)
         try:
-            yield from agent.stream_logs(app.name, follow=follow, tail=tail)
+            async for entry in agent.stream_logs(app.name, follow=follow, tail=tail):
+                yield entry
         except AgentError as err:
             raise ServerUnreachable(str(err)) from None
 

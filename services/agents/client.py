@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import timezone
@@ -64,6 +64,14 @@ def agent_channel(address: str, tls: AgentTLS | None) -> grpc.Channel:
     return grpc.secure_channel(address, creds, options=options)
 
 
+def agent_aio_channel(address: str, tls: AgentTLS | None) -> grpc.aio.Channel:
+    """The asyncio twin of `agent_channel`, for streams relayed on the API's event loop."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address)
+    creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
+    return grpc.aio.secure_channel(address, creds)
+
+
 def _build_update(ev: pb.BuildEvent) -> BuildUpdate:
     kind = ev.WhichOneof("event")
     if kind == "progress":
@@ -96,6 +104,7 @@ def _deploy_update(ev: pb.DeployEvent) -> DeployUpdate:
 class AgentClient:
     def __init__(self, address: str, secret: str = "", tls: AgentTLS | None = None, channel: grpc.Channel | None = None):
         self.address = address
+        self._tls = tls
         self.channel = channel or agent_channel(address, tls)
         self.stub = tugboat_pb2_grpc.TugboatServiceStub(self.channel)
         # Every call carries the agent's secret; the agent refuses calls without it.
@@ -186,13 +195,19 @@ class AgentClient:
             for c in resp.containers
         ]
 
-    def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]:
-        call = self.stub.StreamLogs(pb.StreamLogsRequest(app=app, follow=follow, tail=tail), metadata=self.metadata)
-        for entry in self._stream(call, CancelToken()):
-            yield LogEntry(
-                time=entry.time.ToDatetime(tzinfo=timezone.utc) if entry.HasField("time") else None,
-                text=entry.text, container_id=entry.container_id,
-            )
+    async def stream_logs(self, app: str, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
+        """For the API's event loop: an aio channel of its own (an aio channel belongs to one
+        loop), so a follower waiting for its next line holds no thread."""
+        async with agent_aio_channel(self.address, self._tls) as channel:
+            call = tugboat_pb2_grpc.TugboatServiceStub(channel).StreamLogs(
+                pb.StreamLogsRequest(app=app, follow=follow, tail=tail), metadata=self.metadata)
+            try:
+                async for entry in call:
+                    yield LogEntry(
+                        time=entry.time.ToDatetime(tzinfo=timezone.utc) if entry.HasField("time") else None,
+                        text=entry.text, container_id=entry.container_id)
+            except grpc.RpcError as err:
+                raise self._error(err) from None
 
     def remove_app(self, app: str) -> int:
         """Removes the app's containers, images, route and cache; 0 when the agent never ran it."""

@@ -5,7 +5,7 @@ The pipeline depends on this, not on gRPC, so its logic reads as the deploy flow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -137,7 +137,7 @@ class Agent(Protocol):
 
     def list_containers(self, app: str, *, timeout: float = 10.0) -> list[ContainerView]: ...
 
-    def stream_logs(self, app: str, *, follow: bool, tail: int) -> Iterator[LogEntry]: ...
+    def stream_logs(self, app: str, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]: ...
 
     def remove_app(self, app: str) -> int: ...
 

@@ -97,9 +97,9 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
         return app_service_pb2.AppWebhook(app=app, url=url, secret=secret, notification_secret=notification_secret)
 
     @translate_errors
-    def StreamAppLogs(self, request, context):
+    async def StreamAppLogs(self, request, context):
         app = names.parse_app(request.name)
-        for entry in self.p.app_logs(app, follow=request.follow, tail=request.tail or 100):
+        async for entry in self.p.app_logs(app, follow=request.follow, tail=request.tail or 100):
             yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
 
 

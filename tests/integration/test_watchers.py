@@ -98,3 +98,46 @@ def test_two_hundred_watchers_block_nothing_and_each_get_every_event(control_pla
     assert control_plane.get(held.name).state == S.DEPLOYMENT_STATE_CANCELLED
     for seen in watchers.events:
         assert [(e.seq, e.kind, e.message) for e in seen] == stored
+
+
+# Prints one line, then serves: each follower's tail of 1 is that line.
+READY_THEN_SERVE = DOCKERFILE.replace(
+    'CMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]',
+    'CMD ["/bin/busybox","sh","-c","echo ready; exec /bin/busybox httpd -f -p 8080 -h /www"]')
+LOG_FOLLOWERS = 40  # more than the API's pool threads: each used to hold one while it waited
+
+
+def test_log_followers_through_the_api_hold_no_thread(control_plane, sample_repo, app_name):
+    assert READY_THEN_SERVE != DOCKERFILE
+    commit_files(sample_repo, {"Dockerfile": READY_THEN_SERVE}, "prints a line, then serves")
+    control_plane.create_app(app_name, repo_url(sample_repo))
+    done = control_plane.wait(control_plane.deploy(app_name).name)
+    assert done.state == S.DEPLOYMENT_STATE_SUCCEEDED, done.failure_reason
+
+    lines: list[list[str]] = [[] for _ in range(LOG_FOLLOWERS)]
+    calls = [control_plane.apps.StreamAppLogs(
+        app_service_pb2.StreamAppLogsRequest(name=f"apps/{app_name}", follow=True, tail=1))
+        for _ in range(LOG_FOLLOWERS)]
+
+    def drain(call, into):
+        try:
+            for line in call:
+                into.append(line.text)
+        except grpc.RpcError:
+            pass  # cancelled at the end of the test
+    threads = [threading.Thread(target=drain, args=(c, out), daemon=True) for c, out in zip(calls, lines)]
+    for t in threads:
+        t.start()
+    try:
+        # Every follower is relayed (it got its tail) and stays open, waiting for more.
+        assert wait_until(lambda: all(out == ["ready"] for out in lines), timeout=30), lines
+        listed = control_plane.apps.ListApps(app_service_pb2.ListAppsRequest(), timeout=DEADLINE)
+        assert app_name in [a.name for a in listed.apps]
+        assert all(t.is_alive() for t in threads)  # still following while the API answered
+        again = control_plane.deploy(app_name)  # unary calls and a whole deploy still go through
+        assert control_plane.wait(again.name).state == S.DEPLOYMENT_STATE_SUCCEEDED
+    finally:
+        for c in calls:
+            c.cancel()
+        for t in threads:
+            t.join(10)
