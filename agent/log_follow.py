@@ -23,6 +23,9 @@ MAX_LINE = 1024 * 1024  # a longer line is cut here: the follower's memory stays
 class LogReader:
     """Opens log streams of containers on one Docker daemon (`unix://path` or `tcp://host:port`)."""
 
+    # Log streams open in this process: each holds one connection to the daemon until it ends.
+    open_streams = 0
+
     def __init__(self, daemon_url: str) -> None:
         self.daemon_url = daemon_url
 
@@ -43,6 +46,7 @@ class LogReader:
         query = urlencode({"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow),
                            "tail": tail if tail > 0 else "all"})
         reader, writer = await self._connect()
+        LogReader.open_streams += 1  # on the event loop's thread only: no lock needed
         try:
             writer.write(f"GET /containers/{container_id}/logs?{query} HTTP/1.1\r\n"
                          "Host: docker\r\nConnection: close\r\n\r\n".encode())
@@ -57,6 +61,7 @@ class LogReader:
             async for line in _split(frames):
                 yield split_timestamp(line.decode("utf-8", "replace"))
         finally:
+            LogReader.open_streams -= 1
             writer.close()
 
 
