@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-from common.rules import app_hosts
+from common.rules import HEALTH, app_hosts
 
 SLOTS = ("blue", "green")
 
@@ -57,12 +57,13 @@ class Check:
     succeeds, then a reset), so a TCP check would pass for a dead app.
     """
 
-    path: str = "/"
-    status_min: int = 200
-    status_max: int = 399
+    path: str = HEALTH.path
+    status_min: int = HEALTH.status_min
+    status_max: int = HEALTH.status_max
+    # Only for routes saved before checks travelled with them; a deploy sets the app's own.
     interval_ms: int = 1000
-    timeout_ms: int = 1000
-    rise: int = 1
+    timeout_ms: int = HEALTH.probe_timeout_ms
+    rise: int = HEALTH.healthy_threshold
     fall: int = 2
 
     def to_json(self) -> dict:

@@ -8,7 +8,6 @@ it is slow.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.core.states import EventKind, Phase, State
@@ -18,45 +17,32 @@ from services.deployments import repository as repo
 
 
 class Notifier:
-    """Per-deployment change counters with one condition variable: cheap and race-free waiting
-    for threads; subscribed callbacks wake waiters of other kinds (asyncio: services.deployments.feed)."""
+    """Wakes the watchers of a deployment after its events are stored: subscribed callbacks, run
+    in the notifying thread (the feed of services.deployments.feed hands them to its event loop)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._versions: dict[int, int] = {}
+        self._lock = threading.Lock()
         self._callbacks: dict[int, list] = {}
 
     def subscribe(self, deployment_id: int, callback) -> None:
         """Calls `callback()` after each notify of the deployment, in the notifying thread: it
         must not block (e.g. `loop.call_soon_threadsafe`)."""
-        with self._cond:
+        with self._lock:
             self._callbacks.setdefault(deployment_id, []).append(callback)
 
     def unsubscribe(self, deployment_id: int, callback) -> None:
-        with self._cond:
+        with self._lock:
             callbacks = self._callbacks.get(deployment_id, [])
             if callback in callbacks:
                 callbacks.remove(callback)
             if not callbacks:
                 self._callbacks.pop(deployment_id, None)
 
-    def version(self, deployment_id: int) -> int:
-        with self._cond:
-            return self._versions.get(deployment_id, 0)
-
     def notify(self, deployment_id: int) -> None:
-        with self._cond:
-            self._versions[deployment_id] = self._versions.get(deployment_id, 0) + 1
-            self._cond.notify_all()
+        with self._lock:
             callbacks = list(self._callbacks.get(deployment_id, ()))
         for callback in callbacks:
             callback()
-
-    def wait(self, deployment_id: int, seen: int, timeout: float) -> int:
-        """Blocks until the version moves past `seen` or the timeout; returns the version."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._versions.get(deployment_id, 0) != seen, timeout=timeout)
-            return self._versions.get(deployment_id, 0)
 
 
 @dataclass(frozen=True)
@@ -126,26 +112,20 @@ class EventLog:
                 self.append(s, deployment_id, kind, phase, message, **kw)
         self.notifier.notify(deployment_id)
 
-    def follow(self, deployment_id: int, after_seq: int, *, is_active=lambda: True) -> Iterator[Event]:
-        """Yields stored events after `after_seq`, then new ones as they are stored, until the
-        deployment's terminal STATE event (or the caller goes away)."""
-        last = after_seq
-        while is_active():
-            seen = self.notifier.version(deployment_id)
+    def stored(self, deployment_id: int, after_seq: int = 0) -> list[Event]:
+        """Every event stored so far after `after_seq`, in seq order, read page by page (watchers
+        follow them live through services.deployments.feed)."""
+        events: list[Event] = []
+        while True:
             with self.db.read() as s:
-                rows = [Event.from_row(r) for r in repo.events_after(s, deployment_id, last)]
-                finished = not rows and _is_terminal(s, deployment_id)
-            for event in rows:
-                yield event
-                last = event.seq
-                if event.kind == EventKind.STATE and event.state and event.state.terminal:
-                    return
-            if finished:
-                return
-            if not rows:
-                self.notifier.wait(deployment_id, seen, self.POLL_SECONDS)
+                page = [Event.from_row(r) for r in repo.events_after(s, deployment_id, after_seq)]
+            if not page:
+                return events
+            events += page
+            after_seq = page[-1].seq
 
 
-def _is_terminal(session, deployment_id: int) -> bool:
+def is_terminal(session, deployment_id: int) -> bool:
+    """True when the deployment ended (or is gone): a follower has nothing more to wait for."""
     dep = repo.get(session, deployment_id)
     return dep is None or State(dep.state).terminal

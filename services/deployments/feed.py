@@ -18,7 +18,7 @@ from concurrent import futures
 from services.core.errors import InvalidArgument
 from services.core.states import EventKind
 from services.deployments import repository as repo
-from services.deployments.events import Event, EventLog, _is_terminal
+from services.deployments.events import Event, EventLog, is_terminal
 
 
 PAGE = 1000  # events per read
@@ -150,5 +150,5 @@ class Feeds:
         """(events after `after`, whether the deployment has ended with them)."""
         with self.log.db.read() as s:
             rows = [Event.from_row(r) for r in repo.events_after(s, deployment_id, after, PAGE)]
-            finished = any(_ends(e) for e in rows) or (not rows and _is_terminal(s, deployment_id))
+            finished = any(_ends(e) for e in rows) or (not rows and is_terminal(s, deployment_id))
         return rows, finished

@@ -120,7 +120,7 @@ class World:
             return s.query(App).filter_by(name="web").one()
 
     def phases(self, deployment_id: int) -> list[Phase]:
-        return [e.phase for e in self.events.follow(deployment_id, 0) if e.kind == EventKind.PHASE]
+        return [e.phase for e in self.events.stored(deployment_id) if e.kind == EventKind.PHASE]
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_a_deploy_goes_through_every_phase_and_records_the_release(world):
     assert world.phases(dep_id) == [Phase.RESOLVE, Phase.BUILD, Phase.START, Phase.HEALTH, Phase.SWITCH, Phase.STOP_OLD]
     assert world.app().current_deployment_id == dep_id
     assert world.agent.builds[0].force and world.agent.deploys[0].commit_sha == SHA
-    progress = [(e.step_current, e.message) for e in world.events.follow(dep_id, 0) if e.kind == EventKind.PROGRESS]
+    progress = [(e.step_current, e.message) for e in world.events.stored(dep_id) if e.kind == EventKind.PROGRESS]
     assert progress == [(1, "FROM scratch"), (2, "COPY . /")]
 
 
@@ -244,7 +244,7 @@ def test_resuming_when_the_new_container_does_not_serve_deploys_again_from_resol
     world.run_next()
     dep = world.deployment(dep_id)
     assert dep.state == "SUCCEEDED" and len(world.agent.builds) == builds + 1
-    assert [e.message for e in world.events.follow(dep_id, 0) if "resuming" in e.message]
+    assert [e.message for e in world.events.stored(dep_id) if "resuming" in e.message]
 
 
 def test_a_deployment_interrupted_every_time_is_given_up(world):
