@@ -44,7 +44,12 @@ async def in_thread(iterator, on_cancel=lambda: None):
         try:
             item = await asyncio.shield(pending)
         except asyncio.CancelledError:
-            on_cancel()
+            # The interrupt may call Docker (abort a build, remove its container): in the pool,
+            # never blocking the loop's other streams.
+            try:
+                loop.run_in_executor(None, on_cancel)
+            except RuntimeError:  # the pool is already shut down: the server is stopping
+                on_cancel()
             close = getattr(iterator, "close", lambda: None)
             pending.add_done_callback(lambda _: loop.run_in_executor(None, close))
             raise
