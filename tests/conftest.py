@@ -198,3 +198,32 @@ def agent(agent_home, docker_client):
     routing through its own HAProxy whose front door is on another free port."""
     with start_agent(agent_config(agent_home), docker_client) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session: the one `SERVERSINC_TEST_POSTGRES_URL` names (an admin
+    URL; scripts/test.sh starts one), else a cluster of the session's own, stopped and removed after."""
+    import os
+
+    from tests.support.postgres import ENV_ADMIN_URL, PostgresCluster, find_bin_dir
+
+    url = os.environ.get(ENV_ADMIN_URL)
+    if url:
+        cluster = PostgresCluster.attach(url)
+    elif find_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it)")
+    else:
+        cluster = PostgresCluster.start()
+        atexit.register(cluster.stop)  # also when the session dies before teardown
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    """The SQLAlchemy URL of a fresh, empty database of this test's own, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
