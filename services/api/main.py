@@ -1,7 +1,9 @@
 """`serversinc-api`: runs the control plane (gRPC API + deploy workers) until SIGINT/SIGTERM.
 
 On a SQLite database it first takes the home's single-instance lock and exits 1 when another
-process holds it (see services.db.home_lock).
+process holds it (see services.db.home_lock). The schema is brought up to date at every start;
+`serversinc-api db upgrade` does only that, as a step of its own (before a rollout of new replicas),
+and `serversinc-api db current` prints the revision the database is at.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="serversinc-api", description=__doc__)
     parser.add_argument("--listen", default=settings.api_address, help="host:port (default %(default)s)")
     parser.add_argument("--agent", default=settings.local_agent_address, help="address of the 'local' server's agent")
+    commands = parser.add_subparsers(dest="command", metavar="{db}", help="(none: run the control plane)")
+    db = commands.add_parser("db", help="the database schema (SERVERSINC_DATABASE_URL)")
+    db.add_argument("db_action", choices=["upgrade", "current"],
+                    help="upgrade: migrate to the newest revision; current: print the revision")
     args = parser.parse_args(argv)
+    if args.command == "db":
+        return run_db_command(settings, args.db_action)
     settings.local_agent_address = args.agent
     logs.configure(os.environ.get("SERVERSINC_LOG_FORMAT", "json"))
     host, _, port = args.listen.rpartition(":")
@@ -46,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if lock is not None:
             lock.release()
+    return 0
+
+
+def run_db_command(settings: Settings, action: str) -> int:
+    """Prints the revision the database is at after `action` (`current`: "none" before any schema)."""
+    from services.db import schema
+    from services.db.session import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        revision = schema.upgrade(engine) if action == "upgrade" else schema.current(engine)
+    finally:
+        engine.dispose()
+    head = schema.head()
+    print(f"{revision or 'none'}{' (head)' if revision == head else f' (head is {head})'}")
     return 0
 
 

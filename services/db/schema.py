@@ -1,7 +1,12 @@
 """Schema management: Alembic migrations under services/db/migrations own every table.
 
-`upgrade(engine)` brings any database to the newest revision at start-up; `revision(...)` is what a
-developer runs after changing the models (see `python -m services.db.schema --help`).
+`upgrade(engine)` brings any database to the newest revision; the API runs it at every start and
+`serversinc-api db upgrade` runs it as a step of its own. On PostgreSQL the whole upgrade is one
+transaction that first takes a transaction-scoped advisory lock: replicas starting at once queue on
+it, the first one migrates, and each later one then reads the committed version and has nothing to do
+(without it, two would both see an empty database and both try to create the tables). On SQLite the
+writer engine's BEGIN IMMEDIATE already serialises upgrades. `revision(...)` is what a developer runs
+after changing the models (see `python -m services.db.schema --help`).
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The one advisory lock key that guards schema changes (any constant no other code uses; "SSIMIGR1").
+MIGRATION_LOCK_KEY = 0x5353494D49475231
 
 
 def _config(connection) -> Config:
@@ -24,9 +33,24 @@ def _config(connection) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Migrates to `revision` (default the newest) and returns the revision the database is at."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         command.upgrade(_config(connection), revision)
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head() -> str:
+    """The newest revision the code knows."""
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
 
 
 def main(argv: list[str] | None = None) -> None:

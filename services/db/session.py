@@ -13,6 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
+# Connections one process may hold on PostgreSQL: services.api.server.WORKERS (32) unary API threads
+# + Settings.workers (4 by default) deploy workers = 36 steady, up to 50 at a peak. Two replicas
+# stay within PostgreSQL's default max_connections (100) only when not both at a peak; raise the
+# server's max_connections with the number of replicas (docker-compose.yml sets 200).
+PG_POOL_SIZE = 36
+PG_MAX_OVERFLOW = 14
+
 
 def make_engine(url: str, *, writer: bool = True) -> Engine:
     """A writer engine opens SQLite transactions as IMMEDIATE; a reader engine never takes the write lock."""
@@ -39,7 +46,13 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # PostgreSQL: one pooled connection per thread that may hold a session at once (the API's unary
+    # threads and the deploy workers), a few more for the background loops and bursts, and a ping on
+    # checkout so a server restart or a dropped connection costs a retry, not a failed call.
+    return create_engine(
+        url, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW, pool_pre_ping=True, pool_timeout=30,
+        connect_args={"connect_timeout": 10},
+    )
 
 
 class Database:

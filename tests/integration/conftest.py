@@ -1,4 +1,4 @@
-"""Fixtures for control-plane tests: a real control plane (gRPC, SQLite, workers) driving a real agent."""
+"""Fixtures for control-plane tests: a real control plane (gRPC, SQLite or PostgreSQL, workers) driving a real agent."""
 
 from __future__ import annotations
 
@@ -86,9 +86,18 @@ def token_channel(address: str, token: str) -> grpc.Channel:
     return Connection(address, token, unary_timeout=None).channel
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """Every control-plane test runs on both databases: SQLite in the test's home (`[sqlite]`) and
+    a fresh database on the session's real PostgreSQL server (`[postgres]`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def control_plane(tmp_path, agent, monkeypatch):
-    settings = Settings.from_env(home=tmp_path / "cp", database_url=f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}")
+def control_plane(tmp_path, agent, monkeypatch, database_url):
+    settings = Settings.from_env(home=tmp_path / "cp", database_url=database_url)
     settings.local_agent_address = agent.address
     # Real mutual TLS and the agent's secret, as in production.
     shutil.copytree(agent.certs_dir, settings.home / "certs")

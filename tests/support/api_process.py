@@ -20,20 +20,34 @@ def free_address() -> str:
         return f"127.0.0.1:{s.getsockname()[1]}"
 
 
-def api_command(home: Path, address: str, agent) -> tuple[list[str], dict]:
-    """The command line and environment of a control plane on `home` (SQLite in it) that talks to
-    `agent` with mutual TLS and its secret."""
+def api_env(home: Path, database_url: str | None = None) -> dict:
+    """The environment of a control plane on `home`: its database is `database_url`, or SQLite in
+    `home` when None (never a URL inherited from the test's own environment)."""
+    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_METRICS": "127.0.0.1:0"}
+    env.pop("SERVERSINC_DATABASE_URL", None)
+    if database_url:
+        env["SERVERSINC_DATABASE_URL"] = database_url
+    return env
+
+
+def api_command(home: Path, address: str, agent, database_url: str | None = None) -> tuple[list[str], dict]:
+    """The command line and environment of a control plane on `home` (database: see api_env) that
+    talks to `agent` with mutual TLS and its secret."""
     if not (home / "certs").exists():
         shutil.copytree(agent.certs_dir, home / "certs")
-    env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_AGENT_SECRET": agent.secret,
-           "SERVERSINC_METRICS": "127.0.0.1:0"}
-    env.pop("SERVERSINC_DATABASE_URL", None)
+    env = {**api_env(home, database_url), "SERVERSINC_AGENT_SECRET": agent.secret}
     return [str(API), "--listen", address, "--agent", agent.address], env
 
 
-def start_api(home: Path, address: str, agent) -> subprocess.Popen:
+def db_command(home: Path, action: str, database_url: str | None = None) -> subprocess.CompletedProcess:
+    """Runs `serversinc-api db <action>` (upgrade, current) to the end."""
+    return subprocess.run([str(API), "db", action], env=api_env(home, database_url), capture_output=True,
+                          text=True, timeout=120)
+
+
+def start_api(home: Path, address: str, agent, database_url: str | None = None) -> subprocess.Popen:
     """Starts the control plane and returns once its gRPC port accepts connections."""
-    command, env = api_command(home, address, agent)
+    command, env = api_command(home, address, agent, database_url)
     proc = subprocess.Popen(command, env=env, stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)
     try:
