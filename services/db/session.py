@@ -51,7 +51,9 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
     # checkout so a server restart or a dropped connection costs a retry, not a failed call.
     return create_engine(
         url, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW, pool_pre_ping=True, pool_timeout=30,
-        connect_args={"connect_timeout": 10},
+        # UTC sessions: the UTCDateTime columns hold naive UTC, which PostgreSQL compares with
+        # now() / statement_timestamp() in the session's time zone.
+        connect_args={"connect_timeout": 10, "options": "-c timezone=UTC"},
     )
 
 
