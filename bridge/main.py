@@ -1,11 +1,12 @@
 """`serversinc-webhook`: run the GitHub webhook bridge (HTTP in, control-plane gRPC out).
 
-    serversinc-webhook [--listen HOST:PORT] [--api HOST:PORT] [--log-level info]
+    serversinc-webhook [--listen HOST:PORT] [--api HOST:PORT[,HOST:PORT...]] [--log-level info]
 
 The control plane address and API token are found as every client finds them (client.connection:
---api, $SERVERSINC_API, the local default; $SERVERSINC_TOKEN or the api-token file). $SERVERSINC_WEBHOOK_SECRET enables
-the shared URL POST /webhooks/github; each app's own URL (POST /webhooks/github/<app>) uses the
-app's secret from the control plane.
+--api, $SERVERSINC_API, the local default; $SERVERSINC_TOKEN or the api-token file). Several API
+replicas may be listed, comma-separated: calls go to the first that answers (client.addresses).
+$SERVERSINC_WEBHOOK_SECRET enables the shared URL POST /webhooks/github; each app's own URL
+(POST /webhooks/github/<app>) uses the app's secret from the control plane.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from bridge.app import create_app
 from bridge.client import ControlPlaneClient
 from bridge.settings import DEFAULT_LISTEN, WebhookSettings
+from client.addresses import AddressError
 from client.connection import Connection, load_token, resolve_address
 from common.defaults import DEFAULT_API
 
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="serversinc-webhook", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--listen", default=None, help=f"HOST:PORT to serve HTTP on (default {DEFAULT_LISTEN}, "
                                                        "or $SERVERSINC_WEBHOOK_LISTEN)")
-    parser.add_argument("--api", default=None, help=f"control plane address (default $SERVERSINC_API or {DEFAULT_API})")
+    parser.add_argument("--api", default=None, help="control plane address, or several replicas' comma-separated "
+                                                    f"(default $SERVERSINC_API or {DEFAULT_API})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
@@ -55,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    app, connection = build(settings, args.api)
+    try:
+        app, connection = build(settings, args.api)
+    except AddressError as exc:
+        parser.error(f"--api / $SERVERSINC_API: {exc}")
     logging.getLogger(__name__).info(
         "webhook bridge on http://%s:%d (control plane %s; shared URL %s)", host, port, connection.address,
         "enabled" if settings.global_secret else "disabled: SERVERSINC_WEBHOOK_SECRET unset")

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from typing import Callable
 
+import grpc
 from google.protobuf import field_mask_pb2
 
 from serversinc.v1 import app_pb2, app_service_pb2
 
+from client.errors import error_info
+from client.logs import LogCursor
 from client.pages import all_pages
 from common import rules
 
 from . import render
 from .errors import UsageError
+from .watch import RECONNECT_BACKOFF
 
 
 # flag dest -> App field, for the settable fields shared by create and update, in proto order.
@@ -178,12 +184,31 @@ def cmd_delete(conn, args, out, err) -> int:
     return 0
 
 
-def cmd_logs(conn, args, out, err) -> int:
-    req = app_service_pb2.StreamAppLogsRequest(name=args.name, follow=args.follow, tail=args.tail or 0)
-    for line in conn.apps.StreamAppLogs(req):
-        # Plain write: container output is printed verbatim, never styled or wrapped.
-        sys.stdout.write(line.text + "\n")
-        if args.follow:
+def cmd_logs(conn, args, out, err, *, backoff: tuple[float, ...] = RECONNECT_BACKOFF,
+             sleep: Callable[[float], None] = time.sleep) -> int:
+    """Print the lines; a stream the control plane dropped (UNAVAILABLE: the replica went away) is
+    opened again, on whichever replica answers, without printing a line twice (client.logs)."""
+    cursor = LogCursor()
+    attempt = 0
+    while True:
+        try:
+            for line in conn.apps.StreamAppLogs(cursor.request(args.name, args.follow, args.tail or 0)):
+                if not cursor.is_new(line):
+                    continue
+                attempt = 0
+                # Plain write: container output is printed verbatim, never styled or wrapped.
+                sys.stdout.write(line.text + "\n")
+                if args.follow:
+                    sys.stdout.flush()
             sys.stdout.flush()
-    sys.stdout.flush()
-    return 0
+            return 0
+        except grpc.RpcError as error:
+            # An UNAVAILABLE with a reason is the control plane's own answer, not a lost connection.
+            if error.code() != grpc.StatusCode.UNAVAILABLE or error_info(error) is not None:
+                raise
+            if attempt >= len(backoff):
+                raise
+            sys.stdout.flush()
+            print(f"log stream lost, reconnecting in {backoff[attempt]:g}s…", file=sys.stderr, flush=True)
+            sleep(backoff[attempt])
+            attempt += 1

@@ -14,6 +14,7 @@ import sys
 
 import grpc
 
+from client.addresses import AddressError
 from client.connection import Connection
 from client.errors import ApiError
 from common.defaults import API_ENV, DEFAULT_API
@@ -96,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--api", default=argparse.SUPPRESS, metavar="HOST:PORT", help=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(prog=PROG, description="Deploy apps from git with serversinc.")
-    parser.add_argument("--api", default=None, metavar="HOST:PORT",
-                        help=f"control plane address (default: ${API_ENV} or {DEFAULT_API})")
+    parser.add_argument("--api", default=None, metavar="HOST:PORT[,HOST:PORT...]",
+                        help=f"control plane address, or several replicas' comma-separated, tried in order "
+                             f"(default: ${API_ENV} or {DEFAULT_API})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def leaf(group, name, handler, help_text):
@@ -226,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2): argparse already printed why
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
 
-    conn = Connection.from_env(args.api)
+    try:
+        conn = Connection.from_env(args.api)
+    except AddressError as e:
+        source = "--api" if args.api else f"${API_ENV}"
+        print(f"{PROG}: error: {source}: {e}", file=sys.stderr)
+        return 2
     out, err = make_console(), make_console(stderr=True)
     try:
         return args.handler(conn, args, out, err)

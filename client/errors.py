@@ -14,6 +14,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from client.addresses import describe
 from common.defaults import API_ENV, TOKEN_ENV, TOKEN_FILE
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,19 @@ class ApiError(Exception):
 
     @property
     def unreachable(self) -> bool:
-        return self.code == grpc.StatusCode.UNAVAILABLE
+        """The control plane (every listed replica) could not be reached, or went away mid-call."""
+        return self.code == grpc.StatusCode.UNAVAILABLE and not self.reason
 
     @property
     def hint(self) -> str:
-        """What to do about it, for the failures fixed on the caller's side; '' otherwise."""
+        """What to do about it, for the failures fixed on the caller's side; '' otherwise.
+
+        An UNAVAILABLE that carries a reason was sent by the control plane itself (an agent it
+        cannot reach, say): the control plane was reached, so its own message is the whole story."""
+        if self.code == grpc.StatusCode.UNAVAILABLE and self.reason:
+            return ""
         hint = _HINTS.get(self.code)
-        return hint.format(address=self.address) if hint else ""
+        return hint.format(address=describe(self.address)) if hint else ""
 
     @property
     def message(self) -> str:

@@ -4,7 +4,9 @@ Why a wrapper rather than raw stubs in the pages: every page must turn a failed 
 banner (never a traceback), and a down control plane must read the same everywhere. So each method
 here makes its call and raises `client.errors.ApiError` (with the code, the server's message and its
 AIP-193 reason) instead of `grpc.RpcError`. Address, token and pagination are the client library's,
-so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work as for the CLI.
+so `SERVERSINC_API` / `SERVERSINC_TOKEN` / `.serversinc/api-token` work as for the CLI, including a
+comma-separated list of API replicas (the connection goes to the first that answers, see
+client.addresses); a setting that cannot be read is a banner on every page, like a down control plane.
 
 (Not named client.py: `streamlit run dashboard/app.py` puts dashboard/ first on sys.path, where a
 client.py would hide the `client` package.)
@@ -25,9 +27,11 @@ from serversinc.v1 import (
     server_service_pb2,
 )
 
+from client.addresses import AddressError
 from client.connection import Connection, load_token, resolve_address
 from client.errors import ApiError
 from client.pages import all_pages
+from common.defaults import API_ENV
 
 # A dashboard page waits on its calls, so unary calls get a deadline far shorter than the CLI's:
 # a wedged control plane should turn into a banner within seconds, not hang the page.
@@ -119,11 +123,29 @@ class Client:
                           "servers")
 
 
+class _UnreadableAddress:
+    """Stands in for the connection when SERVERSINC_API cannot be read: every call raises the ApiError
+    that says why, so pages show it in their banner instead of a traceback."""
+
+    def __init__(self, address: str, problem: AddressError):
+        self.address = address
+        self._error = ApiError(None, f"${API_ENV} {address!r}: {problem}", address)
+
+    def __getattr__(self, name):
+        raise self._error
+
+    def close(self) -> None:
+        pass
+
+
 @st.cache_resource(show_spinner=False)
 def _client_for(address: str, token: str | None) -> Client:
     # Keyed by address and token: changing either (env, token file) gets a fresh channel,
     # while every rerun and every session with the same settings shares one.
-    return Client(Connection(address, token, unary_timeout=UNARY_TIMEOUT_SECONDS))
+    try:
+        return Client(Connection(address, token, unary_timeout=UNARY_TIMEOUT_SECONDS))
+    except AddressError as problem:
+        return Client(_UnreadableAddress(address, problem))
 
 
 def get_client() -> Client:

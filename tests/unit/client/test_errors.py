@@ -67,3 +67,15 @@ def test_a_refused_token_and_a_timeout_have_their_hints():
     assert "SERVERSINC_TOKEN" in refused.hint and "api-token" in refused.hint
     late = ApiError.from_rpc(FakeError(grpc.StatusCode.DEADLINE_EXCEEDED, ""), "h:1")
     assert late.details == "DEADLINE_EXCEEDED" and "did not answer in time" in late.hint
+
+
+def test_a_list_of_replicas_is_named_in_the_hint():
+    api = ApiError.from_rpc(FakeError(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"),
+                            "10.0.0.1:50051,10.0.0.2:50051")
+    assert "at any of 10.0.0.1:50051, 10.0.0.2:50051" in api.hint
+
+
+def test_an_unavailable_sent_by_the_control_plane_is_not_a_lost_connection():
+    info = error_details_pb2.ErrorInfo(reason="AGENT_UNREACHABLE", domain="serversinc.io")
+    api = ApiError.from_rpc(FakeError(grpc.StatusCode.UNAVAILABLE, "agent local is not answering", info), "h:1")
+    assert not api.unreachable and api.hint == "" and api.message == "agent local is not answering"
