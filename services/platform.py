@@ -16,6 +16,8 @@ from services.config import LOCAL_SERVER, Settings
 from services.core import paging
 from services.core.errors import ServerNotFound, ServerUnreachable
 from services.db.models import Server
+from services.db import locks
+from services.db.pubsub import Bus
 from services.db.session import Database
 from services.deployments.events import EventLog
 from services.deployments.pipeline import DeployPipeline
@@ -43,9 +45,12 @@ class Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.box = SecretBox.from_env_or_file(settings.home)
-        self.events = EventLog(self.db)
-        self.queue = JobQueue(self.db, lease_seconds=settings.job_lease_seconds)
-        self.cancels = CancelRegistry()
+        # Replicas on one PostgreSQL database wake each other through it (nothing on SQLite).
+        self.bus = Bus(self.db.engine)
+        self.events = EventLog(self.db, bus=self.bus)
+        self.queue = JobQueue(self.db, lease_seconds=settings.job_lease_seconds, bus=self.bus)
+        self.cancels = CancelRegistry(self.bus)
+        self.cancels.on_resync(self._recheck_cancels)
         self.apps = AppService(self.db, self.box)
         self.servers = ServerService(self.db, self.box)
         self.tokens = ApiTokenService(self.db)
@@ -70,22 +75,37 @@ class Platform:
         """Schema, the local server row, and (single-process SQLite) reclaiming interrupted jobs."""
         self.db.create_schema()
         with self.db.session() as s:
+            # Replicas starting at once take turns (PostgreSQL): one adds the local server row.
+            locks.hold(s, locks.Lock.BOOTSTRAP)
             local = apps_repo.get_server(s, LOCAL_SERVER)
             if local is None:
                 s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
             elif local.address != self.settings.local_agent_address:
                 local.address = self.settings.local_agent_address
         self.tokens.bootstrap(self.settings.token_file)
-        # A fresh one-time join token for the local agent at every start: it (re-)registers with
-        # its secret, so a local agent that lost its .env is enrolled again without any step.
-        write_private(self.settings.home / "local-join-token", self.servers.new_join_token(LOCAL_SERVER) + "\n")
+        self._local_join_token()
         if self.db.url.startswith("sqlite"):
             # SQLite means one control-plane process: any claim in the table belongs to a process
             # that is gone, so its deployments resume now instead of after the lease.
             self.queue.release_all()
 
+    def _local_join_token(self) -> None:
+        """A usable one-time join token for the local agent in the home: the agent (re-)registers
+        with its secret, so a local agent that lost its .env is enrolled again without any step.
+        A token still unused is kept: a second replica starting on the same home must not void
+        the one the first wrote (a new token replaces the old one's hash)."""
+        path = self.settings.home / "local-join-token"
+        current = path.read_text().strip() if path.exists() else ""
+        if not self.servers.join_token_usable(LOCAL_SERVER, current):
+            write_private(path, self.servers.new_join_token(LOCAL_SERVER) + "\n")
+
     def start(self) -> None:
         self.bootstrap()
+        self.bus.start()
+        # Listening before the first claim: a job created on another replica from now on wakes
+        # this one's workers (one created before is found by their first claim).
+        if not self.bus.wait_listening(10):
+            log.warning("not yet listening for other replicas' notifications: relying on polls until it connects")
         self.worker.start()
         self.notifications.start()
         self.health.start()
@@ -99,8 +119,15 @@ class Platform:
         self.health.stop()
         self.notifications.stop()
         self.worker.stop()
+        self.bus.stop()
         self.agents.close()
         self.db.dispose()
+
+    def _recheck_cancels(self) -> None:
+        with self.db.read() as s:
+            wanted = deployments_repo.cancel_requested_among(s, self.cancels.running())
+        for deployment_id in wanted:
+            self.cancels.cancel(deployment_id)
 
     def _deployment_finished(self, finished) -> None:
         self.metrics.deployment_finished(finished)

@@ -18,12 +18,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
+from services.db import locks
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-# The one advisory lock key that guards schema changes (any constant no other code uses; "SSIMIGR1").
-MIGRATION_LOCK_KEY = 0x5353494D49475231
 
 
 def _config(connection) -> Config:
@@ -36,8 +36,7 @@ def _config(connection) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Migrates to `revision` (default the newest) and returns the revision the database is at."""
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        locks.hold(connection, locks.Lock.SCHEMA)
         command.upgrade(_config(connection), revision)
         return MigrationContext.configure(connection).get_current_revision()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from services.core.states import EventKind, Phase, State
 from services.db.models import DeploymentEvent, utcnow
+from services.db.pubsub import Bus, Channel
 from services.db.session import Database
 from services.deployments import repository as repo
 
@@ -44,6 +45,20 @@ class Notifier:
         for callback in callbacks:
             callback()
 
+    def notify_all(self) -> None:
+        """Wakes every watcher: notifications from other replicas may have been missed."""
+        with self._lock:
+            ids = list(self._callbacks)
+        for deployment_id in ids:
+            self.notify(deployment_id)
+
+    def heard(self, payload: str | None) -> None:
+        """A bus notification from another replica (services.db.pubsub): events were stored."""
+        if payload is None:
+            self.notify_all()
+        elif payload.isdigit():
+            self.notify(int(payload))
+
 
 @dataclass(frozen=True)
 class Event:
@@ -75,13 +90,17 @@ class Event:
 
 
 class EventLog:
-    # How long a watcher sleeps without a wake-up before it looks at the database anyway; covers
-    # writers in another process (several API replicas on PostgreSQL).
-    POLL_SECONDS = 1.0
+    # How long a watcher sleeps without a wake-up before it looks at the database anyway. Writers
+    # in other replicas wake it through the bus (services.db.pubsub), which after a lost connection
+    # wakes every watcher; this is the last resort only.
+    POLL_SECONDS = 5.0
 
-    def __init__(self, db: Database, notifier: Notifier | None = None):
+    def __init__(self, db: Database, notifier: Notifier | None = None, bus: Bus | None = None):
         self.db = db
         self.notifier = notifier or Notifier()
+        self._bus = bus
+        if bus is not None:
+            bus.subscribe(Channel.EVENTS, self.notifier.heard)
 
     def append(self, session, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", *,
                step_current: int = 0, step_total: int = 0, state: State | None = None, seq: int = 0) -> None:
@@ -96,6 +115,9 @@ class EventLog:
             )
         )
         session.flush()
+        if self._bus is not None:
+            # Sent with the commit; PostgreSQL folds identical payloads of one transaction into one.
+            self._bus.publish(session, Channel.EVENTS, str(deployment_id))
 
     def emit(self, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", **kw) -> None:
         """Stores one event in its own transaction, then wakes the watchers."""

@@ -45,8 +45,26 @@ def queued_for_app(session: Session, app_id: int) -> list[Deployment]:
 
 
 def last_seq(session: Session, deployment_id: int) -> int:
+    """The deployment's newest event seq, for a writer that appends after it in this transaction.
+
+    On PostgreSQL it first locks the deployment's row until the caller commits: two replicas
+    appending to one deployment at once (its worker, and a cancel received by another replica)
+    take their numbers one after the other instead of both reading the same max. (On SQLite the
+    write transaction already holds the database's one write lock.)
+    """
+    if session.bind.dialect.name == "postgresql":
+        session.execute(select(Deployment.id).where(Deployment.id == deployment_id).with_for_update())
     q = select(func.max(DeploymentEvent.seq)).where(DeploymentEvent.deployment_id == deployment_id)
     return session.scalar(q) or 0
+
+
+def cancel_requested_among(session: Session, deployment_ids: Iterable[int]) -> list[int]:
+    """Which of these deployments a caller asked to stop."""
+    ids = list(deployment_ids)
+    if not ids:
+        return []
+    q = select(Deployment.id).where(Deployment.id.in_(ids), Deployment.cancel_requested.is_(True))
+    return list(session.scalars(q))
 
 
 def log_totals(session: Session, deployment_id: int) -> tuple[int, int]:

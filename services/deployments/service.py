@@ -216,14 +216,17 @@ class DeploymentService:
             if Phase(dep.phase) in PAST_SWITCH:
                 raise DeploymentNotCancellable(f"deployment {deployment_id} already switched traffic: deploy again or roll back instead")
             if state == State.QUEUED:
+                # The job's row first, then the deployment's: the order a worker's writes lock them.
+                self.queue.discard(s, dep.id)
                 dep.state = str(State.CANCELLED)
                 dep.failure_phase = str(Phase.QUEUED)
                 dep.failure_reason = "cancelled while queued"
                 dep.finished_at = utcnow()
-                self.queue.discard(s, dep.id)
                 self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, "cancelled while queued", state=State.CANCELLED)
             else:
                 dep.cancel_requested = True
+                # The replica whose worker runs it may be another one: it hears this at commit.
+                self.cancels.publish(s, dep.id)
         self.events.notifier.notify(deployment_id)
         if state == State.RUNNING:
             self.cancels.cancel(deployment_id)

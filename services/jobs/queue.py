@@ -1,7 +1,8 @@
 """The job queue: enqueue inside the caller's transaction, claim with a lease, wake workers at once.
 
 Jobs live in the database (durable across restarts). Workers in this process are woken through a
-condition variable the moment a job is committed, so no deploy waits for a polling interval.
+condition variable the moment a job is committed, and workers of other replicas (PostgreSQL) by a
+notification on the bus sent with the commit, so no deploy waits for a polling interval.
 A claim is fenced by its attempt: once its lease expired and another attempt took the job over,
 the old attempt can no longer write anything of the deployment (`fence`, `finish`: `StaleClaim`).
 
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from services.db.models import Job
+from services.db.pubsub import Bus, Channel
 from services.db.session import Database
 from services.jobs import repository as repo
 
@@ -44,19 +46,30 @@ class StaleClaim(Exception):
 
 
 class JobQueue:
-    def __init__(self, db: Database, *, lease_seconds: float = 30.0, clock: Callable[[], datetime] | None = None):
+    def __init__(self, db: Database, *, lease_seconds: float = 30.0, clock: Callable[[], datetime] | None = None,
+                 bus: Bus | None = None):
         """`clock` is a test's stand-in for the database clock; production leaves it None."""
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self._clock = clock
         self._wake = threading.Condition()
         self._pending_wakes = 0
+        self._bus = bus
+        if bus is not None:
+            bus.subscribe(Channel.JOBS, lambda _payload: self.wake())
 
     def enqueue(self, session: Session, deployment_id: int, app_id: int) -> Job:
-        """Adds the job in the caller's transaction; call `wake()` after it commits."""
+        """Adds the job in the caller's transaction; call `wake()` after it commits (other
+        replicas are woken by the commit itself)."""
         job = Job(deployment_id=deployment_id, app_id=app_id, status="queued")
         session.add(job)
+        self._announce(session)
         return job
+
+    def _announce(self, session: Session) -> None:
+        """A job may be claimable once the caller commits: wake the other replicas' workers then."""
+        if self._bus is not None:
+            self._bus.publish(session, Channel.JOBS)
 
     def wake(self) -> None:
         with self._wake:
@@ -97,11 +110,13 @@ class JobQueue:
         writes roll back) when another attempt holds it now."""
         if not repo.finish_claimed(session, claim.job_id, claim.worker, claim.attempt):
             raise StaleClaim(claim)
+        self._announce(session)  # the app's next job, if any, is claimable now
 
     def discard(self, session: Session, deployment_id: int) -> None:
         """Ends a deployment's job in the caller's transaction when the deployment ended without
         running (cancelled while queued, superseded)."""
         repo.finish_for_deployment(session, deployment_id)
+        self._announce(session)
 
     def release_all(self) -> int:
         with self.db.session() as s:

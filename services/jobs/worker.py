@@ -101,3 +101,9 @@ class Worker:
                     self.queue.heartbeat(job_ids, self.name)
                 except Exception:
                     log.exception("extending leases failed")
+                try:
+                    # A cancel from another replica arrives on the bus at once; this catches one
+                    # whose notification was lost with a broken connection.
+                    self.cancels.resync()
+                except Exception:
+                    log.exception("looking up cancel requests failed")

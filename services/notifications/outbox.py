@@ -79,10 +79,20 @@ def enqueue_health(session: Session, app: App | None, deployment_id: int, event:
     return len(app.notify_urls)
 
 
-def due(session: Session, limit: int = 20) -> list[Notification]:
+def claim_due(session: Session, hold_until, limit: int = 20) -> list[Notification]:
+    """Takes up to `limit` due notifications for this sender: each is not due again before
+    `hold_until`, so a second sender (another replica) does not post it too. The sender records
+    the outcome after posting; one that dies first leaves the row to be retried at `hold_until`.
+    On PostgreSQL two senders claiming at once skip each other's rows (SKIP LOCKED); on SQLite
+    the write transaction serializes them."""
     q = (select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
          .order_by(Notification.next_attempt_at).limit(limit))
-    return list(session.scalars(q))
+    if session.bind.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = list(session.scalars(q))
+    for row in rows:
+        row.next_attempt_at = hold_until
+    return rows
 
 
 def next_due(session: Session):

@@ -1,7 +1,8 @@
 """Delivers the outbox: signed POSTs, retried with exponential back-off, given up after a while.
 
 One thread per control plane. It wakes when the recorder adds notifications and otherwise sleeps
-until the next retry is due.
+until the next retry is due. With several replicas each notification is claimed by one sender
+before it is posted (services.notifications.outbox.claim_due), so it is delivered once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 class NotificationSender:
     MAX_ATTEMPTS = 8
+    # How long a claimed notification is this sender's; well over a batch of posts at
+    # http.TIMEOUT_SECONDS each.
+    CLAIM_SECONDS = 300.0
 
     def __init__(self, db: Database, box: SecretBox, *, backoff_seconds: float = 2.0, max_backoff: float = 600.0,
                  post=http.post):
@@ -60,8 +64,11 @@ class NotificationSender:
             self._wake.clear()
 
     def send_due(self) -> int:
-        with self.db.read() as s:
-            batch = [(n.id, n.url, n.body, n.attempts, n.deployment_id) for n in outbox.due(s)]
+        # Claimed for longer than a post can take, so no other replica's sender posts it meanwhile.
+        hold = timedelta(seconds=self.CLAIM_SECONDS)
+        with self.db.session() as s:
+            batch = [(n.id, n.url, n.body, n.attempts, n.deployment_id)
+                     for n in outbox.claim_due(s, utcnow() + hold)]
         secrets: dict[int, str] = {}
         for notification_id, url, body, attempts, deployment_id in batch:
             secret = self._secret_for(deployment_id, secrets)

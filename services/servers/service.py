@@ -48,6 +48,15 @@ class ServerService:
             _issue(server, secret, ttl_seconds)
         return secret
 
+    def join_token_usable(self, name: str, join_token: str) -> bool:
+        """True when `join_token` is the server's current token, unused and not expired."""
+        with self.db.read() as s:
+            server = repo.get_server(s, name)
+        return bool(server and join_token and server.join_token_hash
+                    and tokens.matches(join_token, server.join_token_hash)
+                    and server.join_token_used_at is None
+                    and not (server.join_token_expires_at and server.join_token_expires_at < utcnow()))
+
     def register(self, join_token: str, agent_secret: str, address: str = "") -> Server:
         if len(agent_secret) < MIN_AGENT_SECRET:
             raise InvalidArgument(f"agent secret must be at least {MIN_AGENT_SECRET} characters")

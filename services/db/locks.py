@@ -1,0 +1,40 @@
+"""Named locks that every control-plane replica sharing one database respects.
+
+On PostgreSQL a transaction-scoped advisory lock: held until the caller's transaction ends, and
+released by the server if the replica dies, so a SIGKILL never leaves it held. On SQLite there is
+one control-plane process and the write transaction already excludes every other writer.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from sqlalchemy import Integer, cast, func, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+
+class Lock(IntEnum):
+    """The key of each lock (one key space of our own: PostgreSQL shares it with nothing else)."""
+
+    SCHEMA = 0x5E5C0001      # migrations: one replica upgrades, the others wait, then find it done
+    BOOTSTRAP = 0x5E5C0002   # start-up rows and files (the local server, its join token)
+
+
+def hold(db: Session | Connection, lock: Lock) -> None:
+    """Waits for `lock` and holds it until the caller's transaction (of this session or
+    connection) commits or rolls back."""
+    dialect = db.dialect if isinstance(db, Connection) else db.bind.dialect
+    if dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(lock)})
+
+
+# The key space of per-app claim locks: (APP_CLAIMS, app id), two 32-bit keys (PostgreSQL keeps
+# two-key and one-key advisory locks apart, so these never meet `Lock`).
+APP_CLAIMS = 0x5E5C
+
+
+def try_hold_app_claim(session: Session, app_id: int) -> bool:
+    """PostgreSQL: takes the app's claim lock for the caller's transaction, or returns False at once
+    when another transaction holds it (services.jobs.repository.claim_next)."""
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(cast(APP_CLAIMS, Integer), cast(app_id, Integer)))))
