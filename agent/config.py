@@ -16,6 +16,7 @@ from common.defaults import AGENT_PORT
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = AGENT_PORT
 DEFAULT_FRONT_DOOR_PORT = 8000
+DEFAULT_HTTPS_PORT = 8443  # beside the default front door; :443 on a production server
 ROUTERS = ("haproxy", "direct")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +105,11 @@ class AgentConfig:
     allow: tuple[str, ...] = ()
     join: str = ""
     join_token: str = field(default="", repr=False)
+    # The HTTPS front door (port 0: none) and where its certificates come from.
+    https_host: str = DEFAULT_HOST
+    https_port: int = 0
+    acme_directory: str = ""
+    acme_ca_bundle: str = ""
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:
@@ -128,14 +134,24 @@ class AgentConfig:
                  router: str | None = None, *, certs: str | Path | None = None,
                  insecure: bool | None = None, allow: str | None = None, join: str | None = None,
                  join_token: str | None = None, join_token_file: str | Path | None = None,
-                 listen: str | None = None) -> "AgentConfig":
+                 listen: str | None = None, https: str | None = None,
+                 acme_directory: str | None = None,
+                 acme_ca_bundle: str | None = None) -> "AgentConfig":
         """Build a config from explicit values, falling back to the environment
         (TUGBOAT_HOME, TUGBOAT_FRONT_DOOR, TUGBOAT_ROUTER, TUGBOAT_CERTS, TUGBOAT_INSECURE,
         TUGBOAT_SECRET_KEY, TUGBOAT_ALLOW, TUGBOAT_JOIN, TUGBOAT_JOIN_TOKEN,
-        TUGBOAT_JOIN_TOKEN_FILE) and defaults. `listen` ("HOST:PORT") sets host and port."""
+        TUGBOAT_JOIN_TOKEN_FILE, TUGBOAT_HTTPS_FRONT_DOOR, TUGBOAT_ACME_DIRECTORY,
+        TUGBOAT_ACME_CA_BUNDLE) and defaults. `listen` ("HOST:PORT") sets host and port.
+
+        HTTPS ("HOST:PORT" or "off"): by default 127.0.0.1:8443 beside the default front door,
+        and off beside a front door given explicitly (tests and benchmarks run many side by
+        side: they ask for HTTPS on a port of their own)."""
         env = os.environ
-        front_host, front_port = parse_front_door(
-            front_door or env.get("TUGBOAT_FRONT_DOOR") or str(DEFAULT_FRONT_DOOR_PORT))
+        explicit_front = front_door or env.get("TUGBOAT_FRONT_DOOR")
+        front_host, front_port = parse_front_door(explicit_front or str(DEFAULT_FRONT_DOOR_PORT))
+        https = https or env.get("TUGBOAT_HTTPS_FRONT_DOOR") or (
+            "off" if explicit_front else f"{front_host}:{DEFAULT_HTTPS_PORT}")
+        https_host, https_port = (DEFAULT_HOST, 0) if https == "off" else parse_front_door(https)
         if listen:
             host, port = parse_listen(listen)
         token = join_token or ""
@@ -155,7 +171,9 @@ class AgentConfig:
                    secret=env.get("TUGBOAT_SECRET_KEY", "").strip(),
                    allow=(allow if allow is not None else env.get("TUGBOAT_ALLOW", "")),
                    join=(join or env.get("TUGBOAT_JOIN", "")).strip(),
-                   join_token=token)
+                   join_token=token, https_host=https_host, https_port=https_port,
+                   acme_directory=acme_directory or env.get("TUGBOAT_ACME_DIRECTORY", ""),
+                   acme_ca_bundle=acme_ca_bundle or env.get("TUGBOAT_ACME_CA_BUNDLE", ""))
 
     @property
     def env_file(self) -> Path:
@@ -166,6 +184,11 @@ class AgentConfig:
     def front_door(self) -> str:
         """`host:port` of the HAProxy front door, or "" with the direct router."""
         return f"{self.front_door_host}:{self.front_door_port}" if self.router == "haproxy" else ""
+
+    @property
+    def https_front_door(self) -> str:
+        """`host:port` of the HTTPS front door, or "" when there is none."""
+        return f"{self.https_host}:{self.https_port}" if self.https_port and self.front_door else ""
 
     @property
     def repos_dir(self) -> Path:

@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--routes", default=None, help="routes file (default <state-dir>/routes.json)")
     parser.add_argument("--front-door", default=None, metavar="HOST:PORT",
                         help="listen address (default $TUGBOAT_FRONT_DOOR or 127.0.0.1:8000)")
+    parser.add_argument("--https", default=None, metavar="HOST:PORT",
+                        help="HTTPS listen address, 'off' for none (default $TUGBOAT_HTTPS_FRONT_DOOR, "
+                             "else off)")
     parser.add_argument("--server-maxconn", type=int, default=None,
                         help="connections per container, 0 unlimited (default $TUGBOAT_SERVER_MAXCONN)")
     parser.add_argument("--detach", action="store_true",
@@ -57,7 +60,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     maxconn = args.server_maxconn
     if maxconn is None:
         maxconn = int(os.environ.get("TUGBOAT_SERVER_MAXCONN") or 0)
-    return Settings(host, port, maxconn)
+    https = args.https or os.environ.get("TUGBOAT_HTTPS_FRONT_DOOR") or "off"
+    https_host, https_port = ("", 0) if https == "off" else parse_front_door(https)
+    return Settings(host, port, maxconn, https_host, https_port)
 
 
 def files_from(args: argparse.Namespace) -> FrontDoorFiles:
@@ -162,7 +167,8 @@ def start_detached(files: FrontDoorFiles, settings: Settings, timeout: float = 1
         subprocess.run([sys.executable, "-m", "agent.frontdoor", "--detach",
                         "--state-dir", str(files.state_dir), "--routes", str(files.routes_file),
                         "--front-door", settings.front_door,
-                        "--server-maxconn", str(settings.server_maxconn)],
+                        "--server-maxconn", str(settings.server_maxconn),
+                        "--https", settings.https_front_door or "off"],
                        stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
                        start_new_session=True, close_fds=True, check=True, timeout=30)
     deadline = time.monotonic() + timeout

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from agent.haproxy_config import render_config
+from agent.haproxy_config import TlsFrontend, render_config
 from agent.router import RouteStore, RouterError
+from agent.tls_files import TlsFiles
 from common.files import write_atomic
 
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
@@ -54,10 +55,17 @@ class Settings:
     front_host: str
     front_port: int
     server_maxconn: int = 0
+    # The HTTPS bind; port 0: the front door speaks plain HTTP only.
+    https_host: str = ""
+    https_port: int = 0
 
     @property
     def front_door(self) -> str:
         return f"{self.front_host}:{self.front_port}"
+
+    @property
+    def https_front_door(self) -> str:
+        return f"{self.https_host}:{self.https_port}" if self.https_port else ""
 
 
 @dataclass(frozen=True)
@@ -119,10 +127,15 @@ class FrontDoorFiles:
         except (OSError, ValueError):
             generation = 1
         write_atomic(self.generation_file, f"{generation}\n")
+        tls = None
+        if settings.https_port:
+            tls_files = TlsFiles(self.state_dir)
+            tls_files.ensure()
+            tls = TlsFrontend(settings.https_host, settings.https_port, tls_files)
         rendered = render_config(front_host=settings.front_host, front_port=settings.front_port,
                                  run_dir=self.run_dir, generation=generation,
                                  routes=RouteStore(self.routes_file).load(),
-                                 server_maxconn=settings.server_maxconn)
+                                 server_maxconn=settings.server_maxconn, tls=tls)
         write_atomic(self.host_map, rendered.host_map)
         write_atomic(self.config, rendered.config)
         check = subprocess.run([binary, "-c", "-q", "-f", str(self.config)],

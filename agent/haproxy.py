@@ -63,7 +63,8 @@ class HAProxyRouter:
 
     def __init__(self, state_dir: Path, *, front_host: str = "127.0.0.1", front_port: int = 8000,
                  binary: str | None = None, routes_file: Path | None = None,
-                 server_maxconn: int | None = None) -> None:
+                 server_maxconn: int | None = None, https_host: str = "",
+                 https_port: int = 0) -> None:
         self.state_dir = Path(state_dir)
         if server_maxconn is None:
             server_maxconn = int(os.environ.get("TUGBOAT_SERVER_MAXCONN") or DEFAULT_SERVER_MAXCONN)
@@ -79,7 +80,8 @@ class HAProxyRouter:
         if not binary:
             raise RouterError("haproxy is not installed; install it or use the direct router")
         self.process = FrontDoorClient(binary, self.files,
-                                       Settings(front_host, front_port, server_maxconn))
+                                       Settings(front_host, front_port, server_maxconn,
+                                                https_host if https_port else "", https_port))
         self.api = self.process.api
 
     # -- lifecycle

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from typing import Mapping, Sequence
 
 from agent.route_policy import SLOTS, Check, Route, hosts
+from agent.tls_files import TlsFiles
 
 PLACEHOLDER_PORT = 1  # an unused slot points here, in maintenance; never gets traffic
 UNKNOWN_BACKEND = "no_app"
@@ -73,6 +74,43 @@ def server_options(check: Check) -> str:
 
 
 @dataclass(frozen=True)
+class TlsFrontend:
+    """The HTTPS bind of the front door and the TLS files it reads (`agent.tls_files`)."""
+
+    host: str
+    port: int
+    files: TlsFiles
+
+
+def tls_lines(tls: TlsFrontend) -> tuple[list[str], list[str]]:
+    """The HTTPS bind, and the front door rules that go with it: HTTP-01 answers, the HTTP ->
+    HTTPS redirect and HSTS. The three maps change at run time (`add map`/`del map`), so a
+    certificate coming into service or a challenge never needs a reload.
+
+    The challenge answer comes first: a host that redirects to HTTPS must still answer its
+    challenge over plain HTTP (that is how its first certificate is issued)."""
+    files = tls.files
+    bind = (f"    bind {tls.host}:{tls.port} ssl crt {files.default_cert} "
+            f"crt-list {files.crt_list} alpn h2,http/1.1")
+    rules = [
+        "    http-request set-var(txn.acme_answer) path,field(4,/),"
+        f"map({files.challenges_map}) if {{ path_beg /.well-known/acme-challenge/ }}",
+        '    http-request return status 200 content-type "text/plain" '
+        'lf-string "%[var(txn.acme_answer)]" if { var(txn.acme_answer) -m found }',
+        f"    http-request set-var(txn.https_port) var(txn.route_host),map({files.redirect_map}) "
+        "if !{ ssl_fc }",
+        "    http-request redirect location "
+        "https://%[var(txn.route_host)]:%[var(txn.https_port)]%[capture.req.uri] code 308 "
+        "if { var(txn.https_port) -m found }",
+        f"    http-request set-var(txn.hsts) var(txn.route_host),map({files.hsts_map}) "
+        "if { ssl_fc }",
+        '    http-response set-header Strict-Transport-Security "%[var(txn.hsts)]" '
+        "if { var(txn.hsts) -m found }",
+    ]
+    return [bind], rules
+
+
+@dataclass(frozen=True)
 class RenderedConfig:
     config: str
     host_map: str
@@ -80,9 +118,9 @@ class RenderedConfig:
 
 def render_config(*, front_host: str, front_port: int, run_dir: Path, generation: int,
                   routes: Mapping[str, Route], server_maxconn: int = 0,
-                  pool: Sequence[str] = SLOTS) -> RenderedConfig:
+                  pool: Sequence[str] = SLOTS, tls: TlsFrontend | None = None) -> RenderedConfig:
     """haproxy.cfg and hosts.map for `routes`; `node` carries the generation so a reload can
-    be confirmed."""
+    be confirmed. With `tls`, the front door also listens for HTTPS (`tls_lines`)."""
     map_path = run_dir / "hosts.map"
     lines = [
         "# Written by the Tugboat agent; changes are overwritten.",
@@ -118,11 +156,14 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         # At most this many connections at once to one container; more wait in HAProxy's queue
         # instead of overflowing the app's listen backlog (dropped SYNs cost 1 s each).
         lines.append(f"    default-server maxconn {server_maxconn}")
+    tls_binds, tls_rules = tls_lines(tls) if tls is not None else ([], [])
     lines += [
         "",
         "frontend front_door",
         f"    bind {front_host}:{front_port}",
+        *tls_binds,
         "    http-request set-var(txn.route_host) req.hdr(host),field(1,:),lower",
+        *tls_rules,
         f"    use_backend %[var(txn.route_host),map({map_path},{UNKNOWN_BACKEND})]",
         f"    default_backend {UNKNOWN_BACKEND}",
         "",

@@ -27,6 +27,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="state directory (default $TUGBOAT_HOME or <repo>/.serversinc/agent)")
     parser.add_argument("--front-door", default=None, metavar="HOST:PORT",
                         help="HAProxy front door address (default $TUGBOAT_FRONT_DOOR or 127.0.0.1:8000)")
+    parser.add_argument("--https-front-door", default=None, metavar="HOST:PORT",
+                        help="HTTPS front door address, or 'off' (default $TUGBOAT_HTTPS_FRONT_DOOR, "
+                             "else 127.0.0.1:8443 beside the default front door, off beside "
+                             "an explicit --front-door); :443 on a production server")
+    parser.add_argument("--acme-directory", default=None, metavar="URL",
+                        help="ACME directory: production (Let's Encrypt, the default), staging, "
+                             "off, or a URL (default $TUGBOAT_ACME_DIRECTORY)")
+    parser.add_argument("--acme-ca-bundle", default=None, metavar="PEM",
+                        help="CA bundle to trust a private ACME server with, e.g. pebble's "
+                             "(default $TUGBOAT_ACME_CA_BUNDLE)")
     parser.add_argument("--router", choices=("haproxy", "direct"), default=None,
                         help="how apps are reached (default $TUGBOAT_ROUTER, else haproxy when "
                              "installed, else direct)")
@@ -65,7 +75,10 @@ def main(argv=None) -> int:
                                       front_door=args.front_door, router=args.router,
                                       certs=args.certs, insecure=args.insecure, allow=args.allow,
                                       join=args.join, join_token=args.join_token,
-                                      join_token_file=args.join_token_file, listen=args.listen)
+                                      join_token_file=args.join_token_file, listen=args.listen,
+                                      https=args.https_front_door,
+                                      acme_directory=args.acme_directory,
+                                      acme_ca_bundle=args.acme_ca_bundle)
     except ValueError as exc:
         print(f"tugboat: {exc}", flush=True)
         return 2
@@ -78,7 +91,8 @@ def main(argv=None) -> int:
         with run_server(config, host=config.host) as (_server, port):
             print(f"tugboat listening on {config.host}:{port}"
                   + (" (PLAINTEXT, --insecure)" if config.insecure else " (mutual TLS)")
-                  + (f", front door on {config.front_door}" if config.front_door else ""),
+                  + (f", front door on {config.front_door}" if config.front_door else "")
+                  + (f", HTTPS on {config.https_front_door}" if config.https_front_door else ""),
                   flush=True)
             stop.wait()
     except TrustError as exc:

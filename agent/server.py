@@ -43,8 +43,23 @@ def make_router(config: AgentConfig) -> Router:
         from agent.haproxy import HAProxyRouter
 
         return HAProxyRouter(config.state_dir, front_host=config.front_door_host,
-                             front_port=config.front_door_port, routes_file=config.routes_file)
+                             front_port=config.front_door_port, routes_file=config.routes_file,
+                             https_host=config.https_host,
+                             https_port=config.https_port if config.https_front_door else 0)
     return DirectRouter(config.routes_file)
+
+
+def make_certificates(config: AgentConfig, router: Router):
+    """The certificate manager of an HTTPS front door (None without one; not started yet)."""
+    https_port = getattr(getattr(router, "process", None), "settings", None)
+    https_port = getattr(https_port, "https_port", 0)
+    if not https_port:
+        return None
+    from agent.acme_issuer import AcmeSettings
+    from agent.certificates import CertificateManager
+
+    return CertificateManager(router.files, https_port, AcmeSettings.from_values(
+        config.acme_directory or None, config.acme_ca_bundle or None))
 
 
 def build_servicer(config: AgentConfig, *, docker_client=None,
@@ -56,7 +71,8 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
     cache = RepoCache(config.repos_dir)
     releaser = Releaser(engine, router, agent_id=agent_id)
     servicer = TugboatServicer(Builder(engine, cache), releaser, AppAdmin(engine, router, cache),
-                               Operations(), LogReader.for_client(engine.client))
+                               Operations(), LogReader.for_client(engine.client),
+                               certificates=make_certificates(config, router))
     return servicer, releaser
 
 
@@ -79,13 +95,18 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
     servicer, releaser = build_servicer(config, docker_client=docker_client, router=router)
     router = releaser.router
     getattr(router, "start", lambda: None)()
+    certificates = servicer.certificates
     try:
+        if certificates is not None:
+            certificates.start()  # after the router: it speaks to the front door it adopted
         with _serve(config, servicer, releaser, port, host, credentials, auth) as served:
             if config.join and config.join_token:
                 enroll.register(config.join, config.join_token, secret,
                                 enroll.advertised_address(host, served[1]))
             yield served
     finally:
+        if certificates is not None:
+            certificates.close()
         getattr(router, "close", lambda: None)()
 
 

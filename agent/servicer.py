@@ -20,6 +20,8 @@ from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc as pb_grpc
 
 from agent.apps import AppAdmin, UnknownApp
+from agent.certificates import AppTls, CertificateError, domains_of
+from agent import cert_policy
 from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucceeded,
                            normalize_paths)
 from agent.docker_engine import EngineError
@@ -27,7 +29,7 @@ from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
 from agent.log_follow import LogReader
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
-from agent.router import Health
+from agent.router import Health, RouterError
 from common.aio_server import in_thread
 from common import rules
 from common.phases import Phase
@@ -72,13 +74,41 @@ def _timestamp(value) -> Timestamp:
     return ts
 
 
+def _unix_timestamp(seconds: float) -> Timestamp | None:
+    if not seconds:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+_CERT_STATES = {cert_policy.PENDING: pb.CERTIFICATE_STATE_PENDING,
+                cert_policy.ISSUED: pb.CERTIFICATE_STATE_ISSUED,
+                cert_policy.FAILED: pb.CERTIFICATE_STATE_FAILED,
+                cert_policy.UPLOADED: pb.CERTIFICATE_STATE_UPLOADED,
+                cert_policy.SKIPPED: pb.CERTIFICATE_STATE_SKIPPED}
+
+
+def certificate_message(status: cert_policy.DomainStatus) -> pb.Certificate:
+    """A domain's certificate status as the API shows it: never key material."""
+    return pb.Certificate(domain=status.domain, app=status.app, state=_CERT_STATES[status.state],
+                          issuer=status.issuer, serial=status.serial,
+                          not_before=_unix_timestamp(status.not_before),
+                          not_after=_unix_timestamp(status.not_after),
+                          last_error=status.last_error,
+                          next_attempt_time=_unix_timestamp(status.next_attempt),
+                          renewals=status.renewals,
+                          uploaded=status.source == cert_policy.SOURCE_UPLOAD)
+
+
 class TugboatServicer(pb_grpc.TugboatServiceServicer):
     """Unary methods are synchronous (grpc.aio runs them in its thread pool); Build and Deploy
     drive their blocking work item by item in that pool (common.aio_server.in_thread), so a
     cancelled call cancels the operation; StreamLogs is a coroutine: followers hold no thread."""
 
     def __init__(self, builder: Builder, releaser: Releaser, admin: AppAdmin,
-                 operations: Operations, logs: LogReader) -> None:
+                 operations: Operations, logs: LogReader, certificates=None) -> None:
+        self.certificates = certificates  # agent.certificates.CertificateManager, or None
         self.builder = builder
         self.releaser = releaser
         self.admin = admin
@@ -152,8 +182,16 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 domains=tuple(rules.domains(request.domains)))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
-        except ValueError as exc:
+            tls = AppTls(domains_of(spec.domains, spec.app), request.https_redirect,
+                         rules.hsts_seconds(request.hsts_max_age.seconds))
+            if self.certificates is not None:
+                # Certificates are asked for as the deploy starts: issuance runs beside the build.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.certificates.want, spec.app, tls)
+        except ValueError as exc:  # RuleError, CertificateError
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except (RouterError, OSError) as exc:  # HTTPS is not the deploy: it goes on, on HTTP
+            log.warning("HTTPS settings of %s not applied: %s", request.app, exc)
         try:
             with self.operations.run(spec.deployment_id) as token:
                 async for item in in_thread(self.releaser.deploy(spec, token), token.cancel):
@@ -230,7 +268,46 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
 
     def RemoveApp(self, request, context):
         removed = self._app_admin(request.app, context, "removing app", self.admin.remove_app)
+        if self.certificates is not None:
+            try:
+                self.certificates.forget(request.app)
+            except (RouterError, OSError) as exc:
+                log.warning("certificates of %s not all retired: %s", request.app, exc)
         return pb.RemoveAppResponse(removed=removed)
+
+    # ---- certificates ------------------------------------------------------------------------
+    def ListCertificates(self, request, context):
+        if request.app:
+            try:
+                rules.app_name(request.app)
+            except ValueError as exc:
+                self._invalid(context, exc)
+        if self.certificates is None:
+            return pb.ListCertificatesResponse()
+        front = self.certificates.front.load_settings()
+        return pb.ListCertificatesResponse(
+            certificates=[certificate_message(s) for s in self.certificates.statuses(request.app)],
+            https_front_door=front.https_front_door if front else "")
+
+    def UploadCertificate(self, request, context):
+        try:
+            rules.app_name(request.app)
+            domain = rules.domain(request.domain)
+        except ValueError as exc:
+            self._invalid(context, exc)
+        if self.certificates is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this agent's front door serves no HTTPS (start it with "
+                          "--https-front-door HOST:PORT)")
+        try:
+            status = self.certificates.upload(request.app, domain, request.certificate_pem,
+                                              request.private_key_pem)
+        except CertificateError as exc:
+            self._invalid(context, exc)
+        except (RouterError, OSError) as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the front door did not take the "
+                          f"certificate: {exc}")
+        return certificate_message(status)
 
     def _app_admin(self, app: str, context, doing: str, action):
         """An admin action on one app, its errors as status codes: bad name, unknown app, engine."""

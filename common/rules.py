@@ -209,6 +209,17 @@ def seconds(value: int, what: str, *, maximum: int = MAX_SECONDS) -> int:
     return value
 
 
+MAX_HSTS_SECONDS = 2 * 365 * 24 * 3600
+
+
+def hsts_seconds(value: int) -> int:
+    """Strict-Transport-Security max-age: 0 (no header) up to two years."""
+    if not 0 <= value <= MAX_HSTS_SECONDS:
+        raise RuleError(f"HSTS max-age {value} is out of range: use 0 (off) to "
+                        f"{MAX_HSTS_SECONDS} seconds (two years)")
+    return value
+
+
 def bounded(value: int, what: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise RuleError(f"{what} {value} is out of range: use {low} to {high}")

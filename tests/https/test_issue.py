@@ -1,0 +1,43 @@
+"""A domain added on deploy gets a certificate from pebble and is served over HTTPS with it."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+
+import pytest
+from tugboat.v1 import tugboat_pb2 as pb
+
+from agent.tls_files import TlsFiles
+from tests.https.conftest import http_get, https_get, served_cert
+
+DOMAIN = "shop.example.com"
+
+
+def test_domain_gets_a_certificate_and_answers_over_https(https_stack, sample):
+    sample.deploy([DOMAIN])
+    cert = https_stack.wait_state(DOMAIN, pb.CERTIFICATE_STATE_ISSUED)
+    assert "Pebble" in cert.issuer and cert.not_after.seconds > 0 and not cert.last_error
+    root = https_stack.pebble.root_pem()
+    status, _headers, body = https_get(https_stack.https_port, DOMAIN, root)
+    assert status == 200 and "sample app v1" in body
+    assert served_cert(https_stack.https_port, DOMAIN, root).serial == cert.serial
+    # Plain HTTP still answers (no redirect was asked for), and so does the app's own host.
+    assert http_get(https_stack.http_port, DOMAIN)[0] == 200
+    # An unknown name gets the agent's self-signed default, which pebble's root does not trust.
+    assert served_cert(https_stack.https_port, "other.example.com").names == ("tugboat-default",)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        served_cert(https_stack.https_port, "other.example.com", root)
+
+
+def test_key_files_are_private(https_stack, sample):
+    sample.deploy([DOMAIN])
+    https_stack.wait_state(DOMAIN, pb.CERTIFICATE_STATE_ISSUED)
+    tls = TlsFiles(https_stack.agent.config.state_dir)
+    files = [tls.cert_path(DOMAIN), tls.default_cert, tls.acme_dir / "account-key.pem"]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(tls.dir.stat().st_mode) == 0o700
+    # What the agent reports carries no key material.
+    listed = https_stack.agent.stub.ListCertificates(pb.ListCertificatesRequest())
+    assert b"PRIVATE KEY" not in listed.SerializeToString()
