@@ -111,3 +111,33 @@ stop_docker_if_started() {
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   fi
 }
+
+STARTED_POSTGRES_DIR=""
+
+ensure_postgres() {
+  # Debian's PostgreSQL for the tests' [postgres] half. Its binaries are not on PATH
+  # (/usr/lib/postgresql/<version>/bin), so need_apt's PATH test would always miss them.
+  compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && return 0
+  ensure_system_packages pg_ctl:postgresql
+}
+
+start_test_postgres() {
+  # One PostgreSQL cluster of this run's own on a free loopback port (tests/support/postgres.py);
+  # the tests make a database in it per test. A server the caller names is used as it is.
+  if [ -n "${SERVERSINC_TEST_POSTGRES_URL:-}" ]; then
+    log "tests use the PostgreSQL server in SERVERSINC_TEST_POSTGRES_URL"
+    return 0
+  fi
+  STARTED_POSTGRES_DIR="$(mktemp -d /tmp/serversinc-test-pg.XXXXXX)"
+  log "starting a PostgreSQL cluster for the tests"
+  SERVERSINC_TEST_POSTGRES_URL="$(cd "$ROOT" && "$VENV/bin/python" -m tests.support.postgres start "$STARTED_POSTGRES_DIR")"
+  export SERVERSINC_TEST_POSTGRES_URL
+}
+
+stop_postgres_if_started() {
+  [ -n "$STARTED_POSTGRES_DIR" ] || return 0
+  log "stopping the PostgreSQL cluster this script started"
+  (cd "$ROOT" && "$VENV/bin/python" -m tests.support.postgres stop "$STARTED_POSTGRES_DIR") || true
+  rm -rf "$STARTED_POSTGRES_DIR"
+  STARTED_POSTGRES_DIR=""
+}
