@@ -79,6 +79,7 @@ class Settings:
             api_address=os.environ.get(API_ENV, DEFAULT_API),
             local_agent_address=os.environ.get(AGENT_ENV, DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
+            job_lease_seconds=float(os.environ.get("SERVERSINC_JOB_LEASE_SECONDS", "30")),
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
