@@ -70,8 +70,9 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         home = Path(overrides.pop("home", None) or serversinc_home())
-        url = overrides.pop("database_url", None) or os.environ.get(
-            "SERVERSINC_DATABASE_URL", f"sqlite:///{home / 'serversinc.db'}"
+        # Empty counts as unset (docker-compose.yml passes an empty value for the embedded SQLite).
+        url = overrides.pop("database_url", None) or os.environ.get("SERVERSINC_DATABASE_URL") or (
+            f"sqlite:///{home / 'serversinc.db'}"
         )
         settings = cls(
             home=home,

@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 
+from sqlalchemy.engine import make_url
+
 from services.api.server import run_server
 from services.config import Settings
 from services.db.home_lock import HomeLock, HomeLocked
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with run_server(Platform(settings), host=host, port=int(port)) as (_, bound):
-            logging.info("control plane listening on %s:%s (database %s)", host, bound, settings.database_url)
+            logging.info("control plane listening on %s:%s (database %s)", host, bound,
+                         make_url(settings.database_url).render_as_string(hide_password=True))
             stop.wait()
     finally:
         if lock is not None:

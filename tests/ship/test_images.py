@@ -10,6 +10,8 @@ container and volume a test makes is removed.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -143,6 +145,43 @@ def test_compose_file_validates():
     for name in images.IMAGES:
         assert f"image: {images.image_name(name)}" in config
     assert "/var/run/docker.sock:/var/run/docker.sock" in config
+
+
+
+def compose_services(env: dict, *args: str) -> dict[str, str]:
+    """`docker-compose [args] config`, cut into each service's block of text (no YAML parser in
+    the venv; the rendered file is canonical: two-space indent, one key per line)."""
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is not installed"
+    result = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), *args, "config"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    body = ("\n" + result.stdout).split("\nservices:\n", 1)[1]
+    body = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]  # up to the next top-level key
+    names = re.split(r"^  ([\w-]+):\n", body, flags=re.M)[1:]
+    return dict(zip(names[::2], names[1::2]))
+
+
+def test_compose_postgres_profile_validates():
+    """The postgres profile adds the server and a one-shot `db upgrade`; the api and the migration
+    use the URL given, the password reaches them as PGPASSWORD (never inside the logged URL), and
+    without the profile the api keeps the embedded SQLite (an empty URL)."""
+    url = "postgresql+psycopg://serversinc@127.0.0.1:5432/serversinc"
+    env = {**os.environ, "POSTGRES_PASSWORD": "test-password", "SERVERSINC_DATABASE_URL": url}
+    services = compose_services(env, "--profile", "postgres")
+    assert {"postgres", "migrate", "api"} <= set(services)
+    assert "image: postgres:15" in services["postgres"]
+    assert "listen_addresses=127.0.0.1" in services["postgres"]
+    assert "- db\n    - upgrade\n" in services["migrate"]
+    assert "postgres:\n        condition: service_healthy" in services["migrate"]
+    for name in ("api", "migrate"):
+        assert f"image: {images.image_name('api')}" in services[name]
+        assert f"SERVERSINC_DATABASE_URL: {url}\n" in services[name]
+        assert "PGPASSWORD: test-password\n" in services[name]
+
+    plain = compose_services({k: v for k, v in os.environ.items()
+                              if k not in ("POSTGRES_PASSWORD", "SERVERSINC_DATABASE_URL")})
+    assert "SERVERSINC_DATABASE_URL: ''" in plain["api"]
 
 
 # ---- (2) every image builds ------------------------------------------------------------------
