@@ -69,6 +69,19 @@ def _dbapi_conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def dump_database(url: str) -> bytes:
+    """Every byte a database holds, as `pg_dump` writes it (schema and rows, as plain SQL): what
+    tests search for secrets that must never be stored in clear."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL is not installed (pg_dump)")
+    result = subprocess.run([str(bin_dir / "pg_dump"), "--dbname", _dbapi_conninfo(url)],
+                            capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"pg_dump failed: {result.stderr.decode(errors='replace')}")
+    return result.stdout
+
+
 class PostgresCluster:
     """One PostgreSQL server: `admin_url` connects as a superuser to its `postgres` database."""
 
