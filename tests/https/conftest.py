@@ -21,6 +21,7 @@ from tests.conftest import agent_config, free_port, start_agent
 from tests.support import pebble as pebble_support
 from tests.support.agent_calls import build, deploy_request, deploy_seen, wait_until
 from tests.support.sample_app import make_sample_repo
+from tests.support.zd_load import KeepAliveClient
 
 if not pebble_support.available():  # pragma: no cover - environment problem
     pytest.skip("pebble is not installed (scripts/lib/setup.sh installs it)", allow_module_level=True)
@@ -138,3 +139,17 @@ class SampleApp:
 @pytest.fixture
 def sample(https_stack, app_name, tmp_path):
     return SampleApp(https_stack, app_name, tmp_path)
+
+
+class HttpsKeepAliveClient(KeepAliveClient):
+    """`KeepAliveClient` over HTTPS: one kept-alive TLS connection to 127.0.0.1 with the domain as
+    SNI, verified against `root_pem`."""
+
+    def __init__(self, port: int, domain: str, root_pem: bytes, **kwargs) -> None:
+        super().__init__(f"127.0.0.1:{port}", domain, **kwargs)
+        self.context = https_context(root_pem)
+        self.domain = domain
+
+    def _connect(self) -> http.client.HTTPConnection:
+        self.connections += 1
+        return PinnedHTTPS(self.port, self.domain, self.context, timeout=self.timeout)
