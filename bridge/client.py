@@ -11,6 +11,11 @@ plane's idempotency key (`<delivery>:<app>`) makes redeliveries create nothing. 
 `max_concurrent_creates` CreateDeployment calls are in flight at once: the control plane serializes
 its writes anyway (one SQLite writer), and waiting here, in order, gives a burst of pushes an even
 latency instead of leaving a few of them to lose the database's lock-retry lottery for seconds.
+
+With several API replicas listed, the connection (client.connection) goes to the first that answers,
+and the two look-ups are retried once on UNAVAILABLE. CreateDeployment is not: one that fails with
+UNAVAILABLE may have reached a replica that died, so the delivery is answered 503 and its redelivery
+(same idempotency key) creates the deployment at most once.
 """
 
 from __future__ import annotations
