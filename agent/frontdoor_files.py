@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from agent.haproxy_config import TlsFrontend, render_config
+from agent.haproxy_config import MAINTENANCE_MAP, TlsFrontend, render_config
 from agent.router import RouteStore, RouterError
 from agent.tls_files import TlsFiles
 from common.files import write_atomic
@@ -87,6 +87,7 @@ class FrontDoorFiles:
 
     config = property(lambda self: self.run_dir / "haproxy.cfg")
     host_map = property(lambda self: self.run_dir / "hosts.map")
+    maintenance_map = property(lambda self: self.run_dir / MAINTENANCE_MAP)
     admin_socket = property(lambda self: self.run_dir / "admin.sock")
     master_socket = property(lambda self: self.run_dir / "master.sock")
     haproxy_pid = property(lambda self: self.run_dir / "haproxy.pid")
@@ -137,6 +138,7 @@ class FrontDoorFiles:
                                  routes=RouteStore(self.routes_file).load(),
                                  server_maxconn=settings.server_maxconn, tls=tls)
         write_atomic(self.host_map, rendered.host_map)
+        write_atomic(self.maintenance_map, rendered.maintenance_map)
         write_atomic(self.config, rendered.config)
         check = subprocess.run([binary, "-c", "-q", "-f", str(self.config)],
                                capture_output=True, text=True, timeout=30)

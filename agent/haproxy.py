@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from agent import route_policy
-from agent.haproxy_config import backend_name
+from agent.haproxy_config import backend_name, maintenance_value
 from agent.frontdoor_client import FrontDoorClient
 from agent.frontdoor_files import FrontDoorFiles, Settings
 from agent.haproxy_process import haproxy_binary
 from agent.route_policy import SLOTS, Check, Route, RoutePolicyError, Target
-from agent.router import Health, RouteStore, RouterError, ServerHealth
+from agent.router import Health, RouteStore, RouterError, ServerHealth, UnknownRoute
 from common.rules import RuleError, domains as check_domains
 
 __all__ = ["HAProxyRouter", "haproxy_binary"]
@@ -127,9 +127,9 @@ class HAProxyRouter:
                 check = Check()
             if previous is not None and previous.domains == wanted:
                 return
-            routes[app] = Route(url=self.app_url(app), domains=wanted,
-                                servers=previous.servers if previous else (),
-                                draining=previous.draining if previous else (), check=check)
+            routes[app] = (replace(previous, url=self.app_url(app), domains=wanted)
+                           if previous is not None else
+                           Route(url=self.app_url(app), domains=wanted, check=check))
             self.store.save(routes)
             try:
                 self.process.reload()
@@ -217,6 +217,36 @@ class HAProxyRouter:
             return (f"drain of {names} stopped after {waited:.1f}s with {in_flight} "
                     "request(s) still in flight")
         return f"{names} drained in {waited:.2f}s"
+
+    def set_maintenance(self, app: str, on: bool, message: str = "") -> None:
+        """Turn the app's maintenance page on or off: persisted in its route first (a reload or
+        a restart of HAProxy renders it), then put in the running front door through the
+        maintenance map, with no reload and without touching a container."""
+        with self._lock:
+            routes = self.store.load()
+            previous = routes.get(app)
+            if previous is None:
+                raise UnknownRoute(f"app {app} has no route on this server: deploy it first")
+            routes[app] = replace(previous, maintenance=on, maintenance_message=message if on else "")
+            self.store.save(routes)
+            try:
+                if on:
+                    self._api_retry(lambda: self.api.set_map(
+                        str(self.files.maintenance_map), backend_name(app),
+                        maintenance_value(app, message)))
+                else:
+                    self._api_retry(lambda: self.api.del_map(str(self.files.maintenance_map),
+                                                             backend_name(app)))
+            except (RouterError, OSError) as exc:
+                routes[app] = previous
+                self.store.save(routes)
+                raise RouterError(f"the front door did not take maintenance mode of {app}: "
+                                  f"{exc}") from exc
+
+    def maintenance(self, app: str) -> tuple[bool, str]:
+        with self._lock:
+            route = self.store.load().get(app)
+        return (route.maintenance, route.maintenance_message) if route else (False, "")
 
     def serving(self, app: str) -> tuple[str, ...]:
         with self._lock:

@@ -13,16 +13,21 @@ answers HAProxy's 503 with a page that says the app is unavailable.
 
 from __future__ import annotations
 
+import base64
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 from typing import Mapping, Sequence
 
 from agent.route_policy import SLOTS, Check, Route, hosts
+from common.rules import MAX_DRAIN_SECONDS
 from agent.tls_files import TlsFiles
 
+TUNNEL_TIMEOUT_SECONDS = MAX_DRAIN_SECONDS
 PLACEHOLDER_PORT = 1  # an unused slot points here, in maintenance; never gets traffic
 UNKNOWN_BACKEND = "no_app"
+MAINTENANCE_MAP = "maintenance.map"
 
 
 def backend_name(app: str) -> str:
@@ -52,6 +57,31 @@ def unavailable_page(app: str) -> str:
     return (f"<!doctype html><title>{app} is unavailable</title><h1>{app} is unavailable</h1>"
             "<p>No healthy container of this app answers right now. It is served again as "
             "soon as one passes its health check.</p>")
+
+
+def maintenance_page(app: str, message: str = "") -> str:
+    """The 503 page of an app in maintenance mode; `message` is the user's text, escaped."""
+    text = html.escape(message) if message else f"{html.escape(app)} is down for maintenance."
+    return (f"<!doctype html><meta charset=\"utf-8\"><title>{app}: maintenance</title>"
+            f"<h1>{app} is in maintenance</h1><p>{text}</p>")
+
+
+def maintenance_value(app: str, message: str = "") -> str:
+    """The page as the maintenance map holds it: base64, so that no character of the user's
+    message can reach HAProxy's runtime API or map file syntax (spaces, ';', newlines)."""
+    return base64.b64encode(maintenance_page(app, message).encode()).decode()
+
+
+def maintenance_lines(app: str, map_path: Path) -> list[str]:
+    """The backend's maintenance switch: a page answered by HAProxy while the app's entry is in
+    the maintenance map. The map changes at run time (`add map`/`del map`), so turning
+    maintenance on or off needs no reload, and the containers are never asked."""
+    return [
+        f"    http-request set-var(txn.maintenance) str({backend_name(app)}),map({map_path})",
+        '    http-request return status 503 content-type "text/html; charset=utf-8" '
+        'hdr Cache-Control no-store hdr Retry-After 120 '
+        'lf-string "%[var(txn.maintenance),b64dec]" if { var(txn.maintenance) -m found }',
+    ]
 
 
 def check_lines(app: str, check: Check) -> list[str]:
@@ -114,6 +144,7 @@ def tls_lines(tls: TlsFrontend) -> tuple[list[str], list[str]]:
 class RenderedConfig:
     config: str
     host_map: str
+    maintenance_map: str = ""
 
 
 def render_config(*, front_host: str, front_port: int, run_dir: Path, generation: int,
@@ -122,6 +153,7 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
     """haproxy.cfg and hosts.map for `routes`; `node` carries the generation so a reload can
     be confirmed. With `tls`, the front door also listens for HTTPS (`tls_lines`)."""
     map_path = run_dir / "hosts.map"
+    maintenance_map = run_dir / MAINTENANCE_MAP
     lines = [
         "# Written by the Tugboat agent; changes are overwritten.",
         "global",
@@ -151,6 +183,10 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         "    timeout http-request 30s",
         "    timeout http-keep-alive 60s",
         "    timeout queue 30s",
+        # An upgraded connection (WebSocket) or a server-sent event stream may sit idle for long:
+        # it stays open until the app or the client closes it, through deploys (the old
+        # container keeps its connections until they close or its drain deadline).
+        f"    timeout tunnel {TUNNEL_TIMEOUT_SECONDS}s",
     ]
     if server_maxconn > 0:
         # At most this many connections at once to one container; more wait in HAProxy's queue
@@ -172,10 +208,15 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         'string "no app is routed for this host"',
     ]
     map_lines = []
+    maintenance_lines_ = []
     for app in sorted(routes):
         route = routes[app]
         ports = {s.slot: s.host_port for s in route.servers if s.host_port}
         lines += ["", f"backend {backend_name(app)}", "    balance roundrobin"]
+        lines += maintenance_lines(app, maintenance_map)
+        if route.maintenance:
+            maintenance_lines_.append(
+                f"{backend_name(app)} {maintenance_value(app, route.maintenance_message)}")
         lines += check_lines(app, route.check)
         options = server_options(route.check)
         for slot in pool:
@@ -184,4 +225,5 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
             else:
                 lines.append(f"    server {slot} 127.0.0.1:{PLACEHOLDER_PORT} disabled {options}")
         map_lines += [f"{host} {backend_name(app)}" for host in hosts(app, route)]
-    return RenderedConfig("\n".join(lines) + "\n", "\n".join(map_lines) + ("\n" if map_lines else ""))
+    return RenderedConfig("\n".join(lines) + "\n", "\n".join(map_lines) + ("\n" if map_lines else ""),
+                          "".join(line + "\n" for line in maintenance_lines_))

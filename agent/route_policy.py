@@ -95,16 +95,23 @@ class Route:
     # Slots that take no new request and finish their in-flight ones (the previous release).
     draining: tuple[str, ...] = ()
     check: Check = ANSWERS_HTTP
+    # Maintenance mode: the front door answers 503 with a page carrying this message (empty:
+    # the default text) instead of passing requests on; the containers keep running.
+    maintenance: bool = False
+    maintenance_message: str = ""
 
     @property
     def container_ids(self) -> tuple[str, ...]:
         return tuple(s.container_id for s in self.servers)
 
     def to_json(self) -> dict:
-        return {"url": self.url, "domains": list(self.domains), "draining": list(self.draining),
+        data = {"url": self.url, "domains": list(self.domains), "draining": list(self.draining),
                 "check": self.check.to_json(),
                 "servers": [{"slot": s.slot, "container_id": s.container_id,
                              "host_port": s.host_port} for s in self.servers]}
+        if self.maintenance:
+            data.update(maintenance=True, maintenance_message=self.maintenance_message)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Route":
@@ -122,7 +129,9 @@ class Route:
             draining = (data["draining"],) if data.get("draining") else ()
         return cls(url=str(data.get("url") or ""), domains=tuple(data.get("domains") or ()),
                    servers=servers, draining=draining,
-                   check=Check.from_json(data["check"]) if data.get("check") else ANSWERS_HTTP)
+                   check=Check.from_json(data["check"]) if data.get("check") else ANSWERS_HTTP,
+                   maintenance=bool(data.get("maintenance")),
+                   maintenance_message=str(data.get("maintenance_message") or ""))
 
 
 def hosts(app: str, route: Route) -> list[str]:

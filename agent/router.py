@@ -22,13 +22,17 @@ from agent.route_policy import Check, Route, Server, Target
 from common.files import write_atomic
 
 __all__ = ["Check", "DirectRouter", "Health", "RouteStore", "Router", "RouterError",
-           "ServerHealth", "Target"]
+           "ServerHealth", "Target", "UnknownRoute"]
 
 ROUTES_VERSION = 2
 
 
 class RouterError(Exception):
     """Traffic could not be switched."""
+
+
+class UnknownRoute(RouterError):
+    """The router has no route for the app."""
 
 
 class Health(enum.Enum):
@@ -66,6 +70,13 @@ class Router(Protocol):
     def drain(self, app: str, seconds: float) -> str:
         """Wait (at most `seconds`) for the previous targets' in-flight requests, then take
         them out of the route for good; returns a message for people."""
+
+    def set_maintenance(self, app: str, on: bool, message: str = "") -> None:
+        """Answer the app's requests with its maintenance page (503, `message`) while on,
+        without touching its containers; persisted, and applied without a reload."""
+
+    def maintenance(self, app: str) -> tuple[bool, str]:
+        """(on, message) of the app's maintenance mode."""
 
     def serving(self, app: str) -> tuple[str, ...]:
         """Ids of the containers in the app's rotation (empty when none)."""
@@ -155,6 +166,12 @@ class DirectRouter:
 
     def drain(self, app: str, seconds: float) -> str:
         return "no proxy: nothing to drain"
+
+    def set_maintenance(self, app: str, on: bool, message: str = "") -> None:
+        raise RouterError("maintenance mode needs the HAProxy front door (router haproxy)")
+
+    def maintenance(self, app: str) -> tuple[bool, str]:
+        return False, ""
 
     def health(self, app: str) -> dict[str, ServerHealth]:
         return {cid: ServerHealth(Health.UNKNOWN, "no proxy: nothing checks it")

@@ -29,7 +29,7 @@ from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
 from agent.log_follow import LogReader
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
-from agent.router import Health, RouterError
+from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
 from common import rules
 from common.phases import Phase
@@ -50,11 +50,11 @@ def _phase(phase: Phase) -> int:
     return deployment_pb2.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{phase}")
 
 
-def _seconds(duration, what: str) -> int:
+def _seconds(duration, what: str, maximum: int = rules.MAX_SECONDS) -> int:
     """A Duration field as whole seconds (rounded up; unset is 0, "the default")."""
     if duration.seconds < 0 or duration.nanos < 0:
         raise rules.RuleError(f"{what} is negative")
-    return rules.seconds(duration.seconds + (1 if duration.nanos else 0), what)
+    return rules.seconds(duration.seconds + (1 if duration.nanos else 0), what, maximum=maximum)
 
 
 def _deploy_event(item: DeployProgress) -> pb.DeployEvent:
@@ -177,7 +177,8 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 env=rules.env(dict(request.env)),
                 health=self._health_policy(request.health_check),
                 stop_signal=rules.stop_signal(request.stop_signal),
-                drain_seconds=_seconds(request.drain, "drain period")
+                drain_seconds=_seconds(request.drain, "drain period",
+                                       maximum=rules.MAX_DRAIN_SECONDS)
                 or rules.DRAIN_SECONDS,
                 domains=tuple(rules.domains(request.domains)))
             if not spec.image:
@@ -308,6 +309,21 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the front door did not take the "
                           f"certificate: {exc}")
         return certificate_message(status)
+
+    # ---- maintenance -------------------------------------------------------------------------
+    def SetMaintenance(self, request, context):
+        try:
+            rules.app_name(request.app)
+            message = rules.maintenance_message(request.message) if request.enabled else ""
+        except ValueError as exc:
+            self._invalid(context, exc)
+        try:
+            self.releaser.router.set_maintenance(request.app, request.enabled, message)
+        except UnknownRoute as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except RouterError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pb.SetMaintenanceResponse(enabled=request.enabled, message=message)
 
     def _app_admin(self, app: str, context, doing: str, action):
         """An admin action on one app, its errors as status codes: bad name, unknown app, engine."""

@@ -255,7 +255,32 @@ HEALTH_INTERVAL_MS = (10, 60_000)
 HEALTH_PROBE_TIMEOUT_MS = (10, 60_000)
 HEALTHY_THRESHOLD = (1, 100)
 STOP_GRACE_SECONDS = 10
-DRAIN_SECONDS = 5
+# After a switch the old release keeps its open connections (WebSockets, server-sent events,
+# long requests) until they close or this deadline, then it is stopped. Up to a day: a
+# long-lived connection may be worth hours of an idle old container.
+DRAIN_SECONDS = 60
+MAX_DRAIN_SECONDS = 24 * 3600
+# How long a deploy's stream follows the drain (reporting the open connections) before the
+# deployment finishes and the old release drains on in the background, on the agent.
+DRAIN_FOLLOW_SECONDS = 30
+MAX_MAINTENANCE_MESSAGE = 1000
+
+
+def drain_seconds(value: int) -> int:
+    """The drain deadline in seconds; 0 means the default (DRAIN_SECONDS)."""
+    return seconds(value, "drain period", maximum=MAX_DRAIN_SECONDS)
+
+
+def maintenance_message(value: str) -> str:
+    """The text of an app's maintenance page: one paragraph of printable text (HTML-escaped
+    when it is rendered), at most MAX_MAINTENANCE_MESSAGE characters; surrounding space dropped."""
+    value = value.strip()
+    if len(value) > MAX_MAINTENANCE_MESSAGE:
+        raise RuleError(f"maintenance message is {len(value)} characters: at most "
+                        f"{MAX_MAINTENANCE_MESSAGE}")
+    if any(not c.isprintable() for c in value):
+        raise RuleError("maintenance message must be printable text on one line")
+    return value
 
 
 def health(*, status_min: int, status_max: int, interval_ms: int, probe_timeout_ms: int,
