@@ -19,12 +19,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from serversinc.v1 import app_service_pb2, app_service_pb2_grpc, deployment_pb2
 from serversinc.v1 import deployment_service_pb2 as ds
 from serversinc.v1 import deployment_service_pb2_grpc
 
 from bridge.main import build
 from bridge.settings import WebhookSettings
+from client.connection import Connection
+from dashboard.api import Client
 from tests.bridge.conftest import ThreadedServer
 from tests.bridge.github import Sender, push_payload
 from tests.conftest import free_port
@@ -58,6 +61,9 @@ class Replicas:
 @pytest.fixture
 def replicas(tmp_path, agent, postgres_url, monkeypatch):
     first_address, second_address = free_address(), free_address()
+    # Replicas share one key for the secrets stored encrypted (an app's webhook secret written by one
+    # is read by the other); each home would otherwise make a key of its own.
+    monkeypatch.setenv("SERVERSINC_SECRET_KEY", Fernet.generate_key().decode())
     # The first replica answers calls but claims no job (see the module docstring).
     monkeypatch.setenv("SERVERSINC_WORKERS", "0")
     first = start_api(tmp_path / "api-1", first_address, agent, postgres_url)
@@ -123,8 +129,10 @@ def test_the_cli_goes_on_through_the_second_replica(replicas, control_plane_cli,
     assert Second(replicas).finished(queued["name"]).state == S.DEPLOYMENT_STATE_SUCCEEDED
 
 
-def test_the_webhook_bridge_delivers_a_push_with_a_replica_down(replicas, sample_repo, app_name):
+def test_the_bridge_and_the_dashboard_carry_on_with_a_replica_down(replicas, sample_repo, app_name):
     second = Second(replicas)
+    # The dashboard's client, made once and kept (as its cache keeps it), before and after the kill.
+    dashboard = Client(Connection(replicas.both, replicas.token))
     second.apps.CreateApp(app_service_pb2.CreateAppRequest(
         app={"name": app_name, "repo_url": repo_url(sample_repo), "branch": "main"}))
     secret = second.apps.GetAppWebhook(app_service_pb2.GetAppWebhookRequest(name=app_name)).secret
@@ -138,6 +146,7 @@ def test_the_webhook_bridge_delivers_a_push_with_a_replica_down(replicas, sample
                                                           after=sample_repo.head.commit.hexsha), secret)
             assert first.status_code == 202, first.text
             assert second.finished(first.json()["deployments"][0]["deployment"]).state == S.DEPLOYMENT_STATE_SUCCEEDED
+            assert [a.name for a in dashboard.list_apps()] == [app_name]
 
             replicas.kill_first()
             sha = commit_version(sample_repo, "v2")
@@ -146,7 +155,11 @@ def test_the_webhook_bridge_delivers_a_push_with_a_replica_down(replicas, sample
             dep = second.finished(pushed.json()["deployments"][0]["deployment"])
             assert (dep.state, dep.commit_sha) == (S.DEPLOYMENT_STATE_SUCCEEDED, sha), dep.failure_reason
             assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            assert [a.name for a in dashboard.list_apps()] == [app_name]
+            assert dashboard.get_deployment(dep.name).state == S.DEPLOYMENT_STATE_SUCCEEDED
+            assert any(e.state == S.DEPLOYMENT_STATE_SUCCEEDED for e in dashboard.watch(dep.name, 0, timeout=10))
     finally:
+        dashboard.connection.close()
         connection.close()
         second.channel.close()
 
