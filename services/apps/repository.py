@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from services.core.states import State
 from services.db.models import App, AppHealth, Deployment, Server
 
 
+# Built once: every deployment create looks its app up, and building the select cost more than running it.
+_APP_BY_NAME = select(App).where(App.name == bindparam("name"))
+
+
 def get_app(session: Session, name: str) -> App | None:
-    return session.scalar(select(App).where(App.name == name))
+    return session.scalar(_APP_BY_NAME, {"name": name})
 
 
 def list_apps(session: Session, *, after: str, limit: int) -> list[App]:

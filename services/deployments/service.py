@@ -106,30 +106,30 @@ class DeploymentService:
                     raise ReleaseNotRedeployable(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
                 trigger = Trigger.ROLLBACK
             older = self._older_push(s, app.id, commit_sha, before_commit_sha) if trigger == Trigger.WEBHOOK else None
-            dep = Deployment(
-                app=app, app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
+            values = dict(
+                app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
                 rebuild=rebuild, requested_commit_sha=commit_sha, source_deployment_id=source_id,
                 created_at=utcnow(), request_id=request_id or None, delivery_id=delivery_id, pusher=pusher,
                 commit_message=commit_message, before_commit_sha=before_commit_sha,
             )
-            s.add(dep)
-            s.flush()
-            superseded = []
             if older is not None:
                 newest_id, reason = older
-                dep.state = str(State.SUPERSEDED)
-                dep.superseded_by_id = newest_id
-                dep.failure_reason = reason
-                dep.finished_at = utcnow()
-                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"ignored: {reason}",
+                values.update(state=str(State.SUPERSEDED), superseded_by_id=newest_id, failure_reason=reason,
+                              finished_at=utcnow())
+            dep = repo.insert_returning(s, values)
+            dep.app = app
+            superseded = []
+            if older is not None:
+                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"ignored: {older[1]}",
                                    state=State.SUPERSEDED, seq=1)
+                position = 0
             else:
                 self.queue.enqueue(s, dep.id, dep.app_id)
                 self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
                                    state=State.QUEUED, seq=1)
                 if supersede_queued:
                     superseded = self._supersede_older(s, dep)
-            position = repo.queue_positions(s, [app.id]).get(dep.id, 0)
+                position = repo.queue_position(s, app.id, dep.id)
             view = DeploymentView(dep, position)
         for older in [*superseded, view.row.id]:
             self.events.notifier.notify(older)
@@ -142,25 +142,24 @@ class DeploymentService:
         if not commit_sha:
             return None
         row = repo.newest_push(s, app_id)
-        newest = pushes.Push(row.id, row.requested_commit_sha, row.before_commit_sha) if row else None
+        newest = pushes.Push(*row) if row else None
         seen = newest is not None and repo.commit_seen(s, app_id, commit_sha)
         reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, seen)
         return (newest.deployment_id, reason) if reason else None
 
     def _supersede_older(self, s, newer: Deployment) -> list[int]:
         """Ends the app's older queued deployments: only the newest push needs deploying."""
-        ended = []
-        for older in repo.queued_for_app(s, newer.app_id):
-            if older.id == newer.id:
-                continue
-            commit = (newer.requested_commit_sha or "branch head")[:12]
-            older.state = str(State.SUPERSEDED)
-            older.superseded_by_id = newer.id
-            older.finished_at = utcnow()
-            self.queue.discard(s, older.id)
-            self.events.append(s, older.id, EventKind.STATE, Phase.QUEUED,
+        ended = repo.queued_ids_before(s, newer.app_id, newer.id)
+        if not ended:
+            return []
+        commit = (newer.requested_commit_sha or "branch head")[:12]
+        # The jobs' rows first, then the deployments': the order a worker's writes lock them.
+        for older in ended:
+            self.queue.discard(s, older)
+        repo.mark_superseded(s, ended, newer.id, utcnow())
+        for older in ended:
+            self.events.append(s, older, EventKind.STATE, Phase.QUEUED,
                                f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED)
-            ended.append(older.id)
         return ended
 
     def rollback(self, app_name: str, deployment: str = "") -> DeploymentView:
