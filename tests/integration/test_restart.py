@@ -1,5 +1,7 @@
 """A control plane killed mid-deploy leaves a truthful record and the old release serving; the
-next start resumes the deployment. A second control plane on the same home refuses to start."""
+next start resumes the deployment (on SQLite at once; on PostgreSQL, where another replica may still
+hold the claim, once its lease runs out). A second control plane on the same SQLite home refuses to
+start."""
 
 from __future__ import annotations
 
@@ -15,11 +17,14 @@ from tests.support.sample_app import DOCKERFILE, commit_files, slow_step
 S = deployment_pb2
 
 
-def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sample_url, app_name, control_plane_cli):
+def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sample_url, app_name, control_plane_cli,
+                                            database_url, monkeypatch):
+    # A short lease: on PostgreSQL the restarted process takes the job over once the dead one's runs out.
+    monkeypatch.setenv("SERVERSINC_JOB_LEASE_SECONDS", "5")
     home = tmp_path / "home"
     home.mkdir()
     address = free_address()
-    proc = start_api(home, address, agent)
+    proc = start_api(home, address, agent, database_url)
     try:
         token = (home / "api-token").read_text().strip()
         cli = control_plane_cli(address, SERVERSINC_TOKEN=token)
@@ -40,7 +45,7 @@ def test_killed_mid_build_resumes_on_restart(tmp_path, agent, sample_repo, sampl
         proc.wait(10)
         assert "sample app v1" in fetch(first["url"])  # the old release serves throughout
 
-        proc = start_api(home, address, agent)
+        proc = start_api(home, address, agent, database_url)
         channel = token_channel(address, token)
         stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
         events = list(stub.WatchDeployment(deployment_service_pb2.WatchDeploymentRequest(name=dep.name), timeout=60))
