@@ -50,6 +50,8 @@ APP_FLAG_FIELDS = (
     ("domain", "domains"),
     ("secret_env", "secret_env"),
     ("notify_url", "notify_urls"),
+    ("https_redirect", "https_redirect"),
+    ("hsts", "hsts_max_age_seconds"),
 )
 
 
@@ -148,6 +150,62 @@ def cmd_show(conn, args, out, err) -> int:
         render.print_json(app)
     else:
         out.print(render.app_detail_table(app))
+    return 0
+
+
+def cmd_maintenance(conn, args, out, err) -> int:
+    """Maintenance mode on or off at once (no deployment); the containers keep running."""
+    enabled = args.state == "on"
+    if args.message and not enabled:
+        raise UsageError("--message goes with 'on' only")
+    app = conn.apps.SetAppMaintenance(app_service_pb2.SetAppMaintenanceRequest(
+        name=args.name, enabled=enabled, message=args.message or ""))
+    if args.json:
+        render.print_json(app)
+    elif enabled:
+        out.print(f"{app.name} is in maintenance: its front door answers 503 with the maintenance page "
+                  "(the containers keep running)", markup=False)
+    else:
+        out.print(f"{app.name} serves again", markup=False)
+    return 0
+
+
+def read_pem(path: str, what: str) -> bytes:
+    """A PEM file's bytes; the contents never go into an error message (a key stays secret)."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    if b"-----BEGIN " not in data:
+        raise UsageError(f"{path} is not a PEM file (expected the {what} in PEM form)")
+    return data
+
+
+def build_upload_request(args: argparse.Namespace) -> app_service_pb2.UploadAppCertificateRequest:
+    return app_service_pb2.UploadAppCertificateRequest(
+        name=args.name, domain=args.domain, certificate_pem=read_pem(args.cert, "certificate"),
+        private_key_pem=read_pem(args.key, "private key"))
+
+
+def cmd_certs_upload(conn, args, out, err) -> int:
+    cert = conn.apps.UploadAppCertificate(build_upload_request(args))
+    if args.json:
+        render.print_json(cert)
+    else:
+        out.print(f"certificate for {cert.domain} in service on app {args.name}: "
+                  f"{render.certificate_words(cert)}", markup=False)
+    return 0
+
+
+def cmd_certs_list(conn, args, out, err) -> int:
+    app = conn.apps.GetApp(app_service_pb2.GetAppRequest(name=args.name))
+    if args.json:
+        render.print_json(list(app.certificates))
+    elif not app.certificates:
+        out.print(f"no certificates reported for {app.name} (add a --domain and deploy; the app's "
+                  "server must have an HTTPS front door)", markup=False)
+    else:
+        out.print(render.certificates_table(app.certificates))
     return 0
 
 

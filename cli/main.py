@@ -88,6 +88,10 @@ def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
                    + ("" if create else "; replaces the list"))
     p.add_argument("--domain", action="append", metavar="HOST",
                    help="host name routed to the app at the front door (repeatable)" + ("" if create else "; replaces the list"))
+    p.add_argument("--https-redirect", action=argparse.BooleanOptionalAction, default=None,
+                   help="redirect HTTP to HTTPS for a domain once its certificate serves")
+    p.add_argument("--hsts", type=_non_negative_int, metavar="SECONDS",
+                   help="Strict-Transport-Security max-age sent over HTTPS (0: none, the default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p = leaf(apps_sub, "webhook", apps.cmd_webhook, "the GitHub webhook URL and secret to configure for an app")
     p.add_argument("name", metavar="NAME")
+    json_flag(p)
+    p = leaf(apps_sub, "maintenance", apps.cmd_maintenance,
+             "answer 503 with a maintenance page (on) or serve the app again (off), at once, "
+             "without touching its containers")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("state", choices=("on", "off"), metavar="on|off")
+    p.add_argument("--message", metavar="TEXT", help="the page's text (shown HTML-escaped)")
+    json_flag(p)
+    certs_p = apps_sub.add_parser("certs", help="an app's HTTPS certificates: list them, upload your own")
+    certs_sub = certs_p.add_subparsers(dest="certs_verb", metavar="VERB", required=True)
+    p = leaf(certs_sub, "list", apps.cmd_certs_list, "each domain's certificate, as the app's server reports it")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
+    p = leaf(certs_sub, "upload", apps.cmd_certs_upload,
+             "serve your own certificate for one of the app's domains instead of an ACME one "
+             "(the key goes to the app's server only)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--domain", required=True, metavar="HOST", help="one of the app's domains")
+    p.add_argument("--cert", required=True, metavar="FILE", help="certificate chain, PEM, leaf first")
+    p.add_argument("--key", required=True, metavar="FILE", help="unencrypted private key, PEM")
     json_flag(p)
 
     # deploy

@@ -109,6 +109,35 @@ def apps_table(apps: Iterable) -> Table:
     return table
 
 
+def certificate_words(c) -> str:
+    """One domain's certificate in words: state, issuer, expiry, the next attempt, the last error."""
+    from serversinc.v1 import app_pb2
+
+    state = app_pb2.CertificateState.Name(c.state).removeprefix("CERTIFICATE_STATE_").lower()
+    parts = [state]
+    if c.issuer:
+        parts.append(f"by {c.issuer}")
+    if c.HasField("not_after"):
+        parts.append(f"until {_ts(c, 'not_after')}")
+    if c.HasField("next_attempt_time"):
+        parts.append(f"next attempt {_ts(c, 'next_attempt_time')}")
+    if c.last_error:
+        parts.append(f"last error: {c.last_error}")
+    return ", ".join(parts)
+
+
+def certificates_table(certs) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("DOMAIN", "STATE", "ISSUER", "EXPIRES", "NEXT ATTEMPT", "LAST ERROR"):
+        table.add_column(column, overflow="fold")
+    from serversinc.v1 import app_pb2
+
+    for c in certs:
+        table.add_row(c.domain, app_pb2.CertificateState.Name(c.state).removeprefix("CERTIFICATE_STATE_"),
+                      c.issuer, _ts(c, "not_after"), _ts(c, "next_attempt_time"), c.last_error)
+    return table
+
+
 def app_detail_table(a) -> Table:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
@@ -122,6 +151,7 @@ def app_detail_table(a) -> Table:
         ("status", app_status_words(a)),
         ("health", a.health_detail),
         ("url", a.url),
+        ("maintenance", f"on: {a.maintenance_message or '(default page)'}" if a.maintenance else ""),
         ("repo", a.repo_url),
         ("branch", a.branch),
         ("server", a.server),
@@ -133,6 +163,9 @@ def app_detail_table(a) -> Table:
         ("health timeout", f"{a.health_timeout_seconds}s" if a.health_timeout_seconds else ""),
         ("build timeout", f"{a.build_timeout_seconds}s" if a.build_timeout_seconds else ""),
         ("stop grace", f"{a.stop_grace_seconds}s" if a.stop_grace_seconds else ""),
+        ("https redirect", "on" if a.https_redirect else ""),
+        ("hsts", f"max-age={a.hsts_max_age_seconds}" if a.hsts_max_age_seconds else ""),
+        *((f"cert {c.domain}", certificate_words(c)) for c in a.certificates),
         ("deployment", a.current_deployment),
         ("latest deployment", f"{a.latest_deployment} (failed)" if a.latest_deployment_failed else a.latest_deployment),
         ("commit", commit),

@@ -15,6 +15,7 @@ from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase
+from services.certificates.repository import CertificateView
 from services.agents.port import (
     AgentBusy,
     AgentCancelled,
@@ -30,6 +31,25 @@ from services.agents.port import (
     LogEntry,
     ReleaseSpec,
 )
+
+
+class AppNotOnAgent(AgentError):
+    """The agent has nothing of the app (no route): it was never deployed on that server."""
+
+
+class CertificateRefused(AgentError):
+    """The agent refused an uploaded certificate (bad pair, wrong domain, no HTTPS front door)."""
+
+
+def _when(value):
+    return value.ToDatetime(tzinfo=timezone.utc) if value.seconds or value.nanos else None
+
+
+def _certificate_view(c: pb.Certificate) -> CertificateView:
+    return CertificateView(
+        app=c.app, domain=c.domain, state=pb.CertificateState.Name(c.state).removeprefix("CERTIFICATE_STATE_"),
+        issuer=c.issuer, serial=c.serial, not_before=_when(c.not_before), not_after=_when(c.not_after),
+        last_error=c.last_error, next_attempt_at=_when(c.next_attempt_time), uploaded=c.uploaded)
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,7 @@ class AgentClient:
                 probe_timeout_ms=spec.health_probe_timeout_ms, healthy_threshold=spec.healthy_threshold,
             ),
             stop_signal=spec.stop_signal, drain=Duration(seconds=spec.drain_seconds), domains=spec.domains,
+            https_redirect=spec.https_redirect, hsts_max_age=Duration(seconds=spec.hsts_max_age_seconds),
         )
         self._connected()
         call = self.stub.Deploy(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
@@ -216,6 +237,40 @@ class AgentClient:
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 return 0
+            raise self._error(err) from None
+
+    def list_certificates(self, app: str = "", *, timeout: float = 5.0) -> list[CertificateView]:
+        """The certificates of the agent's HTTPS front door (of one app, or all): no key material."""
+        try:
+            resp = self.stub.ListCertificates(pb.ListCertificatesRequest(app=app), timeout=timeout,
+                                              metadata=self.metadata)
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+        return [_certificate_view(c) for c in resp.certificates]
+
+    def upload_certificate(self, app: str, domain: str, certificate_pem: bytes, private_key_pem: bytes,
+                           *, timeout: float = 30.0) -> CertificateView:
+        """Hands the user's certificate and key to the agent, which alone keeps the key.
+        CertificateRefused carries the agent's reason when it is not acceptable."""
+        try:
+            c = self.stub.UploadCertificate(pb.UploadCertificateRequest(
+                app=app, domain=domain, certificate_pem=certificate_pem, private_key_pem=private_key_pem),
+                timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as err:
+            if err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+                raise CertificateRefused(err.details() or "certificate refused") from None
+            raise self._error(err) from None
+        return _certificate_view(c)
+
+    def set_maintenance(self, app: str, enabled: bool, message: str = "", *, timeout: float = 10.0) -> None:
+        """Turns the app's maintenance page on or off on the agent's front door. AppNotOnAgent
+        when the agent has no route for the app (never deployed there)."""
+        try:
+            self.stub.SetMaintenance(pb.SetMaintenanceRequest(app=app, enabled=enabled, message=message),
+                                     timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise AppNotOnAgent(err.details() or f"app {app} is not on this server") from None
             raise self._error(err) from None
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo:

@@ -79,6 +79,9 @@ class ReleaseSpec:
     domains: list[str] = field(default_factory=list)
     # Secret env, sealed (SecretBox ciphertext) everywhere but in the call to the agent.
     secret_env: str = ""
+    # HTTPS at the front door: redirect once a domain's certificate serves, HSTS max-age (0: off).
+    https_redirect: bool = False
+    hsts_max_age_seconds: int = 0
 
 
 # The app settings a release freezes: a rollback runs with exactly these again.
@@ -86,6 +89,7 @@ RUN_SETTINGS = (
     "port", "health_path", "health_timeout_seconds", "stop_grace_seconds", "env", "health_check_mode",
     "health_status_min", "health_status_max", "health_interval_ms", "health_probe_timeout_ms",
     "healthy_threshold", "stop_signal", "drain_seconds", "domains", "secret_env",
+    "https_redirect", "hsts_max_age_seconds",
 )
 
 

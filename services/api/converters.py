@@ -56,6 +56,7 @@ _PLAIN_FIELDS = (
     "repo_url", "branch", "port", "health_path", "dockerfile", "context_dir", "health_timeout_seconds",
     "build_timeout_seconds", "stop_grace_seconds", "health_status_min", "health_status_max",
     "health_interval_ms", "health_probe_timeout_ms", "healthy_threshold", "stop_signal", "drain_seconds",
+    "https_redirect", "hsts_max_age_seconds",
 )
 
 
@@ -83,6 +84,7 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
         secret_env={key: MASK for key in secret_keys},
         name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
         notify_urls=list(app.notify_urls or []),
+        maintenance=bool(app.maintenance), maintenance_message=app.maintenance_message or "",
         health_check_mode=health_mode_pb(app.health_check_mode), url=app.url or "",
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
         status=app_pb2.AppStatus.Value(f"APP_STATUS_{status}") if status else 0,
@@ -103,6 +105,12 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
             msg.health_detail = view.health.detail
             msg.health_observe_time.CopyFrom(ts(view.health.observed_at))
             msg.health_stale = view.health.stale
+        for c in view.certificates:
+            msg.certificates.add(
+                domain=c.domain, state=app_pb2.CertificateState.Value(f"CERTIFICATE_STATE_{c.state}"),
+                issuer=c.issuer, serial=c.serial, not_before=ts(c.not_before), not_after=ts(c.not_after),
+                last_error=c.last_error, next_attempt_time=ts(c.next_attempt_at), uploaded=c.uploaded,
+                observe_time=ts(c.observed_at))
     return msg
 
 
@@ -138,6 +146,14 @@ def event_to_pb(e: Event, app: str) -> deployment_pb2.DeploymentEvent:
         kind=deployment_pb2.EventKind.Value(f"EVENT_KIND_{e.kind}"), phase=phase_pb(e.phase), message=e.message,
         step_current=e.step_current, step_total=e.step_total, state=state_pb(e.state) if e.state else 0,
     )
+
+
+def certificate_to_pb(c) -> app_pb2.DomainCertificate:
+    """A CertificateView (as an agent reported it) as the API shows it."""
+    return app_pb2.DomainCertificate(
+        domain=c.domain, state=app_pb2.CertificateState.Value(f"CERTIFICATE_STATE_{c.state}"),
+        issuer=c.issuer, serial=c.serial, not_before=ts(c.not_before), not_after=ts(c.not_after),
+        last_error=c.last_error, next_attempt_time=ts(c.next_attempt_at), uploaded=c.uploaded)
 
 
 def container_to_pb(c) -> app_pb2.Container:

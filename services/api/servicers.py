@@ -24,7 +24,11 @@ from services.api.errors import translate_errors
 from services.apps import status as app_status
 from services.apps.spec import SETTABLE
 from services.core import paging
-from services.core.errors import DeploymentNotFound, InvalidArgument
+from services.agents.client import AppNotOnAgent, CertificateRefused
+from services.agents.port import AgentError
+from services.certificates import relay
+from services.core import validation
+from services.core.errors import AppNotDeployed, DeploymentNotFound, InvalidArgument, ServerUnreachable
 from services.deployments.feed import Feeds
 from services.deployments.service import DeploymentView
 from services.platform import Platform
@@ -95,6 +99,38 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
         app = names.parse_app(request.name)
         url, secret, notification_secret = self.p.apps.webhook(app, self.p.settings.webhook_url)
         return app_service_pb2.AppWebhook(app=app, url=url, secret=secret, notification_secret=notification_secret)
+
+    @translate_errors
+    def UploadAppCertificate(self, request, context):
+        app = self.p.apps.get(names.parse_app(request.name))
+        domain = validation.domain(request.domain)
+        if domain not in (app.domains or []):
+            raise InvalidArgument(f"{domain} is not a domain of app {app.name}: add it first "
+                                  "(serversinc apps update --domain) and deploy", field="domain")
+        agent = self.p.agents.for_server(app.server.name)
+        try:
+            view = agent.upload_certificate(app.name, domain, request.certificate_pem, request.private_key_pem)
+            relay.store_report(self.p.db, {app.name: app.id}, agent.list_certificates(app.name))
+        except CertificateRefused as err:
+            raise InvalidArgument(str(err), field="certificate_pem") from None
+        except AgentError as err:
+            raise ServerUnreachable(f"could not hand the certificate to server {app.server.name!r}: {err}") from None
+        return conv.certificate_to_pb(view)
+
+    @translate_errors
+    def SetAppMaintenance(self, request, context):
+        """The server applies it first (so a stored mode is one that serves), then it is stored."""
+        app = self.p.apps.get(names.parse_app(request.name))
+        message = validation.maintenance_message(request.message) if request.enabled else ""
+        agent = self.p.agents.for_server(app.server.name)
+        try:
+            agent.set_maintenance(app.name, request.enabled, message)
+        except AppNotOnAgent:
+            raise AppNotDeployed(f"app {app.name} has nothing running on server {app.server.name!r} "
+                                 "yet: deploy it first") from None
+        except AgentError as err:
+            raise ServerUnreachable(f"could not set maintenance mode on server {app.server.name!r}: {err}") from None
+        return self._to_pb([self.p.apps.record_maintenance(app.name, request.enabled, message)])[0]
 
     @translate_errors
     async def StreamAppLogs(self, request, context):

@@ -48,6 +48,9 @@ class AppSpec:
     # Plain values here; stored encrypted. A MASK value on update means "keep the stored one".
     secret_env: dict[str, str] = field(default_factory=dict)
     notify_urls: list[str] = field(default_factory=list)
+    # HTTPS at the front door (the certificates themselves are the agent's).
+    https_redirect: bool = False
+    hsts_max_age_seconds: int = 0
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
@@ -75,6 +78,8 @@ class AppSpec:
             domains=list(self.domains),
             secret_env=dict(self.secret_env),
             notify_urls=list(dict.fromkeys(u.strip() for u in self.notify_urls if u.strip())),
+            https_redirect=self.https_redirect,
+            hsts_max_age_seconds=self.hsts_max_age_seconds,
         )
 
     def validate(self) -> "AppSpec":
@@ -102,12 +107,13 @@ class AppSpec:
                  interval_ms=self.health_interval_ms, probe_timeout_ms=self.health_probe_timeout_ms,
                  healthy_threshold=self.healthy_threshold)
         signal = v.stop_signal(self.stop_signal)
-        v.seconds(self.drain_seconds, "drain period")
+        v.drain_seconds(self.drain_seconds)
         domains = sorted(v.domains(self.domains))
         if len(self.notify_urls) > MAX_NOTIFY_URLS:
             raise InvalidArgument(f"at most {MAX_NOTIFY_URLS} notification URLs per app")
         for url in self.notify_urls:
             v.notify_url(url)
+        v.hsts_seconds(self.hsts_max_age_seconds)
         return replace(self, stop_signal=signal, domains=domains)
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from services.apps import repository as repo
 from services.core.states import State
-from services.db.models import App, AppHealth, Deployment
+from services.certificates import repository as certificates_repo
+from services.db.models import App, AppCertificate, AppHealth, Deployment
 from services.db.session import Database
 from services.health.assess import Health
 
@@ -24,6 +25,8 @@ class AppView:
     serving: Deployment | None
     latest: Deployment | None
     health: AppHealth | None
+    # Each domain's certificate as the app's server last reported it.
+    certificates: tuple[AppCertificate, ...] = ()
 
     @property
     def latest_failed(self) -> bool:
@@ -44,11 +47,13 @@ def overview(db: Database, apps: list[App]) -> dict[int, AppView]:
     """Per app id, what it is doing; one read of the database, no call to any agent."""
     with db.read() as s:
         facts = repo.deployment_facts(s, apps)
+        certificates = certificates_repo.of_apps(s, [a.id for a in apps])
     views = {}
     for a in apps:
         health = facts.health.get(a.id)
         if health is not None and health.deployment_id != a.current_deployment_id:
             health = None  # about an older release
         latest = facts.latest_finished.get(a.id)
-        views[a.id] = AppView(derive(a, latest, a.id in facts.active, health), facts.serving.get(a.id), latest, health)
+        views[a.id] = AppView(derive(a, latest, a.id in facts.active, health), facts.serving.get(a.id), latest, health,
+                              tuple(certificates.get(a.id, ())))
     return views

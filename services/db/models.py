@@ -101,6 +101,11 @@ class App(Base):
     stop_signal: Mapped[str] = mapped_column(String(16), default="SIGTERM")
     drain_seconds: Mapped[int] = mapped_column(default=DRAIN_SECONDS)
     domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    https_redirect: Mapped[bool] = mapped_column(default=False)
+    hsts_max_age_seconds: Mapped[int] = mapped_column(default=0)
+    # Maintenance mode, as last applied on the app's server (SetAppMaintenance).
+    maintenance: Mapped[bool] = mapped_column(default=False)
+    maintenance_message: Mapped[str] = mapped_column(Text, default="")
     # Signs GitHub deliveries for this app (X-Hub-Signature-256); encrypted (SecretBox).
     webhook_secret: Mapped[str] = mapped_column(Text, default="")
     # Secret environment variables as one encrypted JSON object (SecretBox); never in clear.
@@ -232,3 +237,23 @@ class AppHealth(Base):
     # When the server last answered; stale when its latest poll got no answer.
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     stale: Mapped[bool] = mapped_column(default=False)
+
+
+class AppCertificate(Base):
+    """A domain's certificate as the app's server last reported it (a read model: no key material,
+    which stays on the server). Written only by the certificate relay (services.certificates)."""
+
+    __tablename__ = "app_certificates"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    # PENDING, ISSUED, FAILED, UPLOADED or SKIPPED (the agent's CertificateState).
+    state: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(Text, default="")
+    serial: Mapped[str] = mapped_column(String(64), default="")
+    not_before: Mapped[datetime | None] = mapped_column(default=None)
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    uploaded: Mapped[bool] = mapped_column(default=False)
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)

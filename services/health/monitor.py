@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from services.agents.port import ContainerView
+from services.certificates.relay import CertificatesOf, relay
 from services.db.models import App, utcnow
 from services.db.session import Database
 from services.health import assess
@@ -31,10 +32,14 @@ MAX_PARALLEL = 8
 
 class HealthMonitor:
     def __init__(self, db: Database, containers_of: Callable[[str, float], list[ContainerView]], *,
-                 period: float = 5.0, on_announced: Callable[[], None] = lambda: None):
-        """`containers_of(server, timeout)` lists every managed container on that server."""
+                 period: float = 5.0, on_announced: Callable[[], None] = lambda: None,
+                 certificates_of: CertificatesOf | None = None):
+        """`containers_of(server, timeout)` lists every managed container on that server;
+        `certificates_of(server, timeout)`, when given, its domains' certificates, relayed into
+        the read model in the same round (services.certificates.relay)."""
         self.db = db
         self.containers_of = containers_of
+        self.certificates_of = certificates_of
         self.period = period
         self.on_announced = on_announced
         self._stop = threading.Event()
@@ -66,6 +71,11 @@ class HealthMonitor:
             by_server[t.server].append(t)
         timeout = max(0.5, min(5.0, self.period * 0.8))
         futures = {name: self._pool.submit(self.containers_of, name, timeout) for name in by_server}
+        relays = []
+        if self.certificates_of is not None:
+            relays = [self._pool.submit(relay, self.db, self.certificates_of, name,
+                                        {t.app: t.app_id for t in group}, timeout)
+                      for name, group in by_server.items()]
         announced = 0
         for name, future in futures.items():
             try:
@@ -76,6 +86,8 @@ class HealthMonitor:
                     repo.mark_stale(s, [t.app_id for t in by_server[name]])
                 continue
             announced += self._store(by_server[name], containers)
+        for future in relays:
+            future.result()
         if announced:
             self.on_announced()
         return announced

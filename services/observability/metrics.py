@@ -41,8 +41,40 @@ class _LiveCollector:
         yield up
 
 
+class CertificateRow(Protocol):
+    """What metrics read of a domain's certificate (services.certificates.relay.metric_rows)."""
+
+    app: str
+    domain: str
+    state: str
+    not_after: float  # unix seconds, 0 when no certificate serves
+    failing: bool     # the last ACME attempt failed
+
+
+class _CertificateCollector:
+    """Each domain's certificate expiry and last-attempt error, from the relayed read model at
+    scrape time (never a call to an agent)."""
+
+    def __init__(self, certificates):
+        self._certificates = certificates
+
+    def collect(self):
+        expiry = GaugeMetricFamily("serversinc_certificate_expiry_timestamp_seconds",
+                                   "When the certificate serving the domain expires (unix seconds).",
+                                   labels=["app", "domain"])
+        error = GaugeMetricFamily("serversinc_certificate_last_error",
+                                  "1 when the domain's last certificate attempt failed.",
+                                  labels=["app", "domain", "state"])
+        for row in self._certificates():
+            if row.not_after:
+                expiry.add_metric([row.app, row.domain], row.not_after)
+            error.add_metric([row.app, row.domain, row.state.lower()], 1.0 if row.failing else 0.0)
+        yield expiry
+        yield error
+
+
 class Metrics:
-    def __init__(self, queue_depth=lambda: 0, agents_up=lambda: []):
+    def __init__(self, queue_depth=lambda: 0, agents_up=lambda: [], certificates=lambda: []):
         self.registry = CollectorRegistry()
         self.deployments = Counter("serversinc_deployments", "Finished deployments by outcome.",
                                    ["state"], registry=self.registry)
@@ -54,6 +86,7 @@ class Metrics:
         self.build_seconds = Histogram("serversinc_build_duration_seconds", "Image builds that ran (not skipped).",
                                        buckets=BUCKETS, registry=self.registry)
         self.registry.register(_LiveCollector(queue_depth, agents_up))
+        self.registry.register(_CertificateCollector(certificates))
         self._server = None
 
     def deployment_finished(self, f: Outcome) -> None:

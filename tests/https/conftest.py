@@ -22,6 +22,8 @@ from tests.support import pebble as pebble_support
 from tests.support.agent_calls import build, deploy_request, deploy_seen, wait_until
 from tests.support.sample_app import make_sample_repo
 from tests.support.zd_load import KeepAliveClient
+# The control plane of tests/integration, on this directory's agent (below).
+from tests.integration.conftest import control_plane, control_plane_cli  # noqa: F401 - fixtures
 
 if not pebble_support.available():  # pragma: no cover - environment problem
     pytest.skip("pebble is not installed (scripts/lib/setup.sh installs it)", allow_module_level=True)
@@ -153,3 +155,15 @@ class HttpsKeepAliveClient(KeepAliveClient):
     def _connect(self) -> http.client.HTTPConnection:
         self.connections += 1
         return PinnedHTTPS(self.port, self.domain, self.context, timeout=self.timeout)
+
+
+@pytest.fixture
+def agent(https_stack):
+    """The control plane's agent (tests/integration's `control_plane`) is the HTTPS stack's."""
+    return https_stack.agent
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """SQLite for the control plane here (the relay's SQL is plain; tests/integration runs both)."""
+    return f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}"

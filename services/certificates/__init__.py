@@ -1,0 +1,1 @@
+"""Certificates as agents report them: the control plane's read model (no key material)."""
