@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from serversinc.v1 import deployment_pb2
+from serversinc.v1 import app_pb2, deployment_pb2
 
 from dashboard import ui
 from client.errors import ApiError
@@ -76,6 +76,26 @@ m[2].metric("Deployments", len(deployments) if len(deployments) < HISTORY else f
 last_ok = next((d for d in deployments if d.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED), None)
 m[3].metric("Last build", ui.seconds(last_ok.build_seconds) if last_ok and not last_ok.build_skipped
             else ("cached" if last_ok else "—"), border=True)
+
+# HTTPS: each domain's certificate as the app's server reports it (no key material) -----------------
+if app.certificates or app.https_redirect or app.hsts_max_age_seconds:
+    failing = [c for c in app.certificates if c.last_error]
+    with st.expander(":material/lock: HTTPS" + (f" · {len(failing)} failing" if failing else ""),
+                     expanded=bool(failing)):
+        settings = [f"HTTP → HTTPS redirect {'on' if app.https_redirect else 'off'}",
+                    f"HSTS max-age {app.hsts_max_age_seconds}s" if app.hsts_max_age_seconds else "no HSTS"]
+        st.caption(" · ".join(settings) + " (a domain is redirected once its certificate serves)")
+        if not app.certificates:
+            st.caption("No certificate reported yet.")
+        else:
+            st.dataframe(pd.DataFrame([{
+                "domain": c.domain,
+                "state": app_pb2.CertificateState.Name(c.state).removeprefix("CERTIFICATE_STATE_").lower(),
+                "issuer": c.issuer,
+                "expires": ui.to_datetime(c.not_after) if c.HasField("not_after") else None,
+                "next attempt": ui.to_datetime(c.next_attempt_time) if c.HasField("next_attempt_time") else None,
+                "last error": c.last_error,
+            } for c in app.certificates]), hide_index=True, width="stretch", key="certificates_table")
 
 # Rollback: any earlier successful release other than the one serving ------------------------------
 rollback = [d for d in deployments if d.state == deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED

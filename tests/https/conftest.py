@@ -24,6 +24,7 @@ from tests.support.sample_app import make_sample_repo
 from tests.support.zd_load import KeepAliveClient
 # The control plane of tests/integration, on this directory's agent (below).
 from tests.integration.conftest import control_plane, control_plane_cli  # noqa: F401 - fixtures
+from tests.dashboard.conftest import dashboard, fresh_client_cache  # noqa: F401 - fixtures
 
 if not pebble_support.available():  # pragma: no cover - environment problem
     pytest.skip("pebble is not installed (scripts/lib/setup.sh installs it)", allow_module_level=True)

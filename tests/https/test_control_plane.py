@@ -36,7 +36,7 @@ def relay_round(cp) -> None:
 
 
 def test_certificates_reach_the_app_resource_metrics_and_cli(https_stack, control_plane, control_plane_cli,
-                                                             app_name, tmp_path, caplog):
+                                                             dashboard, app_name, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     cp = control_plane
     repo = make_sample_repo(tmp_path / "repo", "v1")
@@ -62,6 +62,19 @@ def test_certificates_reach_the_app_resource_metrics_and_cli(https_stack, contro
     expiry = f'serversinc_certificate_expiry_timestamp_seconds{{app="{app_name}",domain="{DOMAIN}"}}'
     assert expiry in metrics
     assert f'serversinc_certificate_last_error{{app="{app_name}",domain="{OWN}",state="failed"}} 1.0' in metrics
+
+    # The dashboard's app page shows them, the failing one's reason included.
+    at = dashboard(cp.address).run()
+    at.switch_page("views/app_detail.py")
+    at.query_params.clear()
+    at.query_params["app"] = app_name
+    at.run()
+    assert not at.exception, at.exception
+    assert any("HTTPS · 1 failing" in e.label for e in at.expander), [e.label for e in at.expander]
+    table = next(d.value for d in at.dataframe if "domain" in d.value.columns)
+    rows = {r["domain"]: r for r in table.to_dict("records")}
+    assert rows[DOMAIN]["state"] == "issued" and rows[OWN]["state"] == "failed"
+    assert "challenge failed" in rows[OWN]["last error"]
 
     # The user's own certificate, through the CLI: the key goes to the agent only.
     ca, cert, key = own_ca_and_cert(OWN)
