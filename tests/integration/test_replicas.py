@@ -14,6 +14,7 @@ one real agent, real Docker: the "Must show" of the replicas issue, end to end.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -282,15 +283,21 @@ def test_each_notification_is_delivered_once_with_two_replicas_sending(tmp_path,
                 with db.read() as s:
                     return all(n.status == "delivered" for n in s.scalars(select(Notification)))
             assert wait_until(all_sent, timeout=30)
+            for replica in both:
+                replica.stop()  # their senders are done: any second post would have arrived by now
             with db.read() as s:
-                ids = sorted(str(n.id) for n in s.scalars(select(Notification)))
+                rows = {str(n.id): n.status for n in s.scalars(select(Notification))}
         finally:
             db.dispose()
-        for replica in both:
-            replica.stop()  # their senders are done: any second post would have arrived by now
+        # Every row (deploy outcomes, and any app.down/recovered the health monitors announced)
+        # reached the receiver exactly once.
         deliveries = Counter(headers["X-Serversinc-Delivery"] for headers, _ in receiver.received)
-        assert sorted(deliveries) == ids and len(ids) == len(deployments), (deliveries, ids)
+        assert set(rows.values()) == {"delivered"} and sorted(deliveries) == sorted(rows), (deliveries, rows)
         assert set(deliveries.values()) == {1}, deliveries
+        outcomes = Counter(json.loads(b)["deployment"]["name"] for _, b in receiver.received
+                           if json.loads(b)["event"].startswith("deployment."))
+        assert sorted(outcomes) == sorted(deployments) and set(outcomes.values()) == {1}, outcomes
+        print(f"\n{len(deployments)} deployments over 2 replicas: {len(deliveries)} notifications, each delivered once")
     finally:
         receiver.close()
 
