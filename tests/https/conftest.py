@@ -8,20 +8,18 @@ with an HTTPS front door on a port of its own and pebble as its ACME directory. 
 from __future__ import annotations
 
 import http.client
-import socket
-import ssl
 from dataclasses import dataclass
 
 import git
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
-from agent.tls_files import cert_info
 from tests.conftest import agent_config, free_port, start_agent
 from tests.support import pebble as pebble_support
 from tests.support.agent_calls import build, deploy_request, deploy_seen, wait_until
 from tests.support.sample_app import make_sample_repo
-from tests.support.zd_load import KeepAliveClient
+from tests.support.https_client import (  # noqa: F401 - re-exported for the tests
+    HttpsKeepAliveClient, PinnedHTTPS, https_context, served_cert)
 # The control plane of tests/integration, on this directory's agent (below).
 from tests.integration.conftest import control_plane, control_plane_cli  # noqa: F401 - fixtures
 from tests.dashboard.conftest import dashboard, fresh_client_cache  # noqa: F401 - fixtures
@@ -47,37 +45,6 @@ class HttpsStack:
         assert wait_until(lambda: (c := self.certificate(domain)) is not None and c.state == state,
                           timeout=timeout, interval=0.1), self.certificate(domain)
         return self.certificate(domain)
-
-
-def https_context(root_pem: bytes) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cadata=root_pem.decode())
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def served_cert(port: int, domain: str, root_pem: bytes | None = None):
-    """The certificate the front door presents for SNI `domain` (verified when `root_pem`)."""
-    if root_pem is None:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = https_context(root_pem)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname=domain) as tls:
-        return cert_info(ssl.DER_cert_to_PEM_cert(tls.getpeercert(True)).encode())
-
-
-class PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1 with `domain` as SNI and as the name the certificate must have."""
-
-    def __init__(self, port: int, domain: str, context: ssl.SSLContext, timeout: float = 5) -> None:
-        super().__init__("127.0.0.1", port, timeout=timeout, context=context)
-        self.domain = domain
-
-    def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.domain)
 
 
 def https_get(port: int, domain: str, root_pem: bytes, path: str = "/") -> tuple[int, dict, str]:
@@ -142,20 +109,6 @@ class SampleApp:
 @pytest.fixture
 def sample(https_stack, app_name, tmp_path):
     return SampleApp(https_stack, app_name, tmp_path)
-
-
-class HttpsKeepAliveClient(KeepAliveClient):
-    """`KeepAliveClient` over HTTPS: one kept-alive TLS connection to 127.0.0.1 with the domain as
-    SNI, verified against `root_pem`."""
-
-    def __init__(self, port: int, domain: str, root_pem: bytes, **kwargs) -> None:
-        super().__init__(f"127.0.0.1:{port}", domain, **kwargs)
-        self.context = https_context(root_pem)
-        self.domain = domain
-
-    def _connect(self) -> http.client.HTTPConnection:
-        self.connections += 1
-        return PinnedHTTPS(self.port, self.domain, self.context, timeout=self.timeout)
 
 
 @pytest.fixture

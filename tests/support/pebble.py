@@ -93,6 +93,15 @@ class Pebble:
                       timeout=10).raise_for_status()
 
 
+def directory_url(acme_port: int) -> str:
+    return f"https://127.0.0.1:{acme_port}/dir"
+
+
+def ca_bundle(folder: Path) -> Path:
+    """Where `run_pebble(folder, ...)` writes the CA that signs pebble's own HTTPS certificate."""
+    return Path(folder) / "ca.pem"
+
+
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
     import socket
 
@@ -109,13 +118,16 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15
 
 
 @contextmanager
-def run_pebble(folder: Path, http_port: int, *, validity: int = 0) -> Iterator[Pebble]:
+def run_pebble(folder: Path, http_port: int, *, validity: int = 0,
+               acme_port: int = 0) -> Iterator[Pebble]:
     """pebble + challtestsrv on free ports (see module docstring); `validity` in seconds (0:
-    pebble's default of about 5 years)."""
+    pebble's default of about 5 years). `acme_port` fixes the directory's port (a process started
+    before pebble must be told its URL: `directory_url(acme_port)`, CA bundle `ca_bundle(folder)`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ca, cert, key = _tls_material(folder)
-    dns_port, dns_mgmt, acme_port, mgmt_port = (free_port() for _ in range(4))
+    dns_port, dns_mgmt, mgmt_port = (free_port() for _ in range(3))
+    acme_port = acme_port or free_port()
     config = {"pebble": {"listenAddress": f"127.0.0.1:{acme_port}",
                          "managementListenAddress": f"127.0.0.1:{mgmt_port}",
                          "certificate": str(cert), "privateKey": str(key),
@@ -143,7 +155,7 @@ def run_pebble(folder: Path, http_port: int, *, validity: int = 0) -> Iterator[P
                  "-dnsserver", f"127.0.0.1:{dns_port}"],
                 stdout=out, stderr=subprocess.STDOUT, env=env))
         _wait_port(acme_port, procs[-1], pebble_log)
-        yield Pebble(directory=f"https://127.0.0.1:{acme_port}/dir", ca_bundle=ca,
+        yield Pebble(directory=directory_url(acme_port), ca_bundle=ca,
                      management=f"https://127.0.0.1:{mgmt_port}",
                      dns_management=f"http://127.0.0.1:{dns_mgmt}", http_port=http_port)
     finally:
