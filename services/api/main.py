@@ -16,6 +16,7 @@ import sys
 import threading
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from services.api.server import run_server
 from services.config import Settings
@@ -68,6 +69,10 @@ def run_db_command(settings: Settings, action: str) -> int:
     engine = make_engine(settings.database_url)
     try:
         revision = schema.upgrade(engine) if action == "upgrade" else schema.current(engine)
+    except OperationalError as err:  # unreachable, refused, bad credentials: one line, no traceback
+        reason = " ".join(line.strip() for line in str(err.orig or err).splitlines() if line.strip())
+        print(f"serversinc-api db {action}: cannot use the database: {reason}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     head = schema.head()

@@ -12,14 +12,16 @@ after changing the models (see `python -m services.db.schema --help`).
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from services.db import locks
 
@@ -35,10 +37,35 @@ def _config(connection) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Migrates to `revision` (default the newest) and returns the revision the database is at."""
-    with engine.begin() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
         locks.hold(connection, locks.Lock.SCHEMA)
         command.upgrade(_config(connection), revision)
+        _check_foreign_keys(connection)
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite alters a table in batch mode by copying it and dropping the original; with foreign keys
+    on, that DROP cascades: recreating `apps` deleted every deployment, event and job of an existing
+    database. So migrations run with them off (the pragma only takes effect outside a transaction,
+    hence on the raw connection before BEGIN), checked before commit, and on again after."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.dbapi_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows pointing at missing rows: {sorted({r[0] for r in broken})}")
 
 
 def current(engine: Engine) -> str | None:

@@ -115,3 +115,15 @@ def test_four_replicas_upgrading_one_empty_postgres_database_at_once_all_succeed
     finally:
         engine.dispose()
     assert versions == [schema.head()]
+
+
+def test_db_upgrade_on_an_unreachable_database_says_so_in_one_line(tmp_path):
+    from tests.support.api_process import free_address
+
+    url = f"postgresql+psycopg://serversinc:not-to-be-printed@{free_address()}/serversinc"  # nothing listens
+
+    done = db_command(tmp_path, "upgrade", url)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("serversinc-api db upgrade: cannot use the database:"), done.stderr
+    assert "Traceback" not in done.stderr and "not-to-be-printed" not in done.stderr + done.stdout
