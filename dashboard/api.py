@@ -105,14 +105,22 @@ class Client:
 
         A page cannot block on a stream that lasts the whole deploy, so it reads in short slices and
         resumes from the last seq it kept: the deadline is the normal end of a slice, not an error.
+        So is a connection lost after events arrived (the replica went away): the next slice resumes
+        on whichever replica answers. Lost before any event, the control plane is down: a banner.
         """
         stream = self.connection.deployments.WatchDeployment(
             deployment_service_pb2.WatchDeploymentRequest(name=name, after_seq=after_seq), timeout=timeout)
+        received = False
         try:
-            yield from stream
+            for event in stream:
+                received = True
+                yield event
         except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise ApiError.from_rpc(err, self.address) from None
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return
+            error = ApiError.from_rpc(err, self.address)
+            if not (received and error.unreachable):
+                raise error from None
         finally:
             stream.cancel()
 
