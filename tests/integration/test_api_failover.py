@@ -129,6 +129,42 @@ def test_the_cli_goes_on_through_the_second_replica(replicas, control_plane_cli,
     assert Second(replicas).finished(queued["name"]).state == S.DEPLOYMENT_STATE_SUCCEEDED
 
 
+# The sample app, also printing a numbered line every 0.1 s: a resumed log stream must go on from the
+# number it had reached, with none repeated and none missing.
+TICKING = DOCKERFILE.replace(
+    'CMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]',
+    'CMD ["/bin/busybox","sh","-c","i=0; while true; do i=$((i+1)); echo tick $i; /bin/busybox sleep 0.1; done & '
+    'exec /bin/busybox httpd -f -p 8080 -h /www"]')
+
+
+def test_logs_follow_resumes_on_the_second_replica(replicas, control_plane_cli, sample_repo, app_name):
+    cli = control_plane_cli(replicas.both)
+    commit_files(sample_repo, {"Dockerfile": TICKING}, "an app that prints a numbered line every 0.1 s")
+    cli("apps", "create", app_name, "--repo", repo_url(sample_repo))
+    queued = cli.json("deploy", app_name, "--json")
+    assert Second(replicas).finished(queued["name"]).state == S.DEPLOYMENT_STATE_SUCCEEDED
+
+    follow = subprocess.Popen([str(SERVERSINC), "logs", app_name, "--follow", "--tail", "5"], env=cli.env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    threading.Timer(120, follow.kill).start()
+    ticks = []
+    killed_at = None
+    for line in follow.stdout:
+        ticks.append(int(line.split()[1]))
+        if len(ticks) == 10:
+            replicas.kill_first()  # the stream ran through the first replica, listed first
+            killed_at = ticks[-1]
+        if killed_at is not None and ticks[-1] >= killed_at + 30:
+            break
+    follow.kill()
+    stderr = follow.communicate()[1]
+    assert killed_at is not None and ticks[-1] >= killed_at + 30, (ticks, stderr)
+    assert "log stream lost, reconnecting" in stderr and "Traceback" not in stderr, stderr
+    # Consecutive numbers: the lines printed while no stream was open came with the resumed tail,
+    # and the tail's lines already shown were not shown again.
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), ticks
+
+
 def test_the_bridge_and_the_dashboard_carry_on_with_a_replica_down(replicas, sample_repo, app_name):
     second = Second(replicas)
     # The dashboard's client, made once and kept (as its cache keeps it), before and after the kill.
