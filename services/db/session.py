@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Iterator
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from services.db.fair_lock import FairRLock
 
 
 # Connections one process may hold on PostgreSQL: services.api.server.WORKERS (32) unary API threads
@@ -71,8 +72,9 @@ class Database:
         # SQLite allows one writer at a time; when writers collide its busy handler sleeps with a
         # growing back-off (1 ms ... 100 ms), which made p99 latency under concurrent requests
         # hundreds of ms. Queueing this process's writers on a lock first costs nothing and keeps
-        # them in order. (Other processes still meet the busy handler: SQLite is single-process.)
-        self._write_lock = threading.RLock() if url.startswith("sqlite") else nullcontext()
+        # them in order (a fair one: see services.db.fair_lock). (Other processes still meet the
+        # busy handler: SQLite is single-process.)
+        self._write_lock = FairRLock() if url.startswith("sqlite") else nullcontext()
         if url.startswith("sqlite"):
             self.read_engine = make_engine(url, writer=False)
             self._read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
