@@ -64,6 +64,16 @@ class ApiTokenService:
         with self._lock:
             self._recent.clear()
 
+    def recently_authenticated(self, secret: str) -> str | None:
+        """The token's name when `secret` was authenticated within CACHE_SECONDS, else None (then
+        ask `authenticate`). Never touches the database, so an event loop may call it."""
+        if not secret:
+            return None
+        digest = tokens.digest(secret)
+        with self._lock:
+            cached = self._recent.get(digest)
+        return cached[0] if cached and cached[1] > time.monotonic() else None
+
     def authenticate(self, secret: str) -> str | None:
         """The token's name when `secret` is a live token, else None. Revocation applies at once."""
         if not secret:
