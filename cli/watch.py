@@ -4,7 +4,8 @@ Split in three so the part that matters most is testable without gRPC or a termi
 - `client.watch.WatchTracker` (shared with the dashboard) is the pure bookkeeping: what to print,
   what progress to show, the resume point and the exit code.
 - `WatchRenderer` draws a tracker's updates with rich: a progress bar on a terminal, plain lines otherwise.
-- `follow_deployment` drives a WatchDeployment stream, reconnecting with after_seq on UNAVAILABLE.
+- `follow_deployment` drives a WatchDeployment stream, reconnecting with after_seq on UNAVAILABLE
+  (with several API replicas listed, the new stream goes to whichever answers: client.addresses).
 """
 
 from __future__ import annotations
