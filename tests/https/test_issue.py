@@ -41,3 +41,38 @@ def test_key_files_are_private(https_stack, sample):
     # What the agent reports carries no key material.
     listed = https_stack.agent.stub.ListCertificates(pb.ListCertificatesRequest())
     assert b"PRIVATE KEY" not in listed.SerializeToString()
+
+
+def test_certificates_and_their_state_survive_restarts(https_stack, sample, tmp_path):
+    """HAProxy killed (-9, restarted by the front door service) serves the issued certificate
+    from the crt-list; an agent started again on the same state knows it and issues nothing."""
+    import os
+    import signal
+
+    from agent.frontdoor_files import FrontDoorFiles
+    from agent.haproxy_process import running_master, worker_pids
+    from tests.conftest import start_agent
+    from tests.support.agent_calls import wait_until
+
+    sample.deploy([DOMAIN])
+    cert = https_stack.wait_state(DOMAIN, pb.CERTIFICATE_STATE_ISSUED)
+    root = https_stack.pebble.root_pem()
+    files = FrontDoorFiles.for_state(https_stack.agent.config.state_dir)
+    master = running_master(files)
+    for pid in [master] + worker_pids(master):
+        os.kill(pid, signal.SIGKILL)
+
+    def served_again():
+        try:
+            return running_master(files) not in (None, master) and \
+                served_cert(https_stack.https_port, DOMAIN, root).serial == cert.serial
+        except OSError:
+            return False
+    assert wait_until(served_again, timeout=30, interval=0.1)
+    assert https_get(https_stack.https_port, DOMAIN, root)[0] == 200
+
+    # A second agent process on the same state (the first one's router released first).
+    https_stack.agent.router.close()
+    with start_agent(https_stack.agent.config) as again:
+        listed = again.stub.ListCertificates(pb.ListCertificatesRequest()).certificates
+        assert [(c.domain, c.serial, c.state) for c in listed] == [(DOMAIN, cert.serial, cert.state)]
