@@ -49,6 +49,15 @@ def parse_front_door(value: str) -> tuple[str, int]:
     return host or DEFAULT_HOST, number
 
 
+def https_front_door(value: str | None, explicit_front_door: bool, front_host: str) -> tuple[str, int]:
+    """The HTTPS bind (host, port; port 0: none) from `value` ("HOST:PORT", "PORT" or "off"), or
+    the default: 8443 beside the default front door, off beside one given explicitly (tests and
+    benchmarks run many side by side and ask for HTTPS on a port of their own). The agent and the
+    front door service both decide it here, so an agent adopts the service run.sh started."""
+    value = value or ("off" if explicit_front_door else f"{front_host}:{DEFAULT_HTTPS_PORT}")
+    return (DEFAULT_HOST, 0) if value == "off" else parse_front_door(value)
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 as `[::1]:PORT`) -> (host, port) for --listen."""
     value = (value or "").strip()
@@ -149,9 +158,8 @@ class AgentConfig:
         env = os.environ
         explicit_front = front_door or env.get("TUGBOAT_FRONT_DOOR")
         front_host, front_port = parse_front_door(explicit_front or str(DEFAULT_FRONT_DOOR_PORT))
-        https = https or env.get("TUGBOAT_HTTPS_FRONT_DOOR") or (
-            "off" if explicit_front else f"{front_host}:{DEFAULT_HTTPS_PORT}")
-        https_host, https_port = (DEFAULT_HOST, 0) if https == "off" else parse_front_door(https)
+        https_host, https_port = https_front_door(https or env.get("TUGBOAT_HTTPS_FRONT_DOOR"),
+                                                  bool(explicit_front), front_host)
         if listen:
             host, port = parse_listen(listen)
         token = join_token or ""

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.config import DEFAULT_FRONT_DOOR_PORT, default_home, parse_front_door
+from agent.config import DEFAULT_FRONT_DOOR_PORT, default_home, https_front_door, parse_front_door
 from agent.frontdoor_files import FrontDoorFiles, Settings, try_lock
 from agent.haproxy_process import HAProxyMaster, haproxy_binary, running_master, worker_pids
 from agent.haproxy_runtime import RuntimeAPI
@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="listen address (default $TUGBOAT_FRONT_DOOR or 127.0.0.1:8000)")
     parser.add_argument("--https", default=None, metavar="HOST:PORT",
                         help="HTTPS listen address, 'off' for none (default $TUGBOAT_HTTPS_FRONT_DOOR, "
-                             "else off)")
+                             "else 127.0.0.1:8443 beside the default front door, off beside an "
+                             "explicit --front-door)")
     parser.add_argument("--server-maxconn", type=int, default=None,
                         help="connections per container, 0 unlimited (default $TUGBOAT_SERVER_MAXCONN)")
     parser.add_argument("--detach", action="store_true",
@@ -55,14 +56,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    host, port = parse_front_door(args.front_door or os.environ.get("TUGBOAT_FRONT_DOOR")
-                                  or str(DEFAULT_FRONT_DOOR_PORT))
+    explicit = args.front_door or os.environ.get("TUGBOAT_FRONT_DOOR")
+    host, port = parse_front_door(explicit or str(DEFAULT_FRONT_DOOR_PORT))
     maxconn = args.server_maxconn
     if maxconn is None:
         maxconn = int(os.environ.get("TUGBOAT_SERVER_MAXCONN") or 0)
-    https = args.https or os.environ.get("TUGBOAT_HTTPS_FRONT_DOOR") or "off"
-    https_host, https_port = ("", 0) if https == "off" else parse_front_door(https)
-    return Settings(host, port, maxconn, https_host, https_port)
+    https_host, https_port = https_front_door(args.https or os.environ.get("TUGBOAT_HTTPS_FRONT_DOOR"),
+                                              bool(explicit), host)
+    return Settings(host, port, maxconn, https_host if https_port else "", https_port)
 
 
 def files_from(args: argparse.Namespace) -> FrontDoorFiles:

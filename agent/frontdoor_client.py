@@ -45,8 +45,11 @@ class FrontDoorClient:
             running = self.files.load_settings()
             if running is not None and running != self.settings:
                 raise RouterError(f"the running front door serves {running.front_door} "
-                                  f"(maxconn {running.server_maxconn}), not the configured "
-                                  f"{self.settings.front_door} (maxconn {self.settings.server_maxconn})")
+                                  f"(maxconn {running.server_maxconn}, HTTPS "
+                                  f"{running.https_front_door or 'off'}), not the configured "
+                                  f"{self.settings.front_door} (maxconn {self.settings.server_maxconn}, "
+                                  f"HTTPS {self.settings.https_front_door or 'off'}): stop it "
+                                  "(tugboat-frontdoor's service) or configure the same")
         except BaseException:
             lock.close()
             raise
