@@ -159,12 +159,17 @@ def test_fifty_apps_times_two_deployments_over_two_replicas_each_succeed_once_in
           f"all finished {ended - created:.1f}s after creation, test {time.monotonic() - started:.1f}s so far")
 
 
-# The phase a replica is SIGKILLed in -> the app settings that make it last ~10 s.
+# The phase a replica is SIGKILLed in -> the app settings that hold the deployment there. The
+# three redeploys are started one after the other, each once the one before is held in its phase,
+# so each window only has to outlast the starts that follow it (however slow a loaded machine is).
 KILL_CASES = {
-    "BUILD": {},  # a slow build step (below)
-    "HEALTH": {"health_interval_ms": 200, "healthy_threshold": 50},
-    # After the switch: the old container ignores its stop signal until the grace period ends.
-    "STOP_OLD": {"drain_seconds": 2, "stop_signal": "SIGWINCH", "stop_grace_seconds": 10},
+    "HEALTH": {"health_interval_ms": 300, "healthy_threshold": 100, "health_timeout_seconds": 120},  # ~30 s
+    "BUILD": {},  # a 30 s build step (below)
+    # After the switch: slow requests in flight on the old container keep it draining (each
+    # answers after SLOW_SECONDS, well inside the drain period), then it ignores its stop signal
+    # until the grace period ends.
+    "STOP_OLD": {"healthy_threshold": 10, "health_interval_ms": 200, "drain_seconds": 60,
+                 "stop_signal": "SIGWINCH", "stop_grace_seconds": 5, "env": {"SLOW_SECONDS": "15"}},
 }
 LEASE_SECONDS = 3
 
@@ -174,8 +179,12 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
     a = replicas("a", SERVERSINC_JOB_LEASE_SECONDS=LEASE_SECONDS)
     apps = {phase: make_app_name() for phase in KILL_CASES}
     repos = {phase: make_zd_repo(tmp_path / f"repo-{phase}", "v1") for phase in KILL_CASES}
-    loads = {phase: KeepAliveClient(agent.front_door, f"{app}.localhost", max_seconds=180)
+    loads = {phase: KeepAliveClient(agent.front_door, f"{app}.localhost", max_seconds=240)
              for phase, app in apps.items()}
+    # In flight on the old container of the STOP_OLD app when traffic switches.
+    slow = [KeepAliveClient(agent.front_door, f"{apps['STOP_OLD']}.localhost", "/cgi-bin/slow", pause=0,
+                            max_requests=1, timeout=60) for _ in range(3)]
+    b = None
     try:
         for phase, app in apps.items():
             a.create_app(app, repo_url(repos[phase]), port=8080, **KILL_CASES[phase])
@@ -190,39 +199,50 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
         for phase, repo in repos.items():
             commit_zd_version(repo, "v2")
             if phase == "BUILD":
-                commit_files(repo, {"Dockerfile": ZD_DOCKERFILE.format(healthcheck="") + slow_step(10)},
+                commit_files(repo, {"Dockerfile": ZD_DOCKERFILE.format(healthcheck="") + slow_step(30)},
                              "v2, slow build")
-        seconds = {phase: a.deploy(app).name for phase, app in apps.items()}
-        # Only now the second replica: every redeploy above is claimed by `a`, which is killed.
-        b = replicas("b", SERVERSINC_JOB_LEASE_SECONDS=LEASE_SECONDS)
-        reached = {phase: threading.Event() for phase in KILL_CASES}
+        seconds: dict[str, str] = {}
 
-        def follow(phase: str) -> None:
-            target = S.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{phase}")
-            for event in b.follow(seconds[phase]):  # a's events, followed on b
-                if event.kind == S.EVENT_KIND_PHASE and event.phase == target:
-                    reached[phase].set()
+        def held(phase: str, until) -> None:
+            """Redeploys the phase's app on `a` and returns once `until(event)` holds for one of its events."""
+            seconds[phase] = a.deploy(apps[phase]).name
+            for event in a.follow(seconds[phase]):
+                if until(event):
                     return
-        followers = [threading.Thread(target=follow, args=(p,), daemon=True) for p in KILL_CASES]
-        for t in followers:
-            t.start()
-        for phase, event in reached.items():
-            assert event.wait(90), f"{seconds[phase]} never reached {phase}: {a.get(seconds[phase])}"
-        # Still in those phases when the kill lands: none of them has moved on.
-        now = {phase: a.get(name) for phase, name in seconds.items()}
+            pytest.fail(f"{seconds[phase]} ended before {phase}: {a.get(seconds[phase])}")
+
+        def in_phase(name: str):
+            phase = S.DeploymentPhase.Value(f"DEPLOYMENT_PHASE_{name}")
+            return lambda e: e.kind == S.EVENT_KIND_PHASE and e.phase == phase
+
+        held("HEALTH", in_phase("HEALTH"))
+        held("BUILD", lambda e: e.phase == S.DEPLOYMENT_PHASE_BUILD and "sleep" in e.message)
+        started_slow = []
+
+        def stop_old_or_start(e) -> bool:
+            if e.kind == S.EVENT_KIND_PHASE and e.phase == S.DEPLOYMENT_PHASE_START and not started_slow:
+                for client in slow:  # the old container still serves: the gate takes ~2 s
+                    client.start()
+                started_slow.append(True)
+            return in_phase("STOP_OLD")(e)
+        held("STOP_OLD", stop_old_or_start)
+        # The second replica was up before the kill (it also follows a's deployments), but it only
+        # started now, so every redeploy above was claimed by a.
+        b = replicas("b", SERVERSINC_JOB_LEASE_SECONDS=LEASE_SECONDS)
+        now = {phase: b.get(name) for phase, name in seconds.items()}
         assert {p: S.DeploymentPhase.Name(d.phase) for p, d in now.items()} == \
             {p: f"DEPLOYMENT_PHASE_{p}" for p in KILL_CASES}, now
         a.kill()
 
         for phase, name in seconds.items():
-            done, events = b.finished(name, timeout=180)
+            done, events = b.finished(name, timeout=240)
             messages = [e.message for e in events]
             assert done.state == SUCCEEDED, (phase, done.failure_reason, messages, b.log_tail())
             assert_truthful_events(events, name)
             assert_timings_in_order(done)
             assert any("resuming after a control-plane restart (attempt 2)" in m for m in messages), messages
             app = apps[phase]
-            assert wait_until(lambda: len(running_containers(agent, app)) == 1, timeout=30), \
+            assert wait_until(lambda: len(running_containers(agent, app)) == 1, timeout=90), \
                 running_containers(agent, app)
             serving = [c for c in running_containers(agent, app) if c.serving]
             assert [c.deployment_id for c in serving] == [done.id], serving
@@ -231,10 +251,12 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
             assert wait_until(lambda: load.samples and load.samples[-1].body == body("v2"), timeout=10), phase
     finally:
         samples = {phase: load.stop() if load.is_alive() else list(load.samples) for phase, load in loads.items()}
+        slow_samples = [s for client in slow for s in (client.stop() if client.is_alive() else client.samples)]
     for phase, got in samples.items():
         failures = [s for s in got if s.status != 200]
         assert got and failures == [], (phase, len(got), failures[:5])
         print(f"\n{phase}: {len(got)} requests under keep-alive load, 0 failed")
+    assert [(s.status, s.body.strip()) for s in slow_samples] == [(200, "slow done")] * len(slow), slow_samples
 
 
 def test_a_cancel_sent_to_one_replica_stops_the_build_the_other_runs(tmp_path, agent, replicas, app_name,
