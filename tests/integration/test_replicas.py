@@ -84,7 +84,8 @@ def assert_timings_in_order(dep) -> None:
         assert before.end_time.ToDatetime() <= after.start_time.ToDatetime(), (dep.name, before, after)
 
 
-def jobs_by_deployment(database_url: str) -> dict[int, Job]:
+def jobs_by_deployment(database_url: str) -> dict[int, tuple[str, int]]:
+    """deployment id -> (its job's status, how many attempts claimed it), read from the database."""
     db = Database(database_url)
     try:
         with db.read() as s:
