@@ -242,6 +242,9 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
             assert_truthful_events(events, name)
             assert_timings_in_order(done)
             assert any("resuming after a control-plane restart (attempt 2)" in m for m in messages), messages
+            print(f"\n{phase} case, taken over by b: " + ", ".join(
+                f"{S.DeploymentPhase.Name(t.phase)[17:]} {(t.end_time.ToDatetime() - t.start_time.ToDatetime()).total_seconds():.1f}s"
+                for t in done.phase_timings))
             app = apps[phase]
             assert wait_until(lambda: len(running_containers(agent, app)) == 1, timeout=90), \
                 running_containers(agent, app)
