@@ -76,3 +76,15 @@ def test_certificates_and_their_state_survive_restarts(https_stack, sample, tmp_
     with start_agent(https_stack.agent.config) as again:
         listed = again.stub.ListCertificates(pb.ListCertificatesRequest()).certificates
         assert [(c.domain, c.serial, c.state) for c in listed] == [(DOMAIN, cert.serial, cert.state)]
+
+
+def test_a_domain_that_leaves_the_app_leaves_service(https_stack, sample):
+    sample.deploy([DOMAIN])
+    https_stack.wait_state(DOMAIN, pb.CERTIFICATE_STATE_ISSUED)
+    tls = TlsFiles(https_stack.agent.config.state_dir)
+    path = tls.cert_path(DOMAIN)
+    assert path.exists()
+    sample.deploy([])
+    assert https_stack.certificate(DOMAIN) is None
+    assert not path.exists() and path not in tls.listed()  # the key is gone with it
+    assert served_cert(https_stack.https_port, DOMAIN).names == ("tugboat-default",)
