@@ -10,6 +10,7 @@ from tugboat.v1 import tugboat_pb2 as pb
 
 from agent.tls_files import TlsFiles
 from tests.https.conftest import http_get, https_get, served_cert
+from tests.support.https_client import https_context, tls_connect
 
 DOMAIN = "shop.example.com"
 
@@ -22,6 +23,9 @@ def test_domain_gets_a_certificate_and_answers_over_https(https_stack, sample):
     status, _headers, body = https_get(https_stack.https_port, DOMAIN, root)
     assert status == 200 and "sample app v1" in body
     assert served_cert(https_stack.https_port, DOMAIN, root).serial == cert.serial
+    # HTTP/2 by ALPN when the client offers it.
+    with tls_connect(https_stack.https_port, DOMAIN, https_context(root, ("h2", "http/1.1"))) as tls:
+        assert tls.selected_alpn_protocol() == "h2"
     # Plain HTTP still answers (no redirect was asked for), and so does the app's own host.
     assert http_get(https_stack.http_port, DOMAIN)[0] == 200
     # An unknown name gets the agent's self-signed default, which pebble's root does not trust.
