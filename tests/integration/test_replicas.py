@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timezone
@@ -65,6 +66,13 @@ def replicas(home, agent, postgres_url):
         replica.stop()
 
 
+def own_sample_repo(tmp_path):
+    """The sample app with a version of this test's own: its image layers are nobody else's, so
+    another test removing its images (the same content would share them) never takes them away
+    in the middle of this test's build ("unable to find image sha256:...")."""
+    return make_sample_repo(tmp_path / "repo", f"v1-{uuid.uuid4().hex[:8]}")
+
+
 def assert_truthful_events(events: list, name: str) -> None:
     """Seqs 1..n with no gap or duplicate, one terminal STATE event and it is the last."""
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), f"{name}: seqs {[e.seq for e in events]}"
@@ -109,7 +117,7 @@ def test_fifty_apps_times_two_deployments_over_two_replicas_each_succeed_once_in
     quiet = {"SERVERSINC_HEALTH_POLL_SECONDS": 300}
     a, b = replicas("a", **quiet), replicas("b", **quiet)
     both = [a, b]
-    repo = make_sample_repo(tmp_path / "repo", "v1")
+    repo = own_sample_repo(tmp_path)
     url, sha = repo_url(repo), repo.head.commit.hexsha
     names = [make_app_name() for _ in range(50)]
     # One repo and one build: its image tagged `<app>:<sha>` for every app is the image the agent
@@ -271,7 +279,7 @@ def test_a_cancel_sent_to_one_replica_stops_the_build_the_other_runs(tmp_path, a
                                                                       docker_client):
     a = replicas("a")
     b = replicas("b", SERVERSINC_WORKERS=0)  # an API replica only: the build certainly runs on a
-    repo = make_sample_repo(tmp_path / "repo", "v1")
+    repo = own_sample_repo(tmp_path)
     sha = commit_files(repo, {"Dockerfile": DOCKERFILE + slow_step(117)}, "slow build")
     a.create_app(app_name, repo_url(repo), port=8080)
     name = a.deploy(app_name).name
@@ -303,7 +311,7 @@ def test_each_notification_is_delivered_once_with_two_replicas_sending(tmp_path,
     receiver = Receiver()
     try:
         both = [replicas("a"), replicas("b")]
-        url = repo_url(make_sample_repo(tmp_path / "repo", "v1"))
+        url = repo_url(own_sample_repo(tmp_path))
         names = [make_app_name() for _ in range(6)]
         for i, app in enumerate(names):
             both[i % 2].create_app(app, url, port=8080, notify_urls=[receiver.url], **FAST)
@@ -341,7 +349,7 @@ def test_each_notification_is_delivered_once_with_two_replicas_sending(tmp_path,
 def test_a_watcher_on_one_replica_follows_a_deployment_run_on_the_other_live(tmp_path, agent, replicas, app_name):
     a = replicas("a")
     b = replicas("b", SERVERSINC_WORKERS=0)  # the deployment certainly runs on a; b only serves watchers
-    repo = make_sample_repo(tmp_path / "repo", "v1")
+    repo = own_sample_repo(tmp_path)
     ticks = ('RUN ["/bin/busybox","sh","-c","echo {nonce}; i=0; while [ $i -lt 40 ]; do echo TICK $i; '
              '/bin/busybox usleep 50000; i=$((i+1)); done"]\n').format(nonce=time.time_ns())
     commit_files(repo, {"Dockerfile": DOCKERFILE + ticks}, "a build that ticks")
