@@ -191,7 +191,9 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
         tmp_path, agent, replicas, make_app_name):
     a = replicas("a", SERVERSINC_JOB_LEASE_SECONDS=LEASE_SECONDS)
     apps = {phase: make_app_name() for phase in KILL_CASES}
-    repos = {phase: make_zd_repo(tmp_path / f"repo-{phase}", "v1") for phase in KILL_CASES}
+    own = uuid.uuid4().hex[:8]  # versions of this test's own: no image layer shared with another test
+    v1, v2 = f"v1-{own}", f"v2-{own}"
+    repos = {phase: make_zd_repo(tmp_path / f"repo-{phase}", v1) for phase in KILL_CASES}
     loads = {phase: KeepAliveClient(agent.front_door, f"{app}.localhost", max_seconds=240)
              for phase, app in apps.items()}
     # In flight on the old container of the STOP_OLD app when traffic switches.
@@ -207,10 +209,10 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
             assert dep.state == SUCCEEDED, dep.failure_reason
         for phase, load in loads.items():
             load.start()
-            assert wait_until(lambda: any(s.body == body("v1") for s in load.samples), timeout=10), phase
+            assert wait_until(lambda: any(s.body == body(v1) for s in load.samples), timeout=10), phase
 
         for phase, repo in repos.items():
-            commit_zd_version(repo, "v2")
+            commit_zd_version(repo, v2)
             if phase == "BUILD":
                 commit_files(repo, {"Dockerfile": ZD_DOCKERFILE.format(healthcheck="") + slow_step(30)},
                              "v2, slow build")
@@ -262,9 +264,9 @@ def test_a_replica_killed_in_build_health_and_stop_old_is_taken_over_with_no_fai
                 running_containers(agent, app)
             serving = [c for c in running_containers(agent, app) if c.serving]
             assert [c.deployment_id for c in serving] == [done.id], serving
-            assert front_get(agent.front_door, f"{app}.localhost") == (200, body("v2"))
+            assert front_get(agent.front_door, f"{app}.localhost") == (200, body(v2))
             load = loads[phase]
-            assert wait_until(lambda: load.samples and load.samples[-1].body == body("v2"), timeout=10), phase
+            assert wait_until(lambda: load.samples and load.samples[-1].body == body(v2), timeout=10), phase
     finally:
         samples = {phase: load.stop() if load.is_alive() else list(load.samples) for phase, load in loads.items()}
         slow_samples = [s for client in slow for s in (client.stop() if client.is_alive() else client.samples)]
