@@ -181,12 +181,14 @@ def claim_worker(url: str, threads: int, out: str) -> None:
     warmed.wait()
     print("ready", flush=True)
     sys.stdin.readline()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     go.set()
     for t in workers:
         t.join()
+    cpu = time.process_time() - cpu
     db.dispose()
-    Path(out).write_text(json.dumps({"started": started, "records": records, "stale": stale, "idle": idle[0]}))
+    Path(out).write_text(json.dumps({"started": started, "records": records, "stale": stale, "idle": idle[0],
+                                     "cpu": cpu}))
 
 
 def run_queue(url: str, processes: int, threads: int, work: Path) -> dict:
@@ -232,6 +234,8 @@ def run_queue(url: str, processes: int, threads: int, work: Path) -> dict:
         "run_twice": len(twice | db["retried"]),
         "stale_finishes": sum(len(result["stale"]) for result in results),
         "empty_claims": sum(result["idle"] for result in results),
+        # The workers' own CPU (Python, SQLAlchemy, the driver), not the database server's.
+        "worker_cpu_ms_per_job": round(sum(result["cpu"] for result in results) * 1000 / len(records), 3),
     }
 
 
@@ -302,12 +306,23 @@ def create_latency(address: str, token: str, callers: int, per_caller: int, warm
     return latencies, codes
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_create(url: str, work: Path, args) -> dict:
-    with control_plane(url, work) as (address, token, _):
+    """Latencies, and the control plane's CPU per call: on a shared machine the latency depends on
+    what else runs, while the CPU per call is what bounds the calls per second one process serves."""
+    with control_plane(url, work) as (address, token, process):
+        before = cpu_seconds(process.proc.pid)
         seconds, codes = create_latency(address, token, args.callers, args.creates // args.callers, args.warmup)
+        used = cpu_seconds(process.proc.pid) - before
     ms = [x * 1000 for x in seconds]
+    calls = args.callers * (args.creates // args.callers + args.warmup) + args.callers  # + the CreateApp calls
     return {"calls": len(ms), "codes": codes, "p50_ms": round(_stack.percentile(ms, 50), 2),
-            "p99_ms": round(_stack.percentile(ms, 99), 2)}
+            "p99_ms": round(_stack.percentile(ms, 99), 2), "server_cpu_ms_per_call": round(used * 1000 / calls, 2)}
 
 
 def main() -> None:
@@ -323,6 +338,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     detail: dict[str, dict] = {}
+    load_before = os.getloadavg()[0]
     try:
         with postgres() as new_database:
             configs = [("postgres_1", new_database, 1, 1), ("postgres_2", new_database, 1, 2),
@@ -354,6 +370,10 @@ def main() -> None:
         "create_p99_ms_sqlite": detail["create_sqlite"]["p99_ms"],
         "create_errors": sum(n for k in ("create_postgres", "create_sqlite")
                              for code, n in detail[k]["codes"].items() if code != "OK"),
+        "create_server_cpu_ms_postgres": detail["create_postgres"]["server_cpu_ms_per_call"],
+        "create_server_cpu_ms_sqlite": detail["create_sqlite"]["server_cpu_ms_per_call"],
+        # Other work on a shared machine moves latencies: the 1-minute load average around the run.
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "callers": args.callers,
         "targets": {"jobs_per_s_4_workers": 1000, "run_twice": 0, "create_p99_ms": 50},
     }
