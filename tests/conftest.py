@@ -214,8 +214,9 @@ def postgres():
     elif find_bin_dir() is None:
         pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it)")
     else:
-        cluster = PostgresCluster.start()
-        atexit.register(cluster.stop)  # also when the session dies before teardown
+        # Stopped after the session, at exit, or by its reaper if this process is killed.
+        cluster = PostgresCluster.start(owner_pid=os.getpid())
+        atexit.register(cluster.stop)
     yield cluster
     cluster.stop()
 

@@ -130,7 +130,8 @@ start_test_postgres() {
   fi
   STARTED_POSTGRES_DIR="$(mktemp -d /tmp/serversinc-test-pg.XXXXXX)"
   log "starting a PostgreSQL cluster for the tests"
-  SERVERSINC_TEST_POSTGRES_URL="$(cd "$ROOT" && "$VENV/bin/python" -m tests.support.postgres start "$STARTED_POSTGRES_DIR")"
+  # --owner: stopped even if this script is killed before its EXIT trap runs.
+  SERVERSINC_TEST_POSTGRES_URL="$(cd "$ROOT" && "$VENV/bin/python" -m tests.support.postgres start "$STARTED_POSTGRES_DIR" --owner $$)"
   export SERVERSINC_TEST_POSTGRES_URL
 }
 

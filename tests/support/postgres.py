@@ -12,8 +12,12 @@ and exports `SERVERSINC_TEST_POSTGRES_URL`); stopping an attached cluster only f
 Each test gets a database of its own: `create_database(name)` returns its SQLAlchemy URL,
 `drop_database(name)` ends its connections and drops it.
 
+A cluster started for an owner process (`owner_pid`, `--owner`) is also stopped when that process
+dies without stopping it (SIGKILL, a `timeout` that sends SIGTERM, which skips atexit): a small
+detached reaper waits on the owner's pidfd, then stops the server and removes the directory.
+
 Command line (one implementation for scripts/test.sh and the fixtures):
-    python -m tests.support.postgres start DIR   # prints the admin URL
+    python -m tests.support.postgres start DIR [--owner PID]   # prints the admin URL
     python -m tests.support.postgres stop DIR
 """
 
@@ -24,6 +28,7 @@ import glob
 import os
 import pwd
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -97,8 +102,10 @@ class PostgresCluster:
         return cluster
 
     @classmethod
-    def start(cls, root: Path | str | None = None, *, attempts: int = 3) -> "PostgresCluster":
-        """initdb + start in `root` (made when missing; default a new temp dir). Removed by stop()."""
+    def start(cls, root: Path | str | None = None, *, owner_pid: int | None = None,
+              attempts: int = 3) -> "PostgresCluster":
+        """initdb + start in `root` (made when missing; default a new temp dir). Removed by stop(),
+        or by the reaper once `owner_pid` exits."""
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql)")
@@ -121,6 +128,8 @@ class PostgresCluster:
                 if result.returncode == 0:
                     cluster = cls(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", root)
                     (root / "admin_url").write_text(cluster.admin_url + "\n")
+                    if owner_pid is not None:
+                        cls._start_reaper(root, owner_pid)
                     return cluster
                 last_error = result.stdout + result.stderr + cls._log_tail(root)
             raise RuntimeError(f"PostgreSQL did not start: {last_error}")
@@ -184,6 +193,27 @@ class PostgresCluster:
         return result
 
     @staticmethod
+    def _start_reaper(root: Path, owner_pid: int) -> None:
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.postgres", "reap", str(root), "--owner", str(owner_pid)],
+            cwd=Path(__file__).resolve().parents[2], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    @classmethod
+    def reap(cls, root: Path, owner_pid: int) -> None:
+        """Blocks until `owner_pid` exits, then stops the cluster in `root` if it still runs."""
+        try:
+            owner = os.pidfd_open(owner_pid)
+        except ProcessLookupError:
+            pass  # already gone
+        else:
+            select.select([owner], [], [])
+            os.close(owner)
+        if root.exists():
+            cls._stop_dir(root)
+
+    @staticmethod
     def _log_tail(root: Path) -> str:
         log = root / "server.log"
         return log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -201,11 +231,14 @@ class PostgresCluster:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start or stop a throw-away PostgreSQL cluster for tests.")
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "reap"])
     parser.add_argument("dir", type=Path, help="the cluster's directory (data, socket, log); removed by stop")
+    parser.add_argument("--owner", type=int, help="stop the cluster when this process exits")
     args = parser.parse_args(argv)
     if args.action == "start":
-        print(PostgresCluster.start(args.dir).admin_url, flush=True)
+        print(PostgresCluster.start(args.dir, owner_pid=args.owner).admin_url, flush=True)
+    elif args.action == "reap":
+        PostgresCluster.reap(args.dir, args.owner)
     else:
         PostgresCluster(admin_url="", root=args.dir).stop()
     return 0
