@@ -222,6 +222,13 @@ def postgres():
 
 
 @pytest.fixture
+def database_url(tmp_path):
+    """The control plane's database outside tests/integration: SQLite in the test's home.
+    tests/integration overrides it to run every test on SQLite and on PostgreSQL."""
+    return f"sqlite:///{tmp_path / 'cp' / 'db.sqlite'}"
+
+
+@pytest.fixture
 def postgres_url(postgres):
     """The SQLAlchemy URL of a fresh, empty database of this test's own, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
