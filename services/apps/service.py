@@ -115,6 +115,15 @@ class AppService:
                     setattr(app, key, getattr(spec, key))
         return self.get(name)
 
+    def record_maintenance(self, name: str, enabled: bool, message: str) -> App:
+        """Store the maintenance mode its server has just applied."""
+        with self.db.session() as s:
+            app = repo.get_app(s, name)
+            if app is None:
+                raise AppNotFound(f"app {name!r} not found")
+            app.maintenance, app.maintenance_message = enabled, message if enabled else ""
+        return self.get(name)
+
     def ensure_deletable(self, name: str, *, active_states=(State.RUNNING,)) -> None:
         """DeploymentInProgress while a deployment of the app runs: checked before anything is
         removed. Queued deployments do not block a delete; they are deleted with the app."""

@@ -123,6 +123,10 @@ class RepositoryUnreadable(FailedPrecondition):
     reason = "REPOSITORY_UNREADABLE"
 
 
+class AppNotDeployed(FailedPrecondition):
+    reason = "APP_NOT_DEPLOYED"
+
+
 class ServerUnreachable(Unavailable):
     reason = "SERVER_UNREACHABLE"
 
