@@ -25,6 +25,9 @@ METRICS_PORT = 9464
 # Control plane gRPC ($SERVERSINC_API).
 DEFAULT_API = f"{LOOPBACK}:{API_PORT}"
 API_ENV = "SERVERSINC_API"
+# The address one control-plane replica listens on ($SERVERSINC_API_LISTEN), when $SERVERSINC_API
+# is the clients' list of every replica; unset, a single $SERVERSINC_API is both.
+API_LISTEN_ENV = "SERVERSINC_API_LISTEN"
 # The local Tugboat agent ($SERVERSINC_AGENT).
 DEFAULT_AGENT = f"{LOOPBACK}:{AGENT_PORT}"
 AGENT_ENV = "SERVERSINC_AGENT"

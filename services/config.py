@@ -12,6 +12,7 @@ from pathlib import Path
 from common.defaults import (
     AGENT_ENV,
     API_ENV,
+    API_LISTEN_ENV,
     DEFAULT_AGENT,
     DEFAULT_API,
     DEFAULT_METRICS,
@@ -77,7 +78,7 @@ class Settings:
         settings = cls(
             home=home,
             database_url=url,
-            api_address=os.environ.get(API_ENV, DEFAULT_API),
+            api_address=os.environ.get(API_LISTEN_ENV) or os.environ.get(API_ENV, DEFAULT_API),
             local_agent_address=os.environ.get(AGENT_ENV, DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
             job_lease_seconds=float(os.environ.get("SERVERSINC_JOB_LEASE_SECONDS", "30")),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from services.agents.client import AgentDirectory, AgentTLS
 from services.agents.port import AgentError
@@ -33,10 +34,14 @@ from services.notifications.sender import NotificationSender
 from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
 from services.security.files import write_private
-from services.security.secretbox import SecretBox
+from services.security.secretbox import KEY_ENV, SecretBox, SecretBoxError
 from services.servers.service import ServerService
 
 log = logging.getLogger(__name__)
+
+
+class SecretKeyMismatch(Exception):
+    """This process's secret key cannot read the secrets stored in its database."""
 
 
 class Platform:
@@ -74,20 +79,38 @@ class Platform:
     def bootstrap(self) -> None:
         """Schema, the local server row, and (single-process SQLite) reclaiming interrupted jobs."""
         self.db.create_schema()
-        with self.db.session() as s:
-            # Replicas starting at once take turns (PostgreSQL): one adds the local server row.
-            locks.hold(s, locks.Lock.BOOTSTRAP)
-            local = apps_repo.get_server(s, LOCAL_SERVER)
-            if local is None:
-                s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
-            elif local.address != self.settings.local_agent_address:
-                local.address = self.settings.local_agent_address
-        self.tokens.bootstrap(self.settings.token_file)
-        self._local_join_token()
+        self._check_secret_key()
+        # Replicas starting at once take turns (PostgreSQL): one adds the local server row and the
+        # first API token, the others then find them.
+        with locks.held(self.db.engine, locks.Lock.BOOTSTRAP):
+            with self.db.session() as s:
+                local = apps_repo.get_server(s, LOCAL_SERVER)
+                if local is None:
+                    s.add(Server(name=LOCAL_SERVER, address=self.settings.local_agent_address))
+                elif local.address != self.settings.local_agent_address:
+                    local.address = self.settings.local_agent_address
+            self.tokens.bootstrap(self.settings.token_file)
+            self._local_join_token()
         if self.db.url.startswith("sqlite"):
             # SQLite means one control-plane process: any claim in the table belongs to a process
             # that is gone, so its deployments resume now instead of after the lease.
             self.queue.release_all()
+
+    def _check_secret_key(self) -> None:
+        """Refuses to start with a key that cannot read the secrets already stored: replicas
+        sharing a database must share SERVERSINC_SECRET_KEY, and one that made a key of its own
+        would otherwise fail later, at the first deploy or webhook that needs a secret."""
+        with self.db.read() as s:
+            stored = apps_repo.any_stored_secret(s)
+        if stored is None:
+            return
+        try:
+            self.box.decrypt(stored)
+        except SecretBoxError:
+            raise SecretKeyMismatch(
+                "the database holds secrets this key cannot decrypt: every control-plane replica of one "
+                f"database must use the same {KEY_ENV} (this one read its key from "
+                f"{'the environment' if os.environ.get(KEY_ENV) else self.settings.home / 'secret.key'})") from None
 
     def _local_join_token(self) -> None:
         """A usable one-time join token for the local agent in the home: the agent (re-)registers

@@ -18,11 +18,12 @@ import threading
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from common.defaults import API_LISTEN_ENV
 from services.api.server import run_server
 from services.config import Settings
 from services.db.home_lock import HomeLock, HomeLocked
 from services.observability import logs
-from services.platform import Platform
+from services.platform import Platform, SecretKeyMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     settings.local_agent_address = args.agent
     logs.configure(os.environ.get("SERVERSINC_LOG_FORMAT", "json"))
     host, _, port = args.listen.rpartition(":")
+    if "," in args.listen or not port.isdigit():
+        # SERVERSINC_API may be the clients' list of every replica: a replica listens on one.
+        print(f"serversinc-api: cannot listen on {args.listen!r}: give this replica's own host:port with "
+              f"--listen or {API_LISTEN_ENV}", file=sys.stderr)
+        return 2
     lock = None
     if settings.database_url.startswith("sqlite"):
         try:
@@ -55,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.info("control plane listening on %s:%s (database %s)", host, bound,
                          make_url(settings.database_url).render_as_string(hide_password=True))
             stop.wait()
+    except SecretKeyMismatch as err:
+        print(f"serversinc-api: refusing to start: {err}", file=sys.stderr)
+        return 1
     finally:
         if lock is not None:
             lock.release()

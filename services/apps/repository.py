@@ -77,3 +77,13 @@ def deployment_facts(session: Session, apps: Iterable[App]) -> DeploymentFacts:
     serving = {d.app_id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(serving_ids)))}
     health = {h.app_id: h for h in session.scalars(select(AppHealth).where(AppHealth.app_id.in_(ids)))}
     return DeploymentFacts(latest, active, serving, health)
+
+
+def any_stored_secret(session: Session) -> str | None:
+    """One encrypted value of those the control plane stores (an agent's secret, an app's webhook
+    secret), or None while nothing is stored: enough to tell whether a key can read them."""
+    for column in (Server.agent_secret, App.webhook_secret):
+        value = session.scalar(select(column).where(column != "").limit(1))
+        if value:
+            return value
+    return None

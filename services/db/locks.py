@@ -7,10 +7,12 @@ one control-plane process and the write transaction already excludes every other
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 
 from sqlalchemy import Integer, cast, func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 
@@ -27,6 +29,19 @@ def hold(db: Session | Connection, lock: Lock) -> None:
     dialect = db.dialect if isinstance(db, Connection) else db.bind.dialect
     if dialect.name == "postgresql":
         db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(lock)})
+
+
+@contextmanager
+def held(engine: Engine, lock: Lock) -> Iterator[None]:
+    """Holds `lock` around a block that makes several transactions of its own (the start-up
+    steps of a replica), on a connection of its own. On SQLite, where one process owns the
+    database, it holds nothing (it would block that process's own writers)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection, connection.begin():
+        hold(connection, lock)
+        yield
 
 
 # The key space of per-app claim locks: (APP_CLAIMS, app id), two 32-bit keys (PostgreSQL keeps
