@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 API_RETRY_SECONDS = 5.0
 DRAIN_POLL = 0.05
+DRAIN_POLL_LONG = 0.25
 DEFAULT_SERVER_MAXCONN = 0  # 0: no per-container limit
 
 
@@ -76,6 +77,7 @@ class HAProxyRouter:
         self.run_dir = self.files.run_dir
         self._lock = threading.RLock()
         self._check_changed: set[str] = set()  # apps switched to a new check, reload after drain
+        self._retired: dict[str, tuple[str, ...]] = {}  # app -> slots its last switch retired
         binary = binary or haproxy_binary()
         if not binary:
             raise RouterError("haproxy is not installed; install it or use the direct router")
@@ -153,8 +155,10 @@ class HAProxyRouter:
                 self.ensure_app(app, check=check)  # first route for the app: nothing serves it yet
             routes = self.store.load()
             previous = routes[app]
+            be = backend_name(app)
+            busy = [slot for slot in previous.draining if self._in_flight(be, slot) > 0]
             try:
-                route = route_policy.switch(previous, targets, SLOTS)
+                route = route_policy.switch(previous, targets, SLOTS, busy)
             except RoutePolicyError as exc:
                 raise RouterError(f"cannot switch {app}: {exc}") from exc
             routes[app] = route = replace(route, url=self.app_url(app),
@@ -171,6 +175,9 @@ class HAProxyRouter:
                 raise RouterError(f"cannot switch {app} to {ids}: {exc}") from exc
             if route.check != previous.check:
                 self._check_changed.add(app)
+            # What this switch took out of rotation: the next `drain` of the app waits for these
+            # only (an older release still draining in the background has its own deadline).
+            self._retired[app] = tuple(s for s in route.draining if s not in previous.draining)
             return route.url
 
     def _reload_for_check(self, app: str) -> None:
@@ -183,21 +190,36 @@ class HAProxyRouter:
             except RouterError as exc:  # traffic is switched; the next reload renders it
                 log.warning("could not reload for the new health check of %s: %s", app, exc)
 
-    def drain(self, app: str, seconds: float) -> str:
+    def drain(self, app: str, seconds: float, progress: Callable[[int], None] | None = None) -> str:
+        """Wait until the slots the app's last switch retired hold no connection (requests in
+        flight, queued ones, and upgraded tunnels: WebSockets and event streams count in the
+        slot's `scur` until they close), at most `seconds`; then take them out for good.
+        `progress(open)` hears the count whenever it changes. With no switch recorded (an agent
+        restart), every draining slot of the app is drained."""
         be = backend_name(app)
         with self._lock:
             route = self.store.load().get(app)
-        slots = route.draining if route else ()
+            retired = self._retired.pop(app, None)
+        slots = tuple(s for s in (retired if retired is not None else
+                                  (route.draining if route else ()))
+                      if route and s in route.draining)
         if not slots:
             self._reload_for_check(app)
             return "nothing to drain"
         started = time.monotonic()
         deadline = started + max(0.0, seconds)
+        told = -1
         while True:
             in_flight = sum(self._in_flight(be, slot) for slot in slots)
-            if in_flight <= 0 or time.monotonic() >= deadline:
+            if progress is not None and in_flight != told:
+                progress(in_flight)
+                told = in_flight
+            now = time.monotonic()
+            if in_flight <= 0 or now >= deadline:
                 break
-            time.sleep(DRAIN_POLL)
+            # Fast at first (in-flight requests end in milliseconds), then calmer for the
+            # connections that stay open for minutes or hours.
+            time.sleep(min(DRAIN_POLL if now - started < 2 else DRAIN_POLL_LONG, deadline - now))
         with self._lock:
             routes = self.store.load()
             current = routes.get(app)
@@ -214,8 +236,8 @@ class HAProxyRouter:
         waited = time.monotonic() - started
         names = "slot " + ", ".join(slots) if len(slots) == 1 else "slots " + ", ".join(slots)
         if in_flight > 0:
-            return (f"drain of {names} stopped after {waited:.1f}s with {in_flight} "
-                    "request(s) still in flight")
+            return (f"drain of {names} stopped at its deadline after {waited:.1f}s with "
+                    f"{in_flight} connection(s) still open")
         return f"{names} drained in {waited:.2f}s"
 
     def set_maintenance(self, app: str, on: bool, message: str = "") -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -26,7 +28,7 @@ from agent.planner import Action, Observed, Release
 from agent.route_policy import ANSWERS_HTTP
 from agent.router import Check, Router, RouterError, Target
 from common.phases import Phase
-from common.rules import DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
+from common.rules import DRAIN_FOLLOW_SECONDS, DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,95 @@ def observe(record: ContainerRecord) -> Observed:
                     host_port=record.host_port or 0)
 
 
+class Retirement:
+    """The old release's way out after a switch, on a thread of its own: drain (until its open
+    connections close, or its drain deadline), then stop and remove its containers.
+
+    It is not the deploy's: a deploy follows it for a while (DRAIN_FOLLOW_SECONDS), reporting the
+    open connections, then finishes while the old release keeps its WebSockets and event streams
+    up to hours; a next deploy of the app goes ahead meanwhile (its slot is kept, see
+    route_policy.switch, and its containers are left out of the next plan)."""
+
+    REPORT_EVERY = 1.0  # at most one "N open" line a second while connections close one by one
+
+    def __init__(self, releaser: "Releaser", spec: "DeploySpec", steps: list[planner.Step],
+                 records: dict[str, ContainerRecord]) -> None:
+        self.releaser, self.spec, self.steps, self.records = releaser, spec, steps, records
+        self.names = ", ".join(records[s.container].name for s in steps
+                               if s.action is Action.REMOVE and s.container in records) or "none"
+        self.ids = {s.container for s in steps}
+        self.open = -1
+        self.done = False
+        self.messages: list[str] = []
+        self._changed = threading.Condition()
+
+    def start(self) -> "Retirement":
+        self.releaser._retiring(self.spec.app, self.ids, add=True)
+        threading.Thread(target=self._run, name=f"retire-{self.spec.app}", daemon=True).start()
+        return self
+
+    def _count(self, open_now: int) -> None:
+        with self._changed:
+            self.open = open_now
+            self._changed.notify_all()
+
+    def _say(self, message: str) -> None:
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        spec = self.spec
+        try:
+            try:
+                drained = self.releaser.router.drain(spec.app, spec.drain_seconds or DRAIN_SECONDS,
+                                                     progress=self._count)
+                self._say(f"old version: {drained}")
+            except Exception as exc:  # best effort: the old one is still stopped below
+                log.exception("draining %s", spec.app)
+                self._say(f"old version: drain failed ({exc}); stopping it anyway")
+            for step in self.steps:
+                if step.container in self.records:
+                    message = self.releaser._retire(step, self.records[step.container], spec)
+                    if message:
+                        self._say(message)
+        except Exception:  # never lost silently; reconcile at the next start removes what is left
+            log.exception("retiring the old release of %s", spec.app)
+        finally:
+            self.releaser._retiring(spec.app, self.ids, add=False)
+            with self._changed:
+                self.done = True
+                self._changed.notify_all()
+
+    def follow(self, seconds: float) -> Iterator[str]:
+        """Lines for the deploy's stream: the open connections as they change (at most one line
+        a second, the first and the last always), then what the retirement did; until it is
+        done or `seconds` are over."""
+        until = time.monotonic() + seconds
+        told, told_at, said = -1, 0.0, 0
+        while True:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self.done or len(self.messages) > said or self.open not in (-1, told),
+                    timeout=max(0.0, until - time.monotonic()))
+                open_now, done, messages = self.open, self.done, self.messages[said:]
+            now = time.monotonic()
+            if open_now not in (-1, told):
+                if told < 0 or open_now == 0 or done or now - told_at >= self.REPORT_EVERY:
+                    yield f"draining {self.names}: {open_now} connection(s) open"
+                    told, told_at = open_now, now
+                elif now < until:  # a burst of closes: one line for it, a moment later
+                    with self._changed:
+                        self._changed.wait_for(lambda: self.done, timeout=min(
+                            self.REPORT_EVERY - (now - told_at), until - now))
+                    continue
+            for message in messages:
+                yield message
+            said += len(messages)
+            if done or time.monotonic() >= until:
+                return
+
+
 class _Failed(Exception):
     def __init__(self, phase: Phase, failure: Failure, error: str) -> None:
         super().__init__(error)
@@ -114,6 +205,28 @@ class Releaser:
         self.router = router
         self.agent_id = agent_id
         self._locks = KeyedLocks()
+        # How long a deploy's stream follows the old release's drain (TUGBOAT_DRAIN_FOLLOW_SECONDS).
+        self.drain_follow_seconds = float(os.environ.get("TUGBOAT_DRAIN_FOLLOW_SECONDS")
+                                          or DRAIN_FOLLOW_SECONDS)
+        self._retiring_lock = threading.Condition()
+        self._retiring_ids: dict[str, set[str]] = {}  # app -> containers retired in the background
+
+    def _retiring(self, app: str, ids: set[str], *, add: bool) -> set[str]:
+        """The app's containers a background Retirement owns (add or drop `ids`); a deploy
+        leaves them out of its plan."""
+        with self._retiring_lock:
+            held = self._retiring_ids.setdefault(app, set())
+            if add:
+                held |= ids
+            else:
+                held -= ids
+                self._retiring_lock.notify_all()
+            return set(held)
+
+    def wait_retired(self, app: str, timeout: float) -> bool:
+        """Wait until no background Retirement of the app runs (tests, shutdown); False on timeout."""
+        with self._retiring_lock:
+            return self._retiring_lock.wait_for(lambda: not self._retiring_ids.get(app), timeout)
 
     # ---- deploy ---------------------------------------------------------------------------
     def deploy(self, spec: DeploySpec, token: CancelToken) -> Iterator[DeployProgress]:
@@ -122,6 +235,7 @@ class Releaser:
             new: list[ContainerRecord] = []
             gated: set[str] = set()  # new containers that passed their gate
             switched = False
+            retirement: Retirement | None = None
             try:
                 if token.cancelled:
                     raise _Failed(Phase.START, Failure.CANCELLED, "cancelled")
@@ -131,7 +245,8 @@ class Releaser:
                     self.router.ensure_app(spec.app, spec.domains, front_door_check(spec))
                 except RouterError as exc:
                     raise _Failed(Phase.START, Failure.SWITCH, f"cannot route {spec.app}: {exc}") from exc
-                records = {r.id: r for r in self.engine.list(spec.app)}
+                retiring = self._retiring(spec.app, set(), add=True)
+                records = {r.id: r for r in self.engine.list(spec.app) if r.id not in retiring}
                 steps = planner.plan_release(
                     Release(spec.deployment_id, spec.replicas),
                     [observe(r) for r in records.values()], self.router.serving(spec.app))
@@ -162,9 +277,17 @@ class Releaser:
                         yield DeployProgress(step.phase, f"traffic now goes to {names} at {url}",
                                              container_id=new[0].id, url=url)
                     elif step.action is Action.DRAIN:
-                        drained = self.router.drain(spec.app, spec.drain_seconds or DRAIN_SECONDS)
-                        yield DeployProgress(step.phase, f"old version: {drained}",
-                                             container_id=new[0].id)
+                        retirement = Retirement(self, spec, list(remaining), records).start()
+                        for line in retirement.follow(min(spec.drain_seconds or DRAIN_SECONDS,
+                                                          self.drain_follow_seconds)):
+                            yield DeployProgress(step.phase, line, container_id=new[0].id)
+                        if not retirement.done:
+                            yield DeployProgress(
+                                step.phase,
+                                f"{retirement.open} connection(s) still open on {retirement.names}: it "
+                                "keeps them until they close or its drain deadline "
+                                f"({spec.drain_seconds or DRAIN_SECONDS}s after the switch), then it "
+                                "is stopped and removed (in the background)", container_id=new[0].id)
                     else:
                         message = self._retire(step, records[step.container], spec)
                         if message:
@@ -184,7 +307,7 @@ class Releaser:
                 # already on the new release, so the old one is still drained, stopped and removed.
                 if not switched:
                     self._undo(new)
-                else:
+                elif retirement is None:
                     self._finish_after_switch(remaining, records, spec)
                 raise
             except Exception as exc:  # a bug or an unexpected engine error: still no half deploy
@@ -198,15 +321,9 @@ class Releaser:
     def _finish_after_switch(self, steps, records: dict[str, ContainerRecord],
                              spec: DeploySpec) -> None:
         """The steps left after the switch (drain, stop, remove), carried out with nobody
-        listening: the release is past its point of no return."""
-        for step in steps:
-            try:
-                if step.action is Action.DRAIN:
-                    self.router.drain(spec.app, spec.drain_seconds or DRAIN_SECONDS)
-                elif step.container in records:
-                    self._retire(step, records[step.container], spec)
-            except Exception:  # best effort: reconcile at the next start removes what is left
-                log.exception("finishing %s after its stream ended", spec.app)
+        listening: the release is past its point of no return. A Retirement does them in the
+        background, as long as the old release's connections take."""
+        Retirement(self, spec, [s for s in steps if s.action is not Action.DRAIN], records).start()
 
     def _start(self, spec: DeploySpec) -> ContainerRecord:
         name = container_name(spec.app, spec.deployment_id)

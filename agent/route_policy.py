@@ -22,7 +22,10 @@ from typing import Iterable, Mapping, Sequence
 
 from common.rules import HEALTH, app_hosts
 
-SLOTS = ("blue", "green")
+# Blue and green, and more: an old release keeps its slot while it still holds open connections
+# (WebSockets, event streams) after a switch, up to its drain deadline, so a few deploys in a
+# row each leave one behind.
+SLOTS = ("blue", "green", "slot3", "slot4", "slot5", "slot6", "slot7", "slot8")
 
 
 class RoutePolicyError(ValueError):
@@ -150,14 +153,21 @@ def check_hosts(routes: Mapping[str, Route], app: str, domains: Iterable[str]) -
             raise RoutePolicyError(f"host {sorted(clash)[0]} is already routed to app {other}")
 
 
-def switch(route: Route, targets: Sequence[Target], pool: Sequence[str] = SLOTS) -> Route:
-    """`route` with exactly `targets` in rotation; what served before and is not kept drains."""
+def switch(route: Route, targets: Sequence[Target], pool: Sequence[str] = SLOTS,
+           busy: Iterable[str] = ()) -> Route:
+    """`route` with exactly `targets` in rotation; what served before and is not kept drains.
+
+    `busy` are draining slots that still hold open connections: never handed to a new
+    container (its address would replace the old one's under them, and their count would mix
+    with the new container's). A draining slot with nothing open is reused when no free one is
+    left, which ends that drain at once."""
     if not targets:
         raise RoutePolicyError("a switch needs at least one container")
+    held = set(busy)
     kept = {s.container_id: s for s in route.servers}
     serving = {s.slot for s in route.servers}
     free = [s for s in pool if s not in serving and s not in route.draining]
-    free += [s for s in route.draining if s not in serving]  # cuts an older drain short
+    free += [s for s in route.draining if s not in serving and s not in held]
     servers = []
     for target in targets:
         if target.container_id in kept:
@@ -165,8 +175,10 @@ def switch(route: Route, targets: Sequence[Target], pool: Sequence[str] = SLOTS)
         elif free:
             slot = free.pop(0)
         else:
-            raise RoutePolicyError(f"{len(targets)} containers do not fit the {len(pool)} slots "
-                                   "of the backend beside the ones that serve")
+            raise RoutePolicyError(
+                f"{len(targets)} containers do not fit the {len(pool)} slots of the backend beside "
+                f"the ones that serve and the {len(held)} older releases still holding open "
+                "connections; retry when those close or reach their drain deadline")
         servers.append(Server(slot, target.container_id, target.host_port))
     taken = {s.slot for s in servers}
     retired = [s.slot for s in route.servers if s.slot not in taken]

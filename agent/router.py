@@ -16,7 +16,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from agent.route_policy import Check, Route, Server, Target
 from common.files import write_atomic
@@ -67,9 +67,11 @@ class Router(Protocol):
 
         What served before only finishes what it has in flight; call `drain` next."""
 
-    def drain(self, app: str, seconds: float) -> str:
-        """Wait (at most `seconds`) for the previous targets' in-flight requests, then take
-        them out of the route for good; returns a message for people."""
+    def drain(self, app: str, seconds: float, progress: Callable[[int], None] | None = None) -> str:
+        """Wait (at most `seconds`) until what the last switch took out of rotation holds no
+        open connection (in-flight requests, WebSockets, event streams), then take it out of
+        the route for good; `progress(open)` hears the count as it changes. Returns a message
+        for people."""
 
     def set_maintenance(self, app: str, on: bool, message: str = "") -> None:
         """Answer the app's requests with its maintenance page (503, `message`) while on,
@@ -164,7 +166,7 @@ class DirectRouter:
             self.store.save(routes)
         return url
 
-    def drain(self, app: str, seconds: float) -> str:
+    def drain(self, app: str, seconds: float, progress: Callable[[int], None] | None = None) -> str:
         return "no proxy: nothing to drain"
 
     def set_maintenance(self, app: str, on: bool, message: str = "") -> None:

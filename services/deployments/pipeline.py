@@ -23,6 +23,7 @@ from services.agents.port import (
     CancelToken,
     ReleaseSpec,
 )
+from common.rules import DRAIN_FOLLOW_SECONDS
 from services.config import Settings
 from services.core.errors import DomainError
 from services.core.states import Phase, State
@@ -190,7 +191,10 @@ class DeployPipeline:
         return result
 
     def _deploy(self, rec: Recorder, snap: DeploymentSnapshot, spec: ReleaseSpec, agent: Agent, cancel: CancelToken):
-        timeout = spec.health_timeout_seconds + spec.drain_seconds + spec.stop_grace_seconds + self.settings.deploy_margin
+        # The agent's stream follows the old release's drain for DRAIN_FOLLOW_SECONDS at most; a
+        # longer drain (open WebSockets, up to hours) goes on in the background on the agent.
+        followed = min(spec.drain_seconds, DRAIN_FOLLOW_SECONDS)
+        timeout = spec.health_timeout_seconds + followed + spec.stop_grace_seconds + self.settings.deploy_margin
         started = self.clock()
         container_id = ""
         done = None

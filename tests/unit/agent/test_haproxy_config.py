@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from agent.haproxy_config import render_config, status_regex
-from agent.route_policy import Check, Route, Server
+from agent.route_policy import SLOTS, Check, Route, Server
 
 
 def test_render_config_slots_map_and_serving_address(tmp_path):
@@ -23,7 +23,7 @@ def test_render_config_slots_map_and_serving_address(tmp_path):
     assert "server green 127.0.0.1:40001 check inter 1000ms rise 1 fall 2\n" in web + "\n"
     assert "server blue 127.0.0.1:1 disabled" in web  # a draining slot comes back disabled
     new = cfg.split("backend app_new\n", 1)[1].split("\n\n", 1)[0]
-    assert new.count("disabled") == 2
+    assert new.count("disabled") == len(SLOTS)
     assert out.host_map.splitlines() == ["new.localhost app_new", "web.localhost app_web",
                                          "www.example.test app_web"]
     assert "status 404" in cfg

@@ -132,6 +132,7 @@ def test_a_stream_that_ends_after_the_switch_still_retires_the_old_container(tmp
         if event.phase is gone_at:
             stream.close()
             break
+    assert releaser.wait_retired("web", timeout=10)  # the old release retires in the background
     assert router.serving("web") == ("c2",) and list(engine.containers) == ["c2"]
     assert ("stop", "c1") in engine.calls and ("remove", "c1") in engine.calls
 

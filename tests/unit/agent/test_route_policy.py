@@ -7,6 +7,8 @@ import pytest
 from agent import route_policy as rp
 from agent.route_policy import Route, RoutePolicyError, Server, SlotState, Target
 
+BLUE_GREEN = ("blue", "green")
+
 
 def test_first_switch_takes_blue_and_drains_nothing():
     route = rp.switch(Route(), [Target("c1", 40001)])
@@ -16,10 +18,11 @@ def test_first_switch_takes_blue_and_drains_nothing():
 def test_next_switch_takes_the_other_slot_and_drains_the_old_one():
     route = rp.switch(Route(servers=(Server("blue", "c1", 40001),)), [Target("c2", 40002)])
     assert route.servers == (Server("green", "c2", 40002),) and route.draining == ("blue",)
-    assert rp.slot_states(route) == [SlotState("green", "ready", 40002), SlotState("blue", "drain")]
+    assert rp.slot_states(route, BLUE_GREEN) == [SlotState("green", "ready", 40002),
+                                                 SlotState("blue", "drain")]
     assert rp.drained(route, ["blue"]).draining == ()
-    assert rp.slot_states(rp.drained(route, ["blue"])) == [SlotState("green", "ready", 40002),
-                                                          SlotState("blue", "maint")]
+    assert rp.slot_states(rp.drained(route, ["blue"]), BLUE_GREEN) == [
+        SlotState("green", "ready", 40002), SlotState("blue", "maint")]
 
 
 def test_re_applying_the_serving_container_keeps_its_slot_and_drains_nothing():
@@ -28,10 +31,25 @@ def test_re_applying_the_serving_container_keeps_its_slot_and_drains_nothing():
     assert again.servers == (Server("green", "c1", 40555),) and again.draining == ()
 
 
-def test_a_switch_during_an_unfinished_drain_cuts_that_drain_short():
+def test_a_switch_takes_a_free_slot_before_a_draining_one():
     route = Route(servers=(Server("green", "c2", 2),), draining=("blue",))
     route = rp.switch(route, [Target("c3", 3)])
+    assert route.servers == (Server("slot3", "c3", 3),) and route.draining == ("green", "blue")
+
+
+def test_with_no_free_slot_a_drain_with_nothing_open_is_cut_short():
+    route = Route(servers=(Server("green", "c2", 2),), draining=("blue",))
+    route = rp.switch(route, [Target("c3", 3)], BLUE_GREEN)
     assert route.servers == (Server("blue", "c3", 3),) and route.draining == ("green",)
+
+
+def test_a_slot_still_holding_connections_is_never_reused():
+    route = Route(servers=(Server("green", "c2", 2),), draining=("blue",))
+    with pytest.raises(RoutePolicyError, match="still holding open connections"):
+        rp.switch(route, [Target("c3", 3)], BLUE_GREEN, busy=["blue"])
+    pool = ("a", "b", "c")
+    route = Route(servers=(Server("c", "c2", 2),), draining=("a", "b"))
+    assert rp.switch(route, [Target("c3", 3)], pool, busy=["a"]).servers == (Server("b", "c3", 3),)
 
 
 def test_replicas_need_free_slots():
@@ -41,7 +59,8 @@ def test_replicas_need_free_slots():
     route = rp.switch(route, [Target("z", 3), Target("w", 4)], pool)
     assert [s.slot for s in route.servers] == ["c", "d"] and route.draining == ("a", "b")
     with pytest.raises(RoutePolicyError):
-        rp.switch(Route(servers=(Server("blue", "x", 1),)), [Target("y", 2), Target("z", 3)])
+        rp.switch(Route(servers=(Server("blue", "x", 1),)), [Target("y", 2), Target("z", 3)],
+                  BLUE_GREEN)
     with pytest.raises(RoutePolicyError):
         rp.switch(Route(), [])
 
