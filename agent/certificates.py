@@ -11,7 +11,8 @@ or a restart of HAProxy from then on reads the same thing the runtime API was gi
 put in service is ever lost, and nothing needs a reload.
 
 A domain with no certificate in service is served over HTTP only (no redirect, no HSTS) and its
-status says why. Private keys live in the TLS folder (0600) and only travel to HAProxy's admin
+status says why. A status is stored (and so reported) only once what it says is in service:
+certificate and maps first. Private keys live in the TLS folder (0600) and only travel to HAProxy's admin
 socket; statuses, logs and errors carry none.
 """
 
@@ -170,13 +171,13 @@ class CertificateManager:
         except ValueError as exc:
             raise CertificateError(f"certificate for {domain} refused: {exc}") from None
         self._install(domain, bundle_pem(cert_pem, key_pem))
+        self._sync_maps()
         with self._lock:
             status = policy.uploaded(self._domains.get(domain), domain, app, issuer=info.issuer,
                                      serial=info.serial, not_before=_timestamp(info.not_before),
                                      not_after=_timestamp(info.not_after))
             self._domains[domain] = status
             self._save()
-        self._sync_maps()
         return status
 
     def statuses(self, app: str = "") -> list[DomainStatus]:
@@ -239,11 +240,12 @@ class CertificateManager:
                      info.serial, info.not_after.isoformat())
         finally:
             self._attempting = ""
+        # The redirect/HSTS maps first: a state is reported only once what it means serves.
+        self._sync_maps()
         with self._lock:
             if domain in self._domains:
                 self._domains[domain] = replace(status, app=self._domains[domain].app)
                 self._save()
-        self._sync_maps()
         return status
 
     # -- the front door
