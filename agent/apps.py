@@ -24,6 +24,10 @@ class ManagedContainer:
     url: str = ""
     # As the router's checks see it; UNKNOWN for a container out of rotation.
     health: ServerHealth = ServerHealth(Health.UNKNOWN, "not in rotation")
+    # An old release after a switch: it takes no new connection and keeps its open ones
+    # (WebSockets, event streams) until they close or its drain deadline.
+    draining: bool = False
+    open_connections: int = 0
 
 
 class AppAdmin:
@@ -36,15 +40,19 @@ class AppAdmin:
         """Managed containers, newest first, each flagged when the router sends traffic to it."""
         routed: dict[str, tuple[str, ...]] = {}
         health: dict[str, dict[str, ServerHealth]] = {}
+        draining: dict[str, dict[int, int]] = {}
         out = []
         for record in self.engine.list(app or None):
             if record.app not in routed:
                 routed[record.app] = self.router.serving(record.app)
                 health[record.app] = self.router.health(record.app)
+                draining[record.app] = self.router.draining(record.app)
             serving = record.id in routed[record.app]
+            retiring = not serving and record.running and record.host_port in draining[record.app]
             out.append(ManagedContainer(
                 record, serving, (self.router.url(record.app) or "") if serving else "",
-                health[record.app].get(record.id, ManagedContainer.health)))
+                health[record.app].get(record.id, ManagedContainer.health), draining=retiring,
+                open_connections=draining[record.app].get(record.host_port, 0) if retiring else 0))
         return out
 
     def serving_container(self, app: str) -> ContainerRecord:

@@ -270,6 +270,26 @@ class HAProxyRouter:
             route = self.store.load().get(app)
         return (route.maintenance, route.maintenance_message) if route else (False, "")
 
+    def draining(self, app: str) -> dict[int, int]:
+        """The open connections of each draining slot of the app, by the host port it points
+        at (the old container's): what a retiring release still holds."""
+        with self._lock:
+            route = self.store.load().get(app)
+        if route is None or not route.draining:
+            return {}
+        try:
+            rows = {row.get("svname"): row for row in self.api.stats()
+                    if row.get("pxname") == backend_name(app)}
+        except (RouterError, OSError):
+            return {}
+        out = {}
+        for slot in route.draining:
+            row = rows.get(slot) or {}
+            _, _, port = (row.get("addr") or "").rpartition(":")
+            if port.isdigit() and int(port) > 1:
+                out[int(port)] = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+        return out
+
     def serving(self, app: str) -> tuple[str, ...]:
         with self._lock:
             route = self.store.load().get(app)

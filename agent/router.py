@@ -80,6 +80,9 @@ class Router(Protocol):
     def maintenance(self, app: str) -> tuple[bool, str]:
         """(on, message) of the app's maintenance mode."""
 
+    def draining(self, app: str) -> dict[int, int]:
+        """Open connections of the app's draining (retiring) containers, by their host port."""
+
     def serving(self, app: str) -> tuple[str, ...]:
         """Ids of the containers in the app's rotation (empty when none)."""
 
@@ -174,6 +177,9 @@ class DirectRouter:
 
     def maintenance(self, app: str) -> tuple[bool, str]:
         return False, ""
+
+    def draining(self, app: str) -> dict[int, int]:
+        return {}
 
     def health(self, app: str) -> dict[str, ServerHealth]:
         return {cid: ServerHealth(Health.UNKNOWN, "no proxy: nothing checks it")

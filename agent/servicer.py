@@ -238,7 +238,8 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              direct_url=m.record.direct_url,
                              create_time=_timestamp(m.record.created), serving=m.serving, url=m.url,
                              health=_HEALTH[m.health.health], health_detail=m.health.detail,
-                             restart_count=m.record.restart_count)
+                             restart_count=m.record.restart_count, draining=m.draining,
+                             open_connections=m.open_connections)
             for m in items])
 
     async def StreamLogs(self, request, context):

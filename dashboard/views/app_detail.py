@@ -171,6 +171,9 @@ with tab_containers:
         table = pd.DataFrame([{
             "name": c.name,
             "state": c.state or "unknown",
+            # An old release after a switch keeps its WebSockets and event streams until they
+            # close or the drain deadline: how many it still holds.
+            "draining": f"{c.open_connections} connection(s) open" if c.draining else "",
             "deployment": f"#{ui.deployment_id(c.deployment)}" if c.deployment else "",
             "commit": ui.short_sha(c.commit_sha),
             "image": c.image,

@@ -212,6 +212,7 @@ class AgentClient:
                 serving=c.serving, url=c.url,
                 health=pb.ContainerHealth.Name(c.health).removeprefix("CONTAINER_HEALTH_") if c.health else "",
                 health_detail=c.health_detail, restart_count=c.restart_count,
+                draining=c.draining, open_connections=c.open_connections,
             )
             for c in resp.containers
         ]

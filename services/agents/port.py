@@ -125,6 +125,9 @@ class ContainerView:
     health_detail: str = ""
     # How many times Docker restarted it under its restart policy.
     restart_count: int = 0
+    # An old release still holding open connections after a switch, and how many.
+    draining: bool = False
+    open_connections: int = 0
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from tugboat.v1 import tugboat_pb2 as pb
 
 from common.phases import Phase
 from tests.support.agent_calls import front_get, wait_until
@@ -66,8 +67,13 @@ def test_hundred_websockets_held_through_five_deploys(agent, ws_app, docker_clie
             assert any(f"{HELD} connection(s) open" in line for line in drain_lines), drain_lines
         assert any("still open" in e.message for e in events), [e.message for e in events]
 
-    # The v1 container still serves its connections (it drains in the background) ...
+    # The v1 container still serves its connections (it drains in the background), and the
+    # agent reports it so (the control plane's containers view and the dashboard show it) ...
     assert _running(docker_client, v1_container)
+    listed = {c.id: c for c in agent.stub.ListContainers(pb.ListContainersRequest(app=ws_app.app)).containers}
+    assert listed[v1_container].draining and listed[v1_container].open_connections == HELD
+    assert sum(c.serving for c in listed.values()) == 1
+    assert not any(c.draining for c in listed.values() if c.serving)
     # ... and is stopped and removed once they close, well before its deadline.
     for ws in held:
         ws.close()
