@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
 
-from sqlalchemy import Integer, cast, func, select, text
+from sqlalchemy import Integer, cast, func, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -49,7 +49,8 @@ def held(engine: Engine, lock: Lock) -> Iterator[None]:
 APP_CLAIMS = 0x5E5C
 
 
-def try_hold_app_claim(session: Session, app_id: int) -> bool:
-    """PostgreSQL: takes the app's claim lock for the caller's transaction, or returns False at once
-    when another transaction holds it (services.jobs.repository.claim_next)."""
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(cast(APP_CLAIMS, Integer), cast(app_id, Integer)))))
+def try_app_claim(app_id):
+    """PostgreSQL: the SQL expression that takes the app's claim lock for the caller's transaction
+    (true), or is false at once when another transaction holds it (services.jobs.repository).
+    `app_id` is a value or a column."""
+    return func.pg_try_advisory_xact_lock(cast(APP_CLAIMS, Integer), cast(app_id, Integer))

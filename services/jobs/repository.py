@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from services.db import locks
@@ -17,21 +17,18 @@ def claim_next(session: Session, worker: str, now: datetime, lease_until: dateti
 
     SQLite: the write transaction (BEGIN IMMEDIATE) serializes claimers, so one look sees every
     claim. PostgreSQL: claimers run at once, and one cannot see another's claim before it commits,
-    so two jobs of one app could both look free. There a claimer first takes the app's advisory
-    transaction lock (held until it commits), skipping the app when another claimer holds it, the
-    way SKIP LOCKED skips a row; holding it, it looks again at that app alone. A claim committed
-    since the first look is seen then (the lock is released after the commit is visible), and the
-    app's oldest claimable job is the one taken: one app's jobs never run at once, nor out of order.
+    so two jobs of one app could both look free. There the first look also tries the app's advisory
+    transaction lock (held until the claimer commits), and a claimer skips the app when another
+    holds it, the way SKIP LOCKED skips a row; holding it, it looks again at that app alone. A claim
+    committed since the first look is seen then (the lock is released after the commit is visible),
+    and the app's oldest claimable job is the one taken: one app's jobs never run at once, nor out
+    of order.
     """
-    claimable = (
-        or_(Job.status == "queued", (Job.status == "claimed") & (Job.lease_until <= now)),
-        Job.app_id.not_in(_busy_apps(now)),
-    )
-    oldest = select(Job).where(*claimable).order_by(Job.id).limit(1)
     if session.bind.dialect.name != "postgresql":
-        job = session.scalar(oldest)
+        first = _oldest_claimable(now).subquery()
+        job = session.scalar(select(Job).where(Job.id == select(first.c.id).scalar_subquery()))
     else:
-        job = _claimable_under_app_lock(session, claimable)
+        job = _claimable_under_app_lock(session, now)
     if job is None:
         return None
     job.status = "claimed"
@@ -45,20 +42,40 @@ def _busy_apps(now: datetime):
     return select(Job.app_id).where(Job.status == "claimed", Job.lease_until > now)
 
 
-def _claimable_under_app_lock(session: Session, claimable: tuple) -> Job | None:
-    skipped: set[int] = set()
-    while True:
-        q = select(Job.app_id).where(*claimable).order_by(Job.id).limit(1)
+def _oldest_claimable(now: datetime, skipped: Iterable[int] = ()):
+    """(id, app_id) of the oldest claimable job: the older of the oldest queued job and the oldest
+    whose lease ran out, each found through ix_jobs_status_id (one OR of the two would read every
+    finished job in the table, a cost that grows with history)."""
+    skipped = list(skipped)
+
+    def oldest(status):
+        q = select(Job.id, Job.app_id).where(status, Job.app_id.not_in(_busy_apps(now)))
         if skipped:
             q = q.where(Job.app_id.not_in(skipped))
-        app_id = session.scalar(q)
-        if app_id is None:
+        return select(q.order_by(Job.id).limit(1).subquery())
+
+    both = union_all(oldest(Job.status == "queued"),
+                     oldest((Job.status == "claimed") & (Job.lease_until <= now))).subquery()
+    return select(both.c.id, both.c.app_id).order_by(both.c.id).limit(1)
+
+
+def _claimable_under_app_lock(session: Session, now: datetime) -> Job | None:
+    skipped: set[int] = set()
+    while True:
+        first = _oldest_claimable(now, skipped).subquery()
+        # One row at most (LIMIT 1 in the subquery): the lock is tried for that app only.
+        row = session.execute(select(first.c.app_id, locks.try_app_claim(first.c.app_id))).first()
+        if row is None:
             return None
+        app_id, locked = row
         skipped.add(app_id)
-        if not locks.try_hold_app_claim(session, app_id):
+        if not locked:
             continue  # another replica's worker is claiming this app's job right now
-        job = session.scalar(select(Job).where(*claimable, Job.app_id == app_id)
-                             .order_by(Job.id).limit(1).with_for_update())
+        job = session.scalar(
+            select(Job)
+            .where(Job.app_id == app_id, Job.app_id.not_in(_busy_apps(now)),
+                   or_(Job.status == "queued", (Job.status == "claimed") & (Job.lease_until <= now)))
+            .order_by(Job.id).limit(1).with_for_update())
         if job is not None:
             return job
 
