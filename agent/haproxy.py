@@ -99,6 +99,24 @@ class HAProxyRouter:
             if not pointer.exists():
                 pointer.symlink_to(self.run_dir)
         self.process.start()
+        self._render_missing_slots()
+
+    def _render_missing_slots(self) -> None:
+        """A front door rendered by an older agent may have fewer slots per backend than
+        `SLOTS`: reload it once now (no deploy runs yet), so a switch never meets a slot that
+        HAProxy does not have."""
+        try:
+            present: dict[str, set[str]] = {}
+            for row in self.api.stats():
+                present.setdefault(row.get("pxname") or "", set()).add(row.get("svname") or "")
+        except (RouterError, OSError) as exc:
+            log.warning("could not read the front door's backends: %s", exc)
+            return
+        with self._lock:
+            apps = list(self.store.load())
+        if any(not set(SLOTS) <= present.get(backend_name(app), set()) for app in apps):
+            log.info("the front door has fewer slots than this agent uses: reloading it once")
+            self.process.reload()
 
     def close(self) -> None:
         """Let go of the front door: it keeps serving every route without an agent."""
@@ -194,14 +212,14 @@ class HAProxyRouter:
         """Wait until the slots the app's last switch retired hold no connection (requests in
         flight, queued ones, and upgraded tunnels: WebSockets and event streams count in the
         slot's `scur` until they close), at most `seconds`; then take them out for good.
-        `progress(open)` hears the count whenever it changes. With no switch recorded (an agent
-        restart), every draining slot of the app is drained."""
+        `progress(open)` hears the count whenever it changes. When the last switch retired nothing
+        (reconcile re-applying a route after a restart), every draining slot of the app is
+        drained: `drain(app, 0)` then takes stale ones out at once."""
         be = backend_name(app)
         with self._lock:
             route = self.store.load().get(app)
             retired = self._retired.pop(app, None)
-        slots = tuple(s for s in (retired if retired is not None else
-                                  (route.draining if route else ()))
+        slots = tuple(s for s in (retired or (route.draining if route else ()))
                       if route and s in route.draining)
         if not slots:
             self._reload_for_check(app)

@@ -25,6 +25,7 @@ import http.client
 import os
 import select
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -119,10 +120,14 @@ class WebSocket:
     handshake, the first text frame (the release that answered), and whether the server closed
     it. Enough to hold many connections open and watch them, nothing more."""
 
-    def __init__(self, front_door: str, host: str, path: str = WS_PATH, timeout: float = 10.0):
+    def __init__(self, front_door: str, host: str, path: str = WS_PATH, timeout: float = 10.0,
+                 ssl_context: ssl.SSLContext | None = None):
+        """`ssl_context`: speak TLS to an HTTPS front door (SNI is `host`)."""
         address, _, port = front_door.rpartition(":")
         assert address == "127.0.0.1", front_door
         self.sock = socket.create_connection((address, int(port)), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host.split(":")[0])
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -163,9 +168,12 @@ class WebSocket:
         """True once the server side has closed (reads what is pending: heartbeat frames)."""
         if self.closed_at is not None:
             return True
-        while select.select([self.sock], [], [], 0)[0]:
+        pending = getattr(self.sock, "pending", lambda: 0)
+        while pending() or select.select([self.sock], [], [], 0)[0]:
             try:
                 chunk = self.sock.recv(65536)
+            except ssl.SSLWantReadError:
+                return False
             except OSError:
                 chunk = b""
             if not chunk:
