@@ -29,10 +29,6 @@ class NotOnEngine(EngineError):
     """The container or image does not exist on this engine."""
 
 
-class _PortTaken(EngineError):
-    """The host port was taken between the agent's choice and Docker's bind."""
-
-
 DEFAULT_PORT_RANGE = (20000, 29999)  # below Linux's ephemeral range (32768-60999)
 MAX_PORT_TRIES = 50
 
@@ -320,46 +316,53 @@ class DockerEngine:
         """
         if self.image_id(spec.image) is None:
             raise NotOnEngine(f"image {spec.image} not found on this server; build it first")
-        with self._ports_lock:  # two deploys of this agent never pick the same port
-            used = self._used_ports()
-            for host_port in candidate_ports(self.port_range, used, secrets.randbelow(1 << 30)):
-                if not port_is_free(host_port):
-                    continue
-                try:
-                    container_id = self._create_and_start(spec, host_port)
-                except _PortTaken:
-                    continue  # another engine user took it since the bind test
-                return self.inspect(container_id)
+        tried: set[int] = set()
+        while True:
+            # Picking a port and creating the container that pins it (in its label) are one step
+            # under the lock: the next pick lists that container, started or not. The start, the
+            # slow part, runs outside it, so deploys of several apps start their containers at once.
+            with self._ports_lock:
+                container = self._create_on_free_port(spec, tried)
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                self.remove(container.id, force=True)
+                message = str(exc.explanation or exc)
+                if "already allocated" in message or "address already in use" in message:
+                    continue  # another engine user took it since the bind test: pick again
+                raise EngineError(message) from exc
+            return self.inspect(container.id)
+
+    def _create_on_free_port(self, spec: ContainerSpec, tried: set[int]):
+        used = self._used_ports() | tried
+        for host_port in candidate_ports(self.port_range, used, secrets.randbelow(1 << 30)):
+            if not port_is_free(host_port):
+                continue
+            tried.add(host_port)
+            try:
+                return self.client.containers.create(
+                    spec.image, name=spec.name, detach=True, init=True,
+                    restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
+                    labels={**spec.labels, L.HOST_PORT: str(host_port)},
+                    ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
+                    stop_signal=spec.stop_signal or "SIGTERM")
+            except docker.errors.ImageNotFound as exc:
+                raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
+            except docker.errors.APIError as exc:
+                raise EngineError(str(exc.explanation or exc)) from exc
         raise EngineError(f"no free port left in {self.port_range[0]}-{self.port_range[1]} "
                           "on 127.0.0.1 (TUGBOAT_PORT_RANGE)")
 
-    def _create_and_start(self, spec: ContainerSpec, host_port: int) -> str:
-        container = None
-        try:
-            container = self.client.containers.create(
-                spec.image, name=spec.name, detach=True, init=True,
-                restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
-                labels={**spec.labels, L.HOST_PORT: str(host_port)},
-                ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
-                stop_signal=spec.stop_signal or "SIGTERM")
-            container.start()
-            return container.id
-        except docker.errors.ImageNotFound as exc:
-            raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
-        except docker.errors.APIError as exc:
-            if container is not None:
-                self.remove(container.id, force=True)
-            message = str(exc.explanation or exc)
-            if "already allocated" in message or "address already in use" in message:
-                raise _PortTaken(message) from exc
-            raise EngineError(message) from exc
-
     def _used_ports(self) -> set[int]:
         """Ports pinned by or published for any managed container on the engine (every
-        agent's, running or not): a stopped one gets its port back when it restarts."""
+        agent's, running or not): a stopped one gets its port back when it restarts. Read from
+        one list call (labels and published ports are in it), not an inspect per container."""
         used = set()
-        for record in self.list(all_agents=True):
-            used.update(p for p in (record.pinned_port, record.host_port) if p)
+        for summary in self.client.api.containers(all=True, filters={"label": [f"{L.MANAGED}=true"]}):
+            pinned = (summary.get("Labels") or {}).get(L.HOST_PORT, "")
+            if pinned.isdigit():
+                used.add(int(pinned))
+            used.update(p["PublicPort"] for p in summary.get("Ports") or () if p.get("PublicPort"))
         return used
 
     def set_restart_policy(self, container_id: str, policy: str) -> None:
