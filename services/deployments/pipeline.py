@@ -77,7 +77,7 @@ class DeployPipeline:
             rec.finish(State.FAILED, reason=f"gave up after {MAX_ATTEMPTS} attempts: the control plane stopped during each")
             return
         if attempt > 1:
-            rec.log(f"resuming after a control-plane restart (attempt {attempt}); starting again from RESOLVE")
+            rec.log(f"resuming (attempt {attempt}): the control-plane process that ran it stopped or restarted; starting again from RESOLVE")
             serving = self._serving(agent, snap)
             if serving:
                 rec.log("its container already serves: the deploy had finished before the restart")
