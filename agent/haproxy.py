@@ -30,6 +30,7 @@ from agent.haproxy_config import backend_name, maintenance_value
 from agent.frontdoor_client import FrontDoorClient
 from agent.frontdoor_files import FrontDoorFiles, Settings
 from agent.haproxy_process import haproxy_binary
+from agent.reload_group import ReloadGroup
 from agent.route_policy import SLOTS, Check, Route, RoutePolicyError, Target
 from agent.router import Health, RouteStore, RouterError, ServerHealth, UnknownRoute
 from common.rules import RuleError, domains as check_domains
@@ -76,6 +77,7 @@ class HAProxyRouter:
         self.files = FrontDoorFiles.for_state(self.state_dir, self.store.path)
         self.run_dir = self.files.run_dir
         self._lock = threading.RLock()
+        self._reloads = ReloadGroup(self._lock, lambda: self.process.reload())
         self._check_changed: set[str] = set()  # apps switched to a new check, reload after drain
         self._retired: dict[str, tuple[str, ...]] = {}  # app -> slots its last switch retired
         binary = binary or haproxy_binary()
@@ -147,19 +149,24 @@ class HAProxyRouter:
                 check = Check()
             if previous is not None and previous.domains == wanted:
                 return
-            routes[app] = (replace(previous, url=self.app_url(app), domains=wanted)
-                           if previous is not None else
-                           Route(url=self.app_url(app), domains=wanted, check=check))
+            saved = (replace(previous, url=self.app_url(app), domains=wanted)
+                     if previous is not None else
+                     Route(url=self.app_url(app), domains=wanted, check=check))
+            routes[app] = saved
             self.store.save(routes)
-            try:
-                self.process.reload()
-            except RouterError:
-                if previous is None:
-                    routes.pop(app, None)
-                else:
-                    routes[app] = previous
-                self.store.save(routes)
-                raise
+            ticket = self._reloads.ticket()
+        try:
+            self._reloads.wait(ticket)  # shared with the apps added meanwhile (agent.reload_group)
+        except RouterError:
+            with self._lock:
+                routes = self.store.load()
+                if routes.get(app) == saved:  # nothing changed it since: undo ours
+                    if previous is None:
+                        routes.pop(app, None)
+                    else:
+                        routes[app] = previous
+                    self.store.save(routes)
+            raise
 
     def switch(self, app: str, targets: Sequence[Target], check: Check | None = None) -> str:
         """The runtime API switch. A changed `check` (the new release's) is persisted now and

@@ -71,3 +71,41 @@ def test_haproxy_router_switch_drain_remove_and_restore(tmp_path):
     finally:
         again.close()
         one.shutdown(), two.shutdown()
+
+
+@pytest.mark.skipif(not shutil.which("haproxy") and not Path("/usr/sbin/haproxy").exists(),
+                    reason="haproxy not installed")
+def test_apps_added_at_once_share_reloads_and_all_serve(tmp_path, monkeypatch):
+    """Twenty first deploys at once: every app is routed and serves, through fewer reloads than
+    apps (each waits for a reload that carries its route, not for one of its own)."""
+    backend, backend_port = _backend("shared")
+    port = free_port()
+    front = f"127.0.0.1:{port}"
+    router = HAProxyRouter(tmp_path / "state", front_port=port)
+    router.start()
+    reloads = []
+    reload = router.process.reload
+    monkeypatch.setattr(router.process, "reload", lambda: (reloads.append(1), reload())[1])
+    apps = [f"app{i}" for i in range(20)]
+    errors = []
+
+    def add(app: str) -> None:
+        try:
+            router.ensure_app(app)
+            router.switch(app, [Target(f"c-{app}", backend_port)])
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=add, args=(app,)) for app in apps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        assert 1 <= len(reloads) < len(apps)
+        for app in apps:
+            assert front_get(front, f"{app}.localhost") == (200, "shared")
+    finally:
+        router.close()
+        backend.shutdown()
