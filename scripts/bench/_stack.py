@@ -6,7 +6,19 @@ machine where scripts/test.sh (or run.sh) has set up the venv and a Docker engin
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
+
+# Python puts a script's folder first on sys.path, and this folder holds queue.py (the queue
+# benchmark's name): first, it would stand in for the standard library's `queue` in every benchmark
+# (urllib3, grpc, concurrent.futures import it). Every benchmark imports this module before those,
+# so it moves the folder to the end, where `import _stack` is still found.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE] + [_HERE]
+if str(getattr(sys.modules.get("queue"), "__file__", "")).startswith(_HERE):
+    del sys.modules["queue"]  # imported through the folder before this ran: forget it
+
+import os  # noqa: E402
 import shutil
 import signal
 import socket

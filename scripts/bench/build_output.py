@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import _stack  # noqa: F401  (first: it keeps this folder's queue.py from shadowing the standard library's)
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # tests.support (sample app helpers) lives at the repository root
 
