@@ -13,6 +13,7 @@ from services.agents.client import AgentDirectory, AgentTLS
 from services.agents.port import AgentError
 from services.apps import repository as apps_repo
 from services.apps.service import AppService
+from services.certificates import relay as certificate_relay
 from services.config import LOCAL_SERVER, Settings
 from services.core import paging
 from services.core.errors import ServerNotFound, ServerUnreachable
@@ -66,9 +67,12 @@ class Platform:
             log.warning("talking to agents WITHOUT TLS (no certificates in %s)", settings.certs_dir)
         self.agents = AgentDirectory(self._agent_address_and_secret, tls)
         self.notifications = NotificationSender(self.db, self.box, backoff_seconds=settings.notify_backoff_seconds)
+        # Each round also relays the agents' certificate states into the App read model.
         self.health = HealthMonitor(self.db, self._containers_of, period=settings.health_poll_seconds,
-                                    on_announced=self.notifications.wake)
-        self.metrics = Metrics(queue_depth=self._queue_depth, agents_up=self._agents_up)
+                                    on_announced=self.notifications.wake,
+                                    certificates_of=certificate_relay.certificates_of(self.agents))
+        self.metrics = Metrics(queue_depth=self._queue_depth, agents_up=self._agents_up,
+                               certificates=lambda: certificate_relay.metric_rows(self.db))
         self.metrics_port = 0
         self.pipeline = DeployPipeline(
             settings, lambda claim: Recorder(self.db, self.events, self.queue, claim, self._deployment_finished),

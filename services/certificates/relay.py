@@ -34,7 +34,11 @@ def relay(db: Database, certificates_of: CertificatesOf, server: str, app_ids: d
     except Exception as err:  # unreachable, refused, an agent without HTTPS: keep the last report
         log.info("certificates: server %s did not answer: %s", server, err)
         return False
-    store_report(db, app_ids, reported)
+    try:
+        store_report(db, app_ids, reported)
+    except Exception as err:  # another replica stored the same report at the same moment
+        log.info("certificates: storing server %s's report failed (%s); the next round stores it", server, err)
+        return False
     return True
 
 
