@@ -25,19 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-# This folder goes last on the path: a benchmark module here named like a standard one (queue.py)
-# must not shadow it for the libraries (urllib3 imports queue).
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
-
-import _stack  # noqa: E402
+import _stack
 from serversinc.v1 import (
     app_pb2,
     app_service_pb2,

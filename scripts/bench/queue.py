@@ -23,16 +23,8 @@ Last line: one JSON object (targets: >= 1000 jobs/s with 4 workers, run_twice 0,
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named queue.py: with its folder first on sys.path (as for any script) it would
-# shadow the standard library's `queue` (psycopg, grpc and concurrent.futures import it). The
-# folder goes to the end, so `_stack` is still found.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE] + [_HERE]
-
 import argparse
+import sys
 import json
 import os
 import shutil
@@ -41,9 +33,10 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from contextlib import contextmanager
 
-import _stack  # noqa: E402
+import _stack
 
 from serversinc.v1 import (
     app_pb2,

@@ -17,15 +17,8 @@ Last line: one JSON object.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# scripts/bench/queue.py would shadow the standard library's `queue` (urllib3, grpc import it)
-# with this folder first on sys.path: it goes to the end, where `_stack` is still found.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE] + [_HERE]
-
 import argparse
+import sys
 import json
 import os
 import shutil
@@ -34,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from datetime import timezone
 
 import _stack
