@@ -24,13 +24,30 @@ import uuid
 from collections.abc import Callable
 from enum import Enum
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[str | None], None]
+
+# Where a session keeps what its transaction will publish at commit: (transaction, notifications).
+_PENDING = "pubsub_pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _send_pending(session: Session) -> None:
+    """Sends the notifications the committing transaction published, in one statement; PostgreSQL
+    delivers them when the commit succeeds (and drops them if it fails)."""
+    pending = session.info.pop(_PENDING, None)
+    if pending is None or pending[0] is not session.get_transaction() or not pending[1]:
+        return
+    params, calls = {}, []
+    for i, (channel, payload) in enumerate(pending[1]):
+        params[f"c{i}"], params[f"p{i}"] = channel, payload
+        calls.append(f"pg_notify(:c{i}, :p{i})")
+    session.execute(text("SELECT " + ", ".join(calls)), params)
 
 
 class Channel(str, Enum):
@@ -63,19 +80,16 @@ class Bus:
 
     def publish(self, session: Session, channel: Channel, payload: str = "") -> None:
         """Sends `payload` on `channel` when the caller's transaction commits (PostgreSQL only).
-        Sent once per transaction however often it is published (a batch of 256 build lines is
-        one notification, not 256 round trips)."""
+        Everything one transaction publishes goes in one statement just before it commits, once
+        per (channel, payload) however often it is published: a create (a job and its first
+        event) costs one round trip, a batch of 256 build lines one notification."""
         if not self.enabled:
             return
         transaction = session.get_transaction()
-        sent = session.info.get("pubsub_sent")
-        if sent is None or sent[0] is not transaction:
-            sent = session.info["pubsub_sent"] = (transaction, set())
-        if (channel, payload) in sent[1]:
-            return
-        sent[1].add((channel, payload))
-        session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": channel.value, "payload": f"{self.origin}:{payload}"})
+        pending = session.info.get(_PENDING)
+        if pending is None or pending[0] is not transaction:
+            pending = session.info[_PENDING] = (transaction, {})
+        pending[1].setdefault((channel.value, f"{self.origin}:{payload}"), None)
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
