@@ -10,12 +10,13 @@ config generation in `show info`. Closing releases the lock and leaves the front
 from __future__ import annotations
 
 import logging
+import re
 import socket
 
 from agent.frontdoor import service_pid, start_detached
 from agent.frontdoor_files import FrontDoorFiles, Settings, log_tail, try_lock
 from agent.haproxy_process import READY_TIMEOUT, running_master, wait_generation, worker_pids
-from agent.haproxy_runtime import RuntimeAPI
+from agent.haproxy_runtime import RuntimeAPI, parse_stat
 from agent.router import RouterError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,35 @@ class FrontDoorClient:
             wait_generation(self.api, generation, timeout=READY_TIMEOUT + 5)
         except RouterError as exc:
             raise RouterError(f"{exc}; log tail:\n{log_tail(self.files.haproxy_log)}") from None
+
+    def old_worker_stats(self) -> list[list[dict[str, str]]]:
+        """`show stat` of every worker a reload left running: each keeps serving the connections
+        it held (WebSockets, event streams) until they close, so they count in a drain too.
+        Asked through the master CLI (`show proc`, then `@!PID show stat`, measured on 2.6)."""
+        try:
+            proc = self._master_query("show proc")
+        except OSError:
+            return []
+        old = proc.partition("# old workers")[2].partition("# programs")[0]
+        stats = []
+        for pid in re.findall(r"^(\d+)\s+worker\b", old, re.M):
+            try:
+                stats.append(parse_stat(self._master_query(f"@!{pid} show stat")))
+            except (OSError, RouterError):
+                continue  # it exited meanwhile: nothing of it to count
+        return stats
+
+    def _master_query(self, command: str) -> str:
+        """The master CLI's answer to `command`; `;quit` makes the master close the connection
+        once it answered (without it the CLI waits for the next command)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.files.master_socket))
+            sock.sendall(command.encode() + b";quit\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def _master_command(self, command: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -80,6 +80,7 @@ class HAProxyRouter:
         self._reloads = ReloadGroup(self._lock, lambda: self.process.reload())
         self._check_changed: set[str] = set()  # apps switched to a new check, reload after drain
         self._retired: dict[str, tuple[str, ...]] = {}  # app -> slots its last switch retired
+        self._drain_ports: dict[str, dict[str, int]] = {}  # app -> draining slot -> host port
         binary = binary or haproxy_binary()
         if not binary:
             raise RouterError("haproxy is not installed; install it or use the direct router")
@@ -180,14 +181,18 @@ class HAProxyRouter:
                 self.ensure_app(app, check=check)  # first route for the app: nothing serves it yet
             routes = self.store.load()
             previous = routes[app]
-            be = backend_name(app)
-            busy = [slot for slot in previous.draining if self._in_flight(be, slot) > 0]
+            busy = [slot for slot in previous.draining if self._in_flight(app, slot) > 0]
             try:
                 route = route_policy.switch(previous, targets, SLOTS, busy)
             except RoutePolicyError as exc:
                 raise RouterError(f"cannot switch {app}: {exc}") from exc
             routes[app] = route = replace(route, url=self.app_url(app),
                                           check=check or previous.check)
+            # Where the slots that drain now point: a reload renders them without an address,
+            # and their open connections are counted by it (`_open_by_port`).
+            self._drain_ports[app] = {
+                **{slot: port for slot, port in self._drain_ports.get(app, {}).items() if slot in route.draining},
+                **{srv.slot: srv.host_port for srv in previous.servers if srv.slot in route.draining}}
             # Persist first: a reload or restart from now on renders the new route.
             self.store.save(routes)
             try:
@@ -235,7 +240,7 @@ class HAProxyRouter:
         deadline = started + max(0.0, seconds)
         told = -1
         while True:
-            in_flight = sum(self._in_flight(be, slot) for slot in slots)
+            in_flight = sum(self._open_by_port(app, slots).values())
             if progress is not None and in_flight != told:
                 progress(in_flight)
                 told = in_flight
@@ -302,18 +307,7 @@ class HAProxyRouter:
             route = self.store.load().get(app)
         if route is None or not route.draining:
             return {}
-        try:
-            rows = {row.get("svname"): row for row in self.api.stats()
-                    if row.get("pxname") == backend_name(app)}
-        except (RouterError, OSError):
-            return {}
-        out = {}
-        for slot in route.draining:
-            row = rows.get(slot) or {}
-            _, _, port = (row.get("addr") or "").rpartition(":")
-            if port.isdigit() and int(port) > 1:
-                out[int(port)] = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
-        return out
+        return self._open_by_port(app, route.draining)
 
     def serving(self, app: str) -> tuple[str, ...]:
         with self._lock:
@@ -353,14 +347,37 @@ class HAProxyRouter:
             self.process.reload()
 
     # -- runtime API
-    def _in_flight(self, backend: str, slot: str) -> int:
-        """Sessions and queued requests on a slot; 0 while HAProxy restarts (it comes back
-        without the old slot anyway)."""
+    def _open_by_port(self, app: str, slots: Sequence[str]) -> dict[int, int]:
+        """Sessions and queued requests of the containers these slots point at, by host port,
+        in the current HAProxy worker and in every older one a reload left serving its open
+        connections (their tunnels live there until they close, not in the new worker, so a
+        drain that counted the current worker alone would end while they are open). Counted by
+        the container's address: a reload renders a draining slot without it, and a slot name
+        may point elsewhere in an older config. Empty while HAProxy restarts (it comes back
+        without the old connections anyway)."""
+        backend = backend_name(app)
         try:
-            row = self.api.server_stat(backend, slot)
-            return int(row.get("scur") or 0) + int(row.get("qcur") or 0)
-        except (RouterError, OSError, ValueError):
-            return 0
+            current = [r for r in self.api.stats() if r.get("pxname") == backend]
+        except (RouterError, OSError):
+            return {}
+        known = self._drain_ports.get(app, {})
+        ports = {}
+        for row in current:
+            if row.get("svname") not in slots:
+                continue
+            _, _, port = (row.get("addr") or "").rpartition(":")
+            port = int(port) if port.isdigit() and int(port) > 1 else known.get(row["svname"], 0)
+            if port:
+                ports[f"127.0.0.1:{port}"] = port
+        counts = dict.fromkeys(ports.values(), 0)
+        for rows in [current, *self.process.old_worker_stats()]:
+            for row in rows:
+                if row.get("pxname") == backend and row.get("addr") in ports:
+                    counts[ports[row["addr"]]] += _open(row)
+        return counts
+
+    def _in_flight(self, app: str, slot: str) -> int:
+        return sum(self._open_by_port(app, (slot,)).values())
 
     def _apply(self, app: str, route: Route) -> None:
         be = backend_name(app)
@@ -386,3 +403,10 @@ class HAProxyRouter:
             self._apply(app, route_policy.drained(route, route.draining))
         except (RouterError, OSError) as exc:
             log.warning("could not restore the route of %s: %s", app, exc)
+
+
+def _open(row: dict[str, str]) -> int:
+    try:
+        return int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+    except ValueError:
+        return 0

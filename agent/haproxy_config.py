@@ -162,8 +162,10 @@ def render_config(*, front_host: str, front_port: int, run_dir: Path, generation
         f"    stats socket {run_dir / 'admin.sock'} mode 600 level admin expose-fd listeners",
         "    stats timeout 30s",
         "    maxconn 4096",
-        # After a reload the previous worker finishes its in-flight requests, bounded.
-        "    hard-stop-after 120s",
+        # After a reload the previous worker finishes its in-flight requests and keeps its open
+        # WebSockets and event streams (a reload must not cut them) as long as a drain may last;
+        # it exits as soon as they close, and a retired container's are closed by its stop.
+        f"    hard-stop-after {MAX_DRAIN_SECONDS}s",
         "",
         "defaults",
         "    mode http",

@@ -96,15 +96,20 @@ class RuntimeAPI:
 
     def stats(self) -> list[dict[str, str]]:
         """`show stat` as dicts keyed by the CSV header (pxname, svname, scur, status, ...)."""
-        text = self.command("show stat")
-        rows = [line for line in text.splitlines() if line]
-        if not rows or not rows[0].startswith("# "):
-            raise RouterError(f"unexpected 'show stat' answer: {text[:200]!r}")
-        header = rows[0][2:].split(",")
-        return [dict(zip(header, row.split(","))) for row in rows[1:]]
+        return parse_stat(self.command("show stat"))
 
     def server_stat(self, backend: str, server: str) -> dict[str, str]:
         for row in self.stats():
             if row.get("pxname") == backend and row.get("svname") == server:
                 return row
         raise RouterError(f"haproxy has no server {backend}/{server}")
+
+
+def parse_stat(text: str) -> list[dict[str, str]]:
+    """A `show stat` answer (of the admin socket, or of one worker through the master CLI) as
+    dicts keyed by its CSV header."""
+    rows = [line for line in text.splitlines() if line]
+    if not rows or not rows[0].startswith("# "):
+        raise RouterError(f"unexpected 'show stat' answer: {text[:200]!r}")
+    header = rows[0][2:].split(",")
+    return [dict(zip(header, row.split(","))) for row in rows[1:]]

@@ -121,3 +121,24 @@ def test_server_sent_events_arrive_unbuffered(agent, ws_app):
     # Each event is written only after the client asked for it, having received the previous
     # one: had the front door buffered (or compressed) the stream, this would stall.
     assert list(stream) == [f"event {i} of release v1" for i in range(1, 6)]
+
+
+def test_a_reload_during_a_drain_keeps_the_old_release_until_its_connections_close(agent, ws_app, docker_client):
+    """HAProxy reloads while an old release drains (another app added, a domain changed): its
+    open WebSockets stay with the previous HAProxy worker, which keeps them; the drain counts
+    them there, so the old container is stopped when they close, not at the reload."""
+    ws_app.add_version("v2")
+    first = _done(ws_app.deploy("v1", 30))
+    held = [WebSocket(agent.front_door, ws_app.host) for _ in range(5)]
+    _done(ws_app.deploy("v2", LONG_DRAIN))
+    assert _running(docker_client, first.container_id)
+    agent.router.process.reload()
+    # The new worker holds none of them: they are counted in the old one.
+    assert wait_until(lambda: sum(agent.router.draining(ws_app.app).values()) == 5, timeout=10)
+    # The drain looks every 0.25 s: twenty looks later, nothing was stopped or closed.
+    assert not wait_until(lambda: not _running(docker_client, first.container_id)
+                          or any(ws.is_closed() for ws in held), timeout=5)
+    for ws in held:
+        ws.close()
+    assert wait_until(lambda: not _running(docker_client, first.container_id), timeout=30)
+    assert front_get(agent.front_door, ws_app.host)[0] == 200
