@@ -78,9 +78,13 @@ def service_pid(files: FrontDoorFiles) -> int | None:
         probe.close()
         return None
     try:
-        return int(files.service_pid.read_text().strip())
+        pid = int(files.service_pid.read_text().strip())
+        os.kill(pid, 0)
+        return pid
     except (OSError, ValueError):
-        return -1  # held, pid not written yet
+        # Held, and its pid not written yet: the file is missing, or still names a service that
+        # was killed (a new one took the lock before rewriting it).
+        return -1
 
 
 def answers(files: FrontDoorFiles) -> bool:
@@ -174,7 +178,7 @@ def start_detached(files: FrontDoorFiles, settings: Settings, timeout: float = 1
                        start_new_session=True, close_fds=True, check=True, timeout=30)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if answers(files) and service_pid(files):
+        if answers(files) and (service_pid(files) or 0) > 0:
             return
         time.sleep(0.05)
 

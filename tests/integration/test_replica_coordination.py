@@ -78,10 +78,11 @@ def test_one_apps_jobs_never_overlap_and_keep_their_order_across_replicas(replic
             with queue.db.read() as s:
                 app_id = s.get(Deployment, claim.deployment_id).app_id
             time.sleep(0.002)  # the job's work: long enough for claims of its app to race it
+            end = time.monotonic()  # before the finish commits: the next claim may start right after
             with queue.db.session() as s:
                 queue.finish(s, claim)
             with lock:
-                runs[app_id].append((claim.job_id, start, time.monotonic()))
+                runs[app_id].append((claim.job_id, start, end))
                 finished.append(claim.job_id)
 
     threads = [threading.Thread(target=work, args=(queues[i % 2], f"r{i % 2}-w{i}")) for i in range(8)]
