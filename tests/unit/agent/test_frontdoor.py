@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -57,12 +59,23 @@ def test_one_holder_per_lock_until_it_closes(tmp_path):
     again.close()
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 def test_no_service_pid_while_the_service_lock_is_free(tmp_path):
     files = FrontDoorFiles.for_state(tmp_path)
     assert service_pid(files) is None
     held = try_lock(files.service_lock)
-    files.service_pid.write_text("4242\n")
-    assert service_pid(files) == 4242
+    files.service_pid.write_text(f"{os.getpid()}\n")
+    assert service_pid(files) == os.getpid()
+    # Held, but the file still names a process that is gone (a killed service's pid, before
+    # the new service rewrote it): not a pid to signal.
+    files.service_pid.write_text(f"{_dead_pid()}\n")
+    assert service_pid(files) == -1
     held.close()
     assert service_pid(files) is None
 
