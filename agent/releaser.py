@@ -27,6 +27,7 @@ from agent.operations import CancelToken
 from agent.planner import Action, Observed, Release
 from agent.route_policy import ANSWERS_HTTP
 from agent.router import Check, Router, RouterError, Target
+from common import runtime_rules
 from common.phases import Phase
 from common.rules import DRAIN_FOLLOW_SECONDS, DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
 
@@ -63,6 +64,15 @@ class DeploySpec:
     drain_seconds: int = DRAIN_SECONDS
     domains: tuple[str, ...] = ()
     replicas: int = 1
+    # How the container runs (common.runtime_rules): limits (0: none), volumes as (name, path),
+    # whether the old container stops before the new one starts, the release command run before
+    # START (empty: none), and how many successful releases keep their image.
+    memory_bytes: int = 0
+    cpu_millis: int = 0
+    volumes: tuple[tuple[str, str], ...] = ()
+    exclusive_volumes: bool = False
+    release_command: tuple[str, ...] = ()
+    retain_releases: int = runtime_rules.DEFAULT_RETAIN_RELEASES
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from agent.log_follow import LogReader
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
 from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
-from common import rules
+from common import rules, runtime_rules
 from common.phases import Phase
 from common.rules import HEALTH
 
@@ -133,7 +133,9 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              repo_url=rules.repo_url(request.repo_url),
                              commit_sha=rules.commit_sha(request.commit_sha),
                              dockerfile=request.dockerfile or "Dockerfile",
-                             context_dir=request.context_dir, force=request.force)
+                             context_dir=request.context_dir, force=request.force,
+                             memory_bytes=runtime_rules.memory_bytes(request.resources.memory_bytes),
+                             cpu_millis=runtime_rules.cpu_millis(request.resources.cpu_millis))
             spec = normalize_paths(spec)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -180,7 +182,13 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 drain_seconds=_seconds(request.drain, "drain period",
                                        maximum=rules.MAX_DRAIN_SECONDS)
                 or rules.DRAIN_SECONDS,
-                domains=tuple(rules.domains(request.domains)))
+                domains=tuple(rules.domains(request.domains)),
+                memory_bytes=runtime_rules.memory_bytes(request.resources.memory_bytes),
+                cpu_millis=runtime_rules.cpu_millis(request.resources.cpu_millis),
+                volumes=tuple(runtime_rules.volumes((v.name, v.path) for v in request.volumes)),
+                exclusive_volumes=request.exclusive_volumes,
+                release_command=tuple(runtime_rules.release_command(request.release_command)),
+                retain_releases=runtime_rules.retain_releases(request.retain_releases))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
             tls = AppTls(domains_of(spec.domains, spec.app), request.https_redirect,

@@ -52,6 +52,12 @@ APP_FLAG_FIELDS = (
     ("notify_url", "notify_urls"),
     ("https_redirect", "https_redirect"),
     ("hsts", "hsts_max_age_seconds"),
+    ("memory", "memory_limit_bytes"),
+    ("cpus", "cpu_limit_millis"),
+    ("volume", "volumes"),
+    ("exclusive_volumes", "exclusive_volumes"),
+    ("release_command", "release_command"),
+    ("retain", "retain_releases"),
 )
 
 
@@ -85,6 +91,10 @@ def _app_from_args(args: argparse.Namespace) -> tuple[app_pb2.App, list[str]]:
             app.domains.extend(value)
         elif field == "notify_urls":
             app.notify_urls.extend(value)
+        elif field == "volumes":
+            app.volumes.extend(app_pb2.Volume(name=name, path=path) for name, path in value)
+        elif field == "release_command":
+            app.release_command.extend(value)
         elif field == "health_check_mode":
             app.health_check_mode = app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{value.upper()}")
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 import grpc
@@ -17,6 +18,7 @@ import grpc
 from client.addresses import AddressError
 from client.connection import Connection
 from client.errors import ApiError
+from common import runtime_rules
 from common.defaults import API_ENV, DEFAULT_API
 
 from . import apps, deployments, misc
@@ -43,6 +45,24 @@ def _non_negative_int(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {n}")
     return n
+
+
+def _rule(parse):
+    """argparse type from a common.runtime_rules parser: a broken rule is a usage error (exit 2)."""
+    def check(value: str):
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    check.__name__ = parse.__name__
+    return check
+
+
+def _argv(value: str) -> list[str]:
+    try:
+        return runtime_rules.release_command(shlex.split(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
 
 
 def _positive_int(value: str) -> int:
@@ -92,6 +112,20 @@ def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
                    help="redirect HTTP to HTTPS for a domain once its certificate serves")
     p.add_argument("--hsts", type=_non_negative_int, metavar="SECONDS",
                    help="Strict-Transport-Security max-age sent over HTTPS (0: none, the default)")
+    p.add_argument("--memory", type=_rule(runtime_rules.parse_memory), metavar="SIZE",
+                   help="memory limit of the app's containers and builds, e.g. 256m or 1g (0: none)")
+    p.add_argument("--cpus", type=_rule(runtime_rules.parse_cpus), metavar="N",
+                   help="CPU limit of the app's containers and builds, e.g. 0.5 (0: none)")
+    p.add_argument("--volume", action="append", type=_rule(runtime_rules.parse_volume), metavar="NAME:/PATH",
+                   help="named volume owned by the app, kept across deploys (repeatable)"
+                   + ("" if create else "; replaces the list"))
+    p.add_argument("--exclusive-volumes", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop the old container before the new one starts (it serves nothing meanwhile)")
+    p.add_argument("--release-command", type=_argv, metavar="COMMAND",
+                   help="command run once in the new release before it starts, e.g. \"/app migrate\" "
+                   "(split like a shell would, run without one; \"\" for none)")
+    p.add_argument("--retain", type=_non_negative_int, metavar="N",
+                   help="successful releases whose image is kept for rollback (default 5)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from datetime import timezone
 from typing import Iterable
@@ -74,6 +75,15 @@ def fmt_time(ts: Timestamp | None, has: bool = True) -> str:
 
 def fmt_seconds(value: float) -> str:
     return f"{value:.1f}" if value else ""
+
+
+def fmt_bytes(value: int) -> str:
+    """67108864 -> "64 MiB" (powers of 1024, as the limits are given)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:g} {unit}" if unit == "B" else f"{value:.4g} {unit}"
+        value /= 1024
+    return ""
 
 
 def _add_row(table: Table, *cells: str) -> None:
@@ -165,6 +175,12 @@ def app_detail_table(a) -> Table:
         ("stop grace", f"{a.stop_grace_seconds}s" if a.stop_grace_seconds else ""),
         ("https redirect", "on" if a.https_redirect else ""),
         ("hsts", f"max-age={a.hsts_max_age_seconds}" if a.hsts_max_age_seconds else ""),
+        ("memory", fmt_bytes(a.memory_limit_bytes) if a.memory_limit_bytes else ""),
+        ("cpus", f"{a.cpu_limit_millis / 1000:g}" if a.cpu_limit_millis else ""),
+        ("volumes", ", ".join(f"{v.name}:{v.path}" for v in a.volumes)
+         + (" (exclusive: the old container stops first)" if a.exclusive_volumes and a.volumes else "")),
+        ("release command", shlex.join(a.release_command)),
+        ("retain", f"{a.retain_releases} releases" if a.retain_releases else ""),
         *((f"cert {c.domain}", certificate_words(c)) for c in a.certificates),
         ("deployment", a.current_deployment),
         ("latest deployment", f"{a.latest_deployment} (failed)" if a.latest_deployment_failed else a.latest_deployment),

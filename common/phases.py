@@ -11,6 +11,8 @@ class Phase(StrEnum):
     QUEUED = "QUEUED"
     RESOLVE = "RESOLVE"
     BUILD = "BUILD"
+    # The app's release command (e.g. migrations), in a container of the new image, before START.
+    RELEASE_COMMAND = "RELEASE_COMMAND"
     START = "START"
     HEALTH = "HEALTH"
     SWITCH = "SWITCH"

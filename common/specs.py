@@ -22,6 +22,9 @@ class BuildSpec:
     dockerfile: str = "Dockerfile"
     context_dir: str = ""
     force: bool = False
+    # Limits of the build's containers (0: none), as the app's containers get them.
+    memory_bytes: int = 0
+    cpu_millis: int = 0
 
 
 @dataclass(frozen=True)

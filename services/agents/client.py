@@ -168,6 +168,7 @@ class AgentClient:
         request = pb.BuildRequest(
             app=spec.app, deployment_id=spec.deployment_id, repo_url=spec.repo_url, commit_sha=spec.commit_sha,
             dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
+            resources=pb.Resources(memory_bytes=spec.memory_bytes, cpu_millis=spec.cpu_millis),
         )
         self._connected()
         call = self.stub.Build(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
@@ -186,6 +187,10 @@ class AgentClient:
             ),
             stop_signal=spec.stop_signal, drain=Duration(seconds=spec.drain_seconds), domains=spec.domains,
             https_redirect=spec.https_redirect, hsts_max_age=Duration(seconds=spec.hsts_max_age_seconds),
+            resources=pb.Resources(memory_bytes=spec.memory_limit_bytes, cpu_millis=spec.cpu_limit_millis),
+            volumes=[pb.Volume(name=name, path=path) for name, path in spec.volumes],
+            exclusive_volumes=spec.exclusive_volumes, release_command=spec.release_command,
+            retain_releases=spec.retain_releases,
         )
         self._connected()
         call = self.stub.Deploy(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)

@@ -82,6 +82,14 @@ class ReleaseSpec:
     # HTTPS at the front door: redirect once a domain's certificate serves, HSTS max-age (0: off).
     https_redirect: bool = False
     hsts_max_age_seconds: int = 0
+    # Limits (0: none), volumes as (name, path) pairs, and whether the old container stops first.
+    memory_limit_bytes: int = 0
+    cpu_limit_millis: int = 0
+    volumes: list[tuple[str, str]] = field(default_factory=list)
+    exclusive_volumes: bool = False
+    # Not frozen in the release: a new build runs the app's release command, a rollback none.
+    release_command: list[str] = field(default_factory=list)
+    retain_releases: int = 5
 
 
 # The app settings a release freezes: a rollback runs with exactly these again.
@@ -89,7 +97,8 @@ RUN_SETTINGS = (
     "port", "health_path", "health_timeout_seconds", "stop_grace_seconds", "env", "health_check_mode",
     "health_status_min", "health_status_max", "health_interval_ms", "health_probe_timeout_ms",
     "healthy_threshold", "stop_signal", "drain_seconds", "domains", "secret_env",
-    "https_redirect", "hsts_max_age_seconds",
+    "https_redirect", "hsts_max_age_seconds", "memory_limit_bytes", "cpu_limit_millis", "volumes",
+    "exclusive_volumes",
 )
 
 

@@ -56,7 +56,8 @@ _PLAIN_FIELDS = (
     "repo_url", "branch", "port", "health_path", "dockerfile", "context_dir", "health_timeout_seconds",
     "build_timeout_seconds", "stop_grace_seconds", "health_status_min", "health_status_max",
     "health_interval_ms", "health_probe_timeout_ms", "healthy_threshold", "stop_signal", "drain_seconds",
-    "https_redirect", "hsts_max_age_seconds",
+    "https_redirect", "hsts_max_age_seconds", "memory_limit_bytes", "cpu_limit_millis", "exclusive_volumes",
+    "retain_releases",
 )
 
 
@@ -68,11 +69,17 @@ def health_mode_pb(mode: str) -> int:
     return app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{mode}") if mode else 0
 
 
+def volumes_pb(pairs) -> list[app_pb2.Volume]:
+    """Stored [name, path] pairs as Volume messages."""
+    return [app_pb2.Volume(name=name, path=path) for name, path in pairs or ()]
+
+
 def spec_from_pb(app: app_pb2.App) -> AppSpec:
     return AppSpec(
         name=app.name, env=dict(app.env), server=app.server, domains=list(app.domains),
         secret_env=dict(app.secret_env), notify_urls=list(app.notify_urls),
         health_check_mode=health_mode_from_pb(app.health_check_mode),
+        volumes=[(v.name, v.path) for v in app.volumes], release_command=list(app.release_command),
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
     )
 
@@ -86,6 +93,7 @@ def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
         notify_urls=list(app.notify_urls or []),
         maintenance=bool(app.maintenance), maintenance_message=app.maintenance_message or "",
         health_check_mode=health_mode_pb(app.health_check_mode), url=app.url or "",
+        volumes=volumes_pb(app.volumes), release_command=list(app.release_command or []),
         **{key: getattr(app, key) for key in _PLAIN_FIELDS},
         status=app_pb2.AppStatus.Value(f"APP_STATUS_{status}") if status else 0,
         create_time=ts(app.created_at), update_time=ts(app.updated_at),
@@ -133,9 +141,10 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
     if d.release:
         r = d.release
         known = {f.name for f in deployment_pb2.Release.DESCRIPTOR.fields}
-        fields = {k: v for k, v in r.items() if k in known and k != "health_check_mode"}
+        fields = {k: v for k, v in r.items() if k in known and k not in ("health_check_mode", "volumes")}
         msg.release.CopyFrom(deployment_pb2.Release(
-            health_check_mode=health_mode_pb(r.get("health_check_mode", "")), **fields,
+            health_check_mode=health_mode_pb(r.get("health_check_mode", "")), volumes=volumes_pb(r.get("volumes")),
+            **fields,
         ))
     return msg
 

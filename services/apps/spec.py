@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from common import rules
+from common import rules, runtime_rules
 from common.rules import HEALTH
 from services.config import LOCAL_SERVER
 from services.core import validation as v
@@ -51,6 +51,14 @@ class AppSpec:
     # HTTPS at the front door (the certificates themselves are the agent's).
     https_redirect: bool = False
     hsts_max_age_seconds: int = 0
+    # How the containers run (common.runtime_rules): limits (0: none), volumes as (name, path),
+    # the release command's argv, and how many successful releases keep their image.
+    memory_limit_bytes: int = 0
+    cpu_limit_millis: int = 0
+    volumes: list[tuple[str, str]] = field(default_factory=list)
+    exclusive_volumes: bool = False
+    release_command: list[str] = field(default_factory=list)
+    retain_releases: int = 0
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
@@ -80,6 +88,12 @@ class AppSpec:
             notify_urls=list(dict.fromkeys(u.strip() for u in self.notify_urls if u.strip())),
             https_redirect=self.https_redirect,
             hsts_max_age_seconds=self.hsts_max_age_seconds,
+            memory_limit_bytes=self.memory_limit_bytes,
+            cpu_limit_millis=self.cpu_limit_millis,
+            volumes=[(n, p) for n, p in self.volumes],
+            exclusive_volumes=self.exclusive_volumes,
+            release_command=list(self.release_command),
+            retain_releases=self.retain_releases or runtime_rules.DEFAULT_RETAIN_RELEASES,
         )
 
     def validate(self) -> "AppSpec":
@@ -114,7 +128,13 @@ class AppSpec:
         for url in self.notify_urls:
             v.notify_url(url)
         v.hsts_seconds(self.hsts_max_age_seconds)
-        return replace(self, stop_signal=signal, domains=domains)
+        with v.checked():
+            runtime_rules.memory_bytes(self.memory_limit_bytes)
+            runtime_rules.cpu_millis(self.cpu_limit_millis)
+            volumes = runtime_rules.volumes(self.volumes)
+            runtime_rules.release_command(self.release_command)
+            runtime_rules.retain_releases(self.retain_releases)
+        return replace(self, stop_signal=signal, domains=domains, volumes=volumes)
 
 
 SETTABLE = tuple(f.name for f in fields(AppSpec) if f.name != "name")

@@ -33,6 +33,8 @@ class Trigger(StrEnum):
     WEBHOOK = "WEBHOOK"
     API = "API"
     ROLLBACK = "ROLLBACK"
+    # An env or secret-env change deployed as a release of its own: the serving image, no build.
+    CONFIG = "CONFIG"
 
 
 class EventKind(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.rules import DRAIN_SECONDS, HEALTH
@@ -103,6 +103,14 @@ class App(Base):
     domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
     https_redirect: Mapped[bool] = mapped_column(default=False)
     hsts_max_age_seconds: Mapped[int] = mapped_column(default=0)
+    # How the containers run (common.runtime_rules): limits (0: none), volumes as [name, path]
+    # pairs, the release command's argv, and how many successful releases keep their image.
+    memory_limit_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_limit_millis: Mapped[int] = mapped_column(default=0)
+    volumes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    exclusive_volumes: Mapped[bool] = mapped_column(default=False)
+    release_command: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    retain_releases: Mapped[int] = mapped_column(default=5)
     # Maintenance mode, as last applied on the app's server (SetAppMaintenance).
     maintenance: Mapped[bool] = mapped_column(default=False)
     maintenance_message: Mapped[str] = mapped_column(Text, default="")

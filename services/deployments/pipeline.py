@@ -150,7 +150,11 @@ class DeployPipeline:
         run = {**snap.run, **{k: v for k, v in (snap.source_release or {}).items() if k in RUN_SETTINGS}}
         run["health_timeout_seconds"] = run.get("health_timeout_seconds") or self.settings.health_timeout
         run["stop_grace_seconds"] = run.get("stop_grace_seconds") or self.settings.stop_grace
-        return ReleaseSpec(app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha, **run)
+        run["volumes"] = [tuple(v) for v in run.get("volumes") or ()]
+        # A release command runs for a newly built image only: a rollback reruns none.
+        command = [] if snap.source_release else list(snap.release_command)
+        return ReleaseSpec(app=snap.app, deployment_id=snap.id, image=image, commit_sha=sha, **run,
+                           release_command=command, retain_releases=snap.retain_releases)
 
     @staticmethod
     def _release_record(spec: ReleaseSpec, image: str, image_id: str) -> dict:
@@ -160,7 +164,9 @@ class DeployPipeline:
     def _build(self, rec: Recorder, snap: DeploymentSnapshot, sha: str, agent: Agent, cancel: CancelToken):
         timeout = snap.build_timeout_seconds or self.settings.build_timeout
         spec = BuildSpec(app=snap.app, deployment_id=snap.id, repo_url=snap.repo_url, commit_sha=sha,
-                         dockerfile=snap.dockerfile, context_dir=snap.context_dir, force=snap.rebuild)
+                         dockerfile=snap.dockerfile, context_dir=snap.context_dir, force=snap.rebuild,
+                         memory_bytes=snap.run.get("memory_limit_bytes") or 0,
+                         cpu_millis=snap.run.get("cpu_limit_millis") or 0)
         started = self.clock()
         result = None
         try:

@@ -69,6 +69,9 @@ class DeploymentSnapshot:
     source_release: dict | None = None
     source_id: int | None = None
     source_commit_message: str = ""
+    # The app's release command (argv) and how many successful releases keep their image.
+    release_command: list = field(default_factory=list)
+    retain_releases: int = 5
     extra: dict = field(default_factory=dict)
 
 
@@ -144,6 +147,7 @@ class Recorder:
                 source_release=dict(source.release) if source is not None and source.release else None,
                 source_id=source.id if source is not None else None,
                 source_commit_message=source.commit_message if source is not None else "",
+                release_command=list(app.release_command or []), retain_releases=app.retain_releases,
             )
             self.phase_now = Phase(dep.phase)
             # An earlier attempt's lines count towards the cap.
