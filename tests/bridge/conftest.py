@@ -14,8 +14,14 @@ from serversinc.v1 import app_service_pb2, deployment_service_pb2
 from bridge.main import build
 from bridge.settings import WebhookSettings
 from tests.conftest import free_port
-from tests.integration.conftest import control_plane, sample_repo, sample_url  # noqa: F401
+from tests.integration import conftest as integration
 from tests.bridge.github import Sender
+
+# The integration suite's fixtures, used here too (assigned, not imported: a test's parameter of
+# the same name is then not a redefinition of an unused import).
+control_plane = integration.control_plane
+sample_repo = integration.sample_repo
+sample_url = integration.sample_url
 
 GLOBAL_SECRET = "global-test-secret-3f9c2e"
 

@@ -22,7 +22,12 @@ from services.api.server import run_server as run_api
 from services.config import Settings
 from services.platform import Platform
 from tests.conftest import agent_config, free_port, start_agent
-from tests.integration.conftest import control_plane, token_channel  # noqa: F401 (fixture)
+from tests.integration import conftest as integration
+
+# The integration suite's fixtures (assigned, not imported, so that a test's parameter of the same
+# name is not a redefinition of an unused import).
+control_plane = integration.control_plane
+token_channel = integration.token_channel
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
