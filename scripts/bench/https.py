@@ -42,7 +42,7 @@ from serversinc.v1 import (
 )
 
 from tests.support import pebble as pebble_support
-from tests.support.https_client import HttpsKeepAliveClient, SecureWebSocket, served_cert
+from tests.support.https_client import HttpsKeepAliveClient, secure_websocket, served_cert
 from tests.support.sample_app import make_sample_repo, repo_url
 from tests.support.zd_load import KeepAliveClient
 
@@ -153,7 +153,7 @@ def run(args) -> dict:
                                      max_seconds=MAX_RUN_SECONDS) for _ in range(args.clients)]
             for client in https + plain:
                 client.start()
-            pool = [SecureWebSocket(https_port, DOMAIN, root, WS_PATH) for _ in range(ws_pool)]
+            pool = [secure_websocket(https_port, DOMAIN, root, WS_PATH) for _ in range(ws_pool)]
             print(f"load: {args.clients} HTTPS + {args.clients} HTTP keep-alive clients, {len(pool)} wss "
                   f"connections held; certificates live {args.validity}s", flush=True)
             seconds, started = [], time.monotonic()
@@ -168,7 +168,7 @@ def run(args) -> dict:
                          f"{args.renewals} renewals")
                 closed_early = sum(ws.is_closed() for ws in pool)
                 # New wss connections after the last redeploy land on the serving release.
-                fresh = [SecureWebSocket(https_port, DOMAIN, root, WS_PATH) for _ in range(min(5, ws_pool))]
+                fresh = [secure_websocket(https_port, DOMAIN, root, WS_PATH) for _ in range(min(5, ws_pool))]
                 for ws in fresh:
                     ws.close()
             finally:

@@ -3,19 +3,13 @@ name the certificate must carry, verified against a given root (pebble's, or a u
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.client
-import os
-import select
 import socket
 import ssl
-import time
 
 from agent.tls_files import CertInfo, cert_info
+from tests.support.ws_app import WebSocket
 from tests.support.zd_load import KeepAliveClient
-
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def https_context(root_pem: bytes | None, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
@@ -69,59 +63,8 @@ class HttpsKeepAliveClient(KeepAliveClient):
         return PinnedHTTPS(self.port, self.domain, self.context, timeout=self.timeout)
 
 
-class SecureWebSocket:
-    """A minimal WebSocket client over TLS (wss) through the HTTPS front door: the handshake, the
-    first text frame (the release that answered), and whether the server has closed it."""
-
-    def __init__(self, port: int, domain: str, root_pem: bytes, path: str, timeout: float = 10) -> None:
-        self.sock = tls_connect(port, domain, https_context(root_pem), timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {domain}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        self._buffer = b""
-        while b"\r\n\r\n" not in self._buffer:
-            self._fill()
-        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
-        text = head.decode("latin-1")
-        if " 101 " not in text.split("\r\n", 1)[0] + " ":
-            raise ConnectionError(f"no WebSocket upgrade: {text.splitlines()[0]!r}")
-        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        if f"sec-websocket-accept: {accept.lower()}" not in text.lower():
-            raise ConnectionError("wrong Sec-WebSocket-Accept")
-        self.greeting = self._text_frame()
-        self.closed_at: float | None = None
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        self._buffer += chunk
-
-    def _text_frame(self) -> str:
-        while True:
-            while len(self._buffer) < 2 or len(self._buffer) < 2 + (self._buffer[1] & 0x7F):
-                self._fill()
-            opcode, size = self._buffer[0] & 0x0F, self._buffer[1] & 0x7F
-            payload, self._buffer = self._buffer[2:2 + size], self._buffer[2 + size:]
-            if opcode == 1:
-                return payload.decode()
-
-    def is_closed(self) -> bool:
-        """True once the server side closed it (reads what is pending: heartbeat frames)."""
-        if self.closed_at is not None:
-            return True
-        while self.sock.pending() or select.select([self.sock], [], [], 0)[0]:
-            try:
-                chunk = self.sock.recv(65536)
-            except ssl.SSLWantReadError:
-                return False
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.closed_at = time.monotonic()
-                return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
+def secure_websocket(port: int, domain: str, root_pem: bytes, path: str, timeout: float = 10) -> WebSocket:
+    """The WebSocket client of `ws_app` over TLS (wss) through the HTTPS front door, verified
+    against `root_pem`, SNI `domain`."""
+    return WebSocket(f"127.0.0.1:{port}", f"{domain}:{port}", path, timeout=timeout,
+                     ssl_context=https_context(root_pem))
