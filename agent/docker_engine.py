@@ -91,7 +91,8 @@ class ContainerRecord:
     host_port: int | None
     created: datetime
     labels: dict[str, str] = field(default_factory=dict)
-    oom_killed: bool = False
+    oom_killed: bool = False  # the kernel killed it for memory (kept by Docker across restarts)
+    finished_at: datetime | None = None  # its last exit, None if it never exited
     health_status: str = ""  # Docker HEALTHCHECK: "", "starting", "healthy", "unhealthy"
     health_output: str = ""  # output of the last HEALTHCHECK run
     stop_signal: str = ""
@@ -116,6 +117,14 @@ class ImageRecord:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class VolumeRecord:
+    """A Docker named volume: its name and labels (agent.volumes says whose it is)."""
+
+    name: str
+    labels: dict[str, str]
+
+
 @dataclass
 class ContainerSpec:
     """How to start a container: the release step fills this in."""
@@ -127,6 +136,14 @@ class ContainerSpec:
     labels: dict[str, str]
     restart_policy: str = "unless-stopped"
     stop_signal: str = "SIGTERM"  # what `stop` sends before SIGKILL
+    # The app's limits (0: none): memory in bytes (swap included, so it is not doubled by swap)
+    # and CPU in thousandths of a CPU.
+    memory_bytes: int = 0
+    cpu_millis: int = 0
+    # Named volumes to mount, (docker volume, path in the container); they must exist (agent.volumes).
+    volumes: tuple[tuple[str, str], ...] = ()
+    # The argv to run instead of the image's CMD (one-off and release commands); empty: the CMD.
+    command: tuple[str, ...] = ()
 
 
 class BuildHandle:
@@ -189,6 +206,10 @@ class _RecordingAPIClient(APIClient):
         self._local = threading.local()
 
     def _post(self, url, *args, **kwargs):
+        extra = getattr(self._local, "build_params", None)
+        if extra and url.endswith("/build"):
+            # Query parameters docker-py's build() does not take (cpuperiod, cpuquota).
+            kwargs["params"] = {**(kwargs.get("params") or {}), **extra}
         response = super()._post(url, *args, **kwargs)
         handle = getattr(self._local, "build_handle", None)
         if handle is not None and url.endswith("/build"):
@@ -196,12 +217,39 @@ class _RecordingAPIClient(APIClient):
             handle.attach(response)
         return response
 
-    def build_with_handle(self, handle: BuildHandle, **kwargs):
+    def build_with_handle(self, handle: BuildHandle, params: dict | None = None, **kwargs):
         self._local.build_handle = handle
+        self._local.build_params = params or {}
         try:
             return self.build(**kwargs)
         finally:
             self._local.build_handle = None
+            self._local.build_params = None
+
+
+def container_limits(memory_bytes: int, cpu_millis: int) -> dict:
+    """docker-py create() arguments for an app's limits (0: none). Swap is held to the memory
+    limit (memswap = memory): Docker's default allows as much swap again, doubling the limit."""
+    limits: dict = {}
+    if memory_bytes:
+        limits.update(mem_limit=memory_bytes, memswap_limit=memory_bytes)
+    if cpu_millis:
+        limits["nano_cpus"] = cpu_millis * 1_000_000
+    return limits
+
+
+CPU_PERIOD_US = 100_000  # the CFS period Docker uses for --cpus
+
+
+def build_limits(memory_bytes: int, cpu_millis: int) -> dict:
+    """/build query parameters for a build's limits (0: none): each RUN step's container gets
+    them. CPU is a CFS quota per period, what `--cpus` means for a container."""
+    limits: dict = {}
+    if memory_bytes:
+        limits.update(memory=memory_bytes, memswap=memory_bytes)
+    if cpu_millis:
+        limits.update(cpuperiod=CPU_PERIOD_US, cpuquota=cpu_millis * CPU_PERIOD_US // 1000)
+    return limits
 
 
 def daemon_url(api: APIClient) -> str:
@@ -249,11 +297,13 @@ class DockerEngine:
             raise EngineError(str(exc.explanation or exc)) from exc
 
     def build(self, context: IO[bytes], *, dockerfile: str, tag: str, labels: dict[str, str],
-              handle: BuildHandle) -> Iterator[dict]:
-        """Stream the daemon's build output dicts (`stream`, `aux`, `error`)."""
+              handle: BuildHandle, memory_bytes: int = 0, cpu_millis: int = 0) -> Iterator[dict]:
+        """Stream the daemon's build output dicts (`stream`, `aux`, `error`); each RUN step
+        runs under the limits (0: none)."""
         try:
             stream = self._build_api.build_with_handle(
-                handle, fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                handle, params=build_limits(memory_bytes, cpu_millis), fileobj=context,
+                custom_context=True, dockerfile=dockerfile, tag=tag,
                 decode=True, rm=True, forcerm=True, labels=labels)
             yield from stream
         except docker.errors.APIError as exc:
@@ -339,19 +389,28 @@ class DockerEngine:
             if not port_is_free(host_port):
                 continue
             tried.add(host_port)
-            try:
-                return self.client.containers.create(
-                    spec.image, name=spec.name, detach=True, init=True,
-                    restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
-                    labels={**spec.labels, L.HOST_PORT: str(host_port)},
-                    ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
-                    stop_signal=spec.stop_signal or "SIGTERM")
-            except docker.errors.ImageNotFound as exc:
-                raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
-            except docker.errors.APIError as exc:
-                raise EngineError(str(exc.explanation or exc)) from exc
+            return self._create(spec, host_port)
         raise EngineError(f"no free port left in {self.port_range[0]}-{self.port_range[1]} "
                           "on 127.0.0.1 (TUGBOAT_PORT_RANGE)")
+
+    def _create(self, spec: ContainerSpec, host_port: int | None):
+        """The one place a container is created from a ContainerSpec, so an app's containers
+        (port published on `host_port`) and one-off commands (`create_unpublished`: no port)
+        run with the same settings (env, volumes, limits)."""
+        published = {f"{spec.port}/tcp": ("127.0.0.1", host_port)} if host_port else {}
+        labels = {**spec.labels, L.HOST_PORT: str(host_port)} if host_port else dict(spec.labels)
+        try:
+            return self.client.containers.create(
+                spec.image, name=spec.name, detach=True, init=True,
+                restart_policy={"Name": spec.restart_policy}, environment=dict(spec.env),
+                labels=labels, ports=published, command=list(spec.command) or None,
+                stop_signal=spec.stop_signal or "SIGTERM",
+                volumes={volume: {"bind": path, "mode": "rw"} for volume, path in spec.volumes},
+                **container_limits(spec.memory_bytes, spec.cpu_millis))
+        except docker.errors.ImageNotFound as exc:
+            raise NotOnEngine(f"image {spec.image} not found on this server; build it first") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
 
     def _used_ports(self) -> set[int]:
         """Ports pinned by or published for any managed container on the engine (every
@@ -364,6 +423,15 @@ class DockerEngine:
                 used.add(int(pinned))
             used.update(p["PublicPort"] for p in summary.get("Ports") or () if p.get("PublicPort"))
         return used
+
+    def start(self, container_id: str) -> None:
+        """Start a stopped container again (same port, same volumes)."""
+        try:
+            self.client.api.start(container_id)
+        except docker.errors.NotFound as exc:
+            raise NotOnEngine(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
 
     def set_restart_policy(self, container_id: str, policy: str) -> None:
         try:
@@ -413,6 +481,17 @@ class DockerEngine:
             return []
         return raw.decode("utf-8", "replace").splitlines()
 
+    def log_chunks(self, container_id: str) -> Iterator[bytes]:
+        """A container's whole output so far (stdout and stderr in order, each line prefixed with
+        Docker's timestamp), streamed: agent.log_archive copies it before a removal."""
+        try:
+            yield from self.client.api.logs(container_id, stdout=True, stderr=True, timestamps=True,
+                                            stream=True, follow=False)
+        except docker.errors.NotFound as exc:
+            raise NotOnEngine(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
     def stop(self, container_id: str, timeout: int) -> None:
         """Send the container's stop signal (set at creation), SIGKILL after `timeout` s."""
         try:
@@ -434,6 +513,129 @@ class DockerEngine:
 
     def version(self) -> str:
         return self.client.version().get("Version", "")
+
+    # ---- OOM kills (agent.oom_watch, agent.builder) ------------------------------------------
+    def oom_events(self, since: float) -> "OomEvents":
+        """Every OOM kill in a managed container from `since` (unix time) on: the ones the
+        daemon still buffers first, then live ones, until `close()`. Docker sends an `oom`
+        event for any process of the container the kernel kills, the main one or a child."""
+        try:
+            # The build client: no read timeout, so a quiet hour does not end the stream.
+            stream = self._build_api.events(
+                since=since, decode=True,
+                filters={"type": "container", "event": "oom", "label": [f"{L.MANAGED}=true"]})
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return OomEvents(stream)
+
+    def oom_killed_in(self, container_id: str, since: float, until: float) -> bool:
+        """Whether the kernel killed a process of that container for memory between the two
+        unix times (from the daemon's buffered events; a build step's container is gone by the
+        time its build fails, so its state cannot tell)."""
+        try:
+            events = self.client.api.events(since=since, until=until, decode=True,
+                                            filters={"event": "oom", "container": container_id})
+            return any(True for _ in events)
+        except docker.errors.APIError:
+            return False
+
+    # ---- one-off commands (agent.one_off) ---------------------------------------------------
+    def create_unpublished(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container that publishes no port: a one-off command's. Its id."""
+        if self.image_id(spec.image) is None:
+            raise NotOnEngine(f"image {spec.image} not found on this server; build it first")
+        return self._create(spec, None).id
+
+    def follow_output(self, container_id: str) -> Iterator[bytes]:
+        """stdout and stderr as the container writes them, from its start until it exits (raw
+        chunks, not lines); ends when the container exits, is killed or removed."""
+        try:
+            yield from self.client.api.logs(container_id, stdout=True, stderr=True, stream=True,
+                                            follow=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def wait_exit(self, container_id: str) -> int:
+        """Block until the container has exited; its exit code."""
+        try:
+            return int(self.client.api.wait(container_id).get("StatusCode", -1))
+        except docker.errors.NotFound as exc:
+            raise NotOnEngine(f"container {container_id} not found") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    def kill(self, container_id: str) -> None:
+        """SIGKILL now; nothing when it is not running (any more) or gone."""
+        try:
+            self.client.api.kill(container_id)
+        except docker.errors.APIError:
+            pass
+
+    def labelled(self, *labels: str) -> list[str]:
+        """Ids of every container (running or not) carrying all `labels` ("key=value")."""
+        try:
+            return [c["Id"] for c in self.client.api.containers(all=True, filters={"label": list(labels)})]
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+    # ---- volumes ------------------------------------------------------------------------
+    def volume(self, name: str) -> VolumeRecord | None:
+        """The named volume, or None when there is none of that name."""
+        try:
+            data = self.client.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return VolumeRecord(data["Name"], dict(data.get("Labels") or {}))
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> VolumeRecord:
+        """Create the named volume (local driver). Docker answers with the existing one when a
+        volume of that name was made meanwhile: the caller checks the labels it returns."""
+        try:
+            data = self.client.api.create_volume(name, driver="local", labels=labels)
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return VolumeRecord(data["Name"], dict(data.get("Labels") or {}))
+
+    def volumes(self, app: str) -> list[VolumeRecord]:
+        """The volumes labelled managed + `app` (chosen by label, never by name)."""
+        filters = {"label": [f"{L.MANAGED}=true", f"{L.APP}={app}"]}
+        try:
+            found = self.client.api.volumes(filters=filters).get("Volumes") or []
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+        return [VolumeRecord(v["Name"], dict(v.get("Labels") or {})) for v in found]
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.api.remove_volume(name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from exc
+
+
+class OomEvents:
+    """A live stream of (container id, unix time) OOM kills; `close()` ends it from any thread."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[tuple[str, float]]:
+        for event in self._stream:
+            container_id = event.get("id") or (event.get("Actor") or {}).get("ID") or ""
+            nanos = event.get("timeNano") or int(event.get("time") or 0) * 1_000_000_000
+            if container_id:
+                yield container_id, nanos / 1e9
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:  # already closed, or the connection is gone
+            pass
 
 
 def split_timestamp(line: str) -> tuple[datetime, str]:
@@ -470,7 +672,10 @@ def _record(data: dict) -> ContainerRecord:
         exit_code=int(state.get("ExitCode") or 0),
         restart_count=int(data.get("RestartCount") or 0), host_port=host_port or pinned_port,
         created=_parse_time(data.get("Created", "")), labels=dict(labels),
-        oom_killed=bool(state.get("OOMKilled")), health_status=health.get("Status") or "",
+        oom_killed=bool(state.get("OOMKilled")),
+        finished_at=(_parse_time(state["FinishedAt"])
+                     if not (state.get("FinishedAt") or "0001").startswith("0001") else None),
+        health_status=health.get("Status") or "",
         health_output=(health_log[-1].get("Output") or "").strip() if health_log else "",
         stop_signal=data.get("Config", {}).get("StopSignal") or "",
         restart_policy=((data.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "",

@@ -13,6 +13,9 @@ Invariants it keeps:
   its gate is never routed.
 - A retried deployment (the control plane restarted mid-deploy) first drops what its earlier
   attempt started, unless that already serves.
+- Exclusive volumes (`exclusive=True`): two releases never run at once, so the old containers
+  stop before the new ones start (STOP_FIRST) and the app serves nothing until the switch; a
+  failure before the switch removes the new containers and starts the old ones again (`undo`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Action(StrEnum):
     DRAIN = "drain"  # let the old ones finish their in-flight requests
     STOP = "stop"  # stop `container` (its stop signal, SIGKILL after the grace period)
     REMOVE = "remove"  # remove `container`
+    STOP_FIRST = "stop-first"  # stop old `container` before any new one starts (exclusive volumes)
+    RESTART = "restart"  # start old `container` again: the release failed after STOP_FIRST
 
 
 @dataclass(frozen=True)
@@ -61,27 +66,32 @@ class Step:
 
 
 def plan_release(release: Release, observed: Sequence[Observed],
-                 serving: Sequence[str]) -> list[Step]:
-    """Start and gate N new containers, switch to them, drain, then retire everything else."""
+                 serving: Sequence[str], *, exclusive: bool = False) -> list[Step]:
+    """Start and gate N new containers, switch to them, drain, then retire everything else;
+    `exclusive`: the running old ones are stopped first."""
     if release.replicas < 1:
         raise ValueError(f"a release runs at least one container, not {release.replicas}")
     stale = [o for o in observed
              if o.deployment_id == release.deployment_id and o.id not in serving]
     retired = [o for o in observed if o not in stale]
     steps = [Step(Action.REMOVE, Phase.START, container=o.id) for o in stale]
+    if exclusive:
+        steps += [Step(Action.STOP_FIRST, Phase.START, container=o.id) for o in retired if o.running]
     steps += [Step(Action.START, Phase.START, replica=i) for i in range(release.replicas)]
     steps += [Step(Action.GATE, Phase.HEALTH, replica=i) for i in range(release.replicas)]
     steps += [Step(Action.SWITCH, Phase.SWITCH), Step(Action.DRAIN, Phase.STOP_OLD)]
     for old in retired:
-        if old.running:
+        if old.running and not exclusive:
             steps.append(Step(Action.STOP, Phase.STOP_OLD, container=old.id))
         steps.append(Step(Action.REMOVE, Phase.STOP_OLD, container=old.id))
     return steps
 
 
-def undo(started: Sequence[str]) -> list[Step]:
-    """A failure or cancel before the switch: remove the new containers, nothing else."""
-    return [Step(Action.REMOVE, Phase.START, container=cid) for cid in started]
+def undo(started: Sequence[str], stopped_first: Sequence[str] = ()) -> list[Step]:
+    """A failure or cancel before the switch: remove the new containers, then start again the
+    old ones an exclusive release stopped (the volume is free for them once the new are gone)."""
+    return ([Step(Action.REMOVE, Phase.START, container=cid) for cid in started]
+            + [Step(Action.RESTART, Phase.START, container=cid) for cid in stopped_first])
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,17 @@ def test_reconcile_plans_n_replicas():
     cs = [Observed(f"c{i}", 1, True, True, 40000 + i) for i in range(3)]
     plan = plan_reconcile(cs, serving=("c1", "c2"), replicas=2)
     assert (plan.keep, plan.remove) == (("c1", "c2"), ("c0",))
+
+
+def test_exclusive_volumes_stop_the_old_container_before_the_new_one_starts():
+    old = Observed("old", deployment_id=1, running=True, gated=True, host_port=40001)
+    gone = Observed("gone", deployment_id=0, running=False, gated=True)
+    steps = plan_release(Release(deployment_id=2), [old, gone], serving=("old",), exclusive=True)
+    assert _actions(steps) == [(Action.STOP_FIRST, "old"), (Action.START, 0), (Action.GATE, 0),
+                               (Action.SWITCH, -1), (Action.DRAIN, -1), (Action.REMOVE, "old"),
+                               (Action.REMOVE, "gone")]
+    assert steps[0].phase is Phase.START
+
+
+def test_a_failed_exclusive_release_starts_the_old_containers_again_after_removing_the_new():
+    assert _actions(undo(["new0"], ["old0"])) == [(Action.REMOVE, "new0"), (Action.RESTART, "old0")]
