@@ -117,3 +117,34 @@ def retain_releases(value: int) -> int:
         raise RuleError(f"retain releases {value} is out of range: 1 to {MAX_RETAIN_RELEASES} (0: the default, "
                         f"{DEFAULT_RETAIN_RELEASES})")
     return value or DEFAULT_RETAIN_RELEASES
+
+
+def memory_text(value: int) -> str:
+    """67108864 -> "64 MiB", 1610612736 -> "1.5 GiB": how a limit is shown in reasons and status."""
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if value >= size:
+            return f"{value / size:.4g} {unit}"
+    return f"{value} B"
+
+
+# One-off commands (`serversinc run`) and the release command: how long they may take before
+# they are killed. The control plane adds the release command's to a deploy's deadline.
+RUN_TIMEOUT_SECONDS = 3600
+MAX_RUN_TIMEOUT_SECONDS = 7 * 24 * 3600
+RELEASE_COMMAND_TIMEOUT_SECONDS = 600
+
+
+def run_command(argv: Iterable[str]) -> list[str]:
+    """The argv of `serversinc run NAME -- CMD ARGS…`: as a release command's, but not empty."""
+    out = release_command(argv)
+    if not out:
+        raise RuleError("the command is empty: give it after --, e.g. serversinc run NAME -- /app migrate")
+    return out
+
+
+def run_timeout(seconds: int) -> int:
+    """0 means the default (RUN_TIMEOUT_SECONDS); otherwise 1 s to a week."""
+    if seconds and not 1 <= seconds <= MAX_RUN_TIMEOUT_SECONDS:
+        raise RuleError(f"run timeout {seconds}s is out of range: 1 s to 7 days (0: the default, "
+                        f"{RUN_TIMEOUT_SECONDS}s)")
+    return seconds or RUN_TIMEOUT_SECONDS
