@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
 from agent.docker_engine import EngineError, NotOnEngine, daemon_url, split_timestamp
@@ -41,10 +41,15 @@ class LogReader:
             return await asyncio.open_connection(url.hostname, url.port or 2375)
         raise EngineError(f"cannot follow logs over {url.scheme}:// (unix or plain tcp only)")
 
-    async def lines(self, container_id: str, *, follow: bool, tail: int) -> AsyncIterator[tuple[datetime, str]]:
-        """(timestamp, line) of a container's stdout and stderr, the last `tail` first (0: all)."""
-        query = urlencode({"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow),
-                           "tail": tail if tail > 0 else "all"})
+    async def lines(self, container_id: str, *, follow: bool, tail: int,
+                    since: datetime | None = None) -> AsyncIterator[tuple[datetime, str]]:
+        """(timestamp, line) of a container's stdout and stderr, the last `tail` first (0: all);
+        with `since`, only lines recorded at or after it (the engine applies tail to those)."""
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow),
+                  "tail": tail if tail > 0 else "all"}
+        if since is not None:
+            params["since"] = unix_time(since)
+        query = urlencode(params)
         reader, writer = await self._connect()
         LogReader.open_streams += 1  # on the event loop's thread only: no lock needed
         try:
@@ -63,6 +68,12 @@ class LogReader:
         finally:
             LogReader.open_streams -= 1
             writer.close()
+
+
+def unix_time(moment: datetime) -> str:
+    """The Engine API's `since`: seconds since the epoch with nanoseconds ("1700000000.123456000")."""
+    micros = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}000"
 
 
 async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
