@@ -143,3 +143,35 @@ class RepoCache:
     def remove(self, app: str) -> None:
         with self.lock(app):
             shutil.rmtree(self.path(app), ignore_errors=True)
+
+    def apps(self) -> list[str]:
+        """Apps with a repository cache here."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name[:-len(".git")] for p in self.root.glob("*.git") if (p / "HEAD").exists())
+
+    def compact(self, app: str) -> int | None:
+        """Compact the app's cache (`git gc --auto`: packs the loose objects and the many small
+        packs that fetches of one commit each leave, and drops what no ref reaches after
+        COMPACT_PRUNE); the bytes it freed, or None when a build holds the cache now (the
+        next round compacts it) or git failed."""
+        lock = self._locks.get(app)
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            path = self.path(app)
+            before = _size(path)
+            git.Repo(path).git.gc("--auto", "--quiet", f"--prune={COMPACT_PRUNE}")
+            return before - _size(path)
+        except (git.GitCommandError, git.NoSuchPathError, git.InvalidGitRepositoryError):
+            return None
+        finally:
+            lock.release()
+
+
+# Unreachable objects younger than this survive a compaction (a fetch may still be using them).
+COMPACT_PRUNE = "1.hour.ago"
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
