@@ -7,10 +7,11 @@ picker never see it. Its labels (app, run id, kind, agent) are how it is found a
 
 Invariant: a one-off container never outlives its command. An attached run's is killed and
 removed when the command ends, times out, or its caller goes away (the generator is closed or
-its token cancelled); a detached run's by a watcher thread when the command ends, after its
-output is kept on disk (bounded), and `resume()` gives every detached run found after an agent
-restart its watcher again. What a run did is read back with `status()`: from its container while
-it exists, else from the kept output.
+its token cancelled); a detached run's by a watcher thread when the command ends, and
+`resume()` gives every detached run found after an agent restart its watcher again. A run's
+output (not a release command's: that is in its deployment's log) is kept on disk when it ends,
+bounded. What a run did is read back with `status()`: from its container while it exists, else
+from the kept output.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class RunStatus:
     exit: Exited | None
     lines: tuple[str, ...]
     truncated: bool = False
-    ended_at: float = 0.0  # unix seconds; 0 while it runs
+    ended_at: float = 0.0  # unix seconds; 0 while it runs (or not known)
+    reason: str = ""  # as told when it ended ("timed out after 60s and was killed")
 
 
 class UnknownRun(Exception):
@@ -206,12 +208,17 @@ class OneOffs:
             self.engine.start(container_id)
             timer.start()
             yield Started(container_id, name)
+            tail = _Tail()
             for line in split_lines(self.engine.follow_output(container_id)):
+                tail.add(line)
                 yield Output(line)
             code = self.engine.wait_exit(container_id)
             state = self.engine.inspect(container_id)
-            yield Exited(code, timed_out=killed["timeout"], cancelled=killed["cancel"],
-                         oom_killed=state.oom_killed)
+            exited = Exited(code, timed_out=killed["timeout"], cancelled=killed["cancel"],
+                            oom_killed=state.oom_killed)
+            if spec.kind == KIND_RUN:  # a release command's output is in its deployment's log
+                self._keep(spec.app, spec.run_id, exited, tail, spec.timeout_seconds)
+            yield exited
         except EngineError as exc:
             yield Exited(-1, timed_out=killed["timeout"], cancelled=killed["cancel"],
                          error=f"the command's container failed: {exc}")
@@ -322,14 +329,15 @@ class OneOffs:
                 tail.add(line)
             if record.running or record.state in ("created", "restarting"):
                 return RunStatus(run_id, True, None, tuple(tail.lines), tail.truncated)
-            return RunStatus(run_id, False, Exited(record.exit_code, oom_killed=record.oom_killed),
-                             tuple(tail.lines), tail.truncated, record.created.timestamp())
+            exited = Exited(record.exit_code, oom_killed=record.oom_killed)
+            return RunStatus(run_id, False, exited, tuple(tail.lines), tail.truncated,
+                             reason=exited.reason())
         path = self._kept_path(app, run_id)
         if path is not None and path.exists():
             kept = json.loads(path.read_text())
             exited = Exited(kept["exit_code"], timed_out=kept["timed_out"], oom_killed=kept["oom_killed"])
             return RunStatus(run_id, False, exited, tuple(kept["lines"]), kept["truncated"],
-                             kept["ended_at"])
+                             kept["ended_at"], kept["reason"])
         raise UnknownRun(f"no run {run_id} of app {app} on this server (its output is kept for "
                          f"the last {KEPT_RUNS_PER_APP} runs of each app)")
 

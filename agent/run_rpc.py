@@ -81,6 +81,7 @@ def get_run(one_offs: OneOffs, request, context) -> pb.RunInfo:
                       truncated=status.truncated)
     if status.exit is not None:
         info.exit.CopyFrom(exit_message(status.exit))
+        info.exit.reason = status.reason or info.exit.reason
     if status.ended_at:
         ended = Timestamp()
         ended.FromNanoseconds(int(status.ended_at * 1e9))

@@ -22,6 +22,9 @@ from common import runtime_rules
 from common.defaults import API_ENV, DEFAULT_API
 
 from . import apps, deployments, misc
+from . import config as config_cli
+from . import prune as prune_cli
+from . import run as run_cli
 from .errors import UsageError
 from .render import make_console
 
@@ -164,9 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     _add_app_fields(p, create=False)
     json_flag(p)
+    config_cli.add_parser(apps_sub, leaf, json_flag)
     p = leaf(apps_sub, "delete", apps.cmd_delete, "remove an app, its containers and queued deployments")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--delete-volumes", action="store_true",
+                   help="also remove the app's volumes and their data (kept and named otherwise)")
     p = leaf(apps_sub, "webhook", apps.cmd_webhook, "the GitHub webhook URL and secret to configure for an app")
     p.add_argument("name", metavar="NAME")
     json_flag(p)
@@ -226,10 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
 
     # logs
-    p = leaf(sub, "logs", apps.cmd_logs, "print the serving container's output")
+    p = leaf(sub, "logs", apps.cmd_logs, "print the serving container's output, or a past release's")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    p.add_argument("--tail", type=_non_negative_int, metavar="N", help="start with the last N lines (default 100)")
+    p.add_argument("--tail", type=_non_negative_int, metavar="N",
+                   help="start with the last N lines (default 100; with --since, every line since)")
+    p.add_argument("--deployment", metavar="ID", type=deployments.deployment_name,
+                   help="the output of this deployment's release (a number or deployments/N), also after it was replaced")
+    p.add_argument("--since", type=config_cli.since_arg, metavar="WHEN",
+                   help="only lines from WHEN on: a duration ago (30s, 10m, 2h, 1d) or an RFC 3339 time")
 
     # servers
     srv_p = sub.add_parser("servers", help="list and add servers")
@@ -241,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, metavar="HOST:PORT", help="where its agent listens")
     p.add_argument("--ttl", type=_non_negative_int, metavar="SECONDS", help="join token lifetime (default 3600)")
     json_flag(p)
+
+    # prune
+    prune_cli.add_parser(sub, leaf, json_flag)
+
+    # run, runs
+    run_cli.add_parsers(sub, leaf, json_flag)
 
     # tokens
     tok_p = sub.add_parser("tokens", help="create, list and revoke API tokens")

@@ -133,7 +133,7 @@ def seconds(value: float) -> str:
 
 # The phase stepper -------------------------------------------------------------------------------------
 STEPS = [Phase.DEPLOYMENT_PHASE_QUEUED, Phase.DEPLOYMENT_PHASE_RESOLVE, Phase.DEPLOYMENT_PHASE_BUILD,
-         Phase.DEPLOYMENT_PHASE_START, Phase.DEPLOYMENT_PHASE_HEALTH, Phase.DEPLOYMENT_PHASE_SWITCH,
+         Phase.DEPLOYMENT_PHASE_RELEASE_COMMAND, Phase.DEPLOYMENT_PHASE_START, Phase.DEPLOYMENT_PHASE_HEALTH, Phase.DEPLOYMENT_PHASE_SWITCH,
          Phase.DEPLOYMENT_PHASE_STOP_OLD, Phase.DEPLOYMENT_PHASE_DONE]
 
 
@@ -153,9 +153,11 @@ def steps(dep: deployment_pb2.Deployment, now: datetime | None = None) -> list[S
     ok = dep.state == State.DEPLOYMENT_STATE_SUCCEEDED
     ended = dep.state in TERMINAL
     at = dep.failure_phase or dep.phase or Phase.DEPLOYMENT_PHASE_QUEUED
-    at_index = STEPS.index(at) if at in STEPS else 0
+    # The release command's step only for a deployment that ran one (most apps have none).
+    shown = [p for p in STEPS if p != Phase.DEPLOYMENT_PHASE_RELEASE_COMMAND or p in timings or p == at]
+    at_index = shown.index(at) if at in shown else 0
     out = []
-    for i, phase in enumerate(STEPS):
+    for i, phase in enumerate(shown):
         if ok or i < at_index:
             status = "done"
         elif i == at_index:

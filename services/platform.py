@@ -9,14 +9,15 @@ import asyncio
 import logging
 import os
 
-from services.agents.client import AgentDirectory, AgentTLS
-from services.agents.port import AgentError
+from services.agents.client import AgentDirectory, AgentTLS, LogsNotKept
+from services.agents.port import AgentError, AppRemoval
 from services.apps import repository as apps_repo
+from services.apps.config_release import ConfigReleases
 from services.apps.service import AppService
 from services.certificates import relay as certificate_relay
 from services.config import LOCAL_SERVER, Settings
 from services.core import paging
-from services.core.errors import ServerNotFound, ServerUnreachable
+from services.core.errors import NotFound, ServerNotFound, ServerUnreachable
 from services.db.models import Server
 from services.db import locks
 from services.db.pubsub import Bus
@@ -31,12 +32,15 @@ from services.health.monitor import HealthMonitor
 from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
 from services.jobs.worker import Worker
+from services.runs.service import RunService
 from services.notifications.sender import NotificationSender
 from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
 from services.security.files import write_private
 from services.security.secretbox import KEY_ENV, SecretBox, SecretBoxError
 from services.servers.service import ServerService
+from services.retention.rollback import RollbackGuard
+from services.retention.events import EventRetention
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +65,16 @@ class Platform:
         self.servers = ServerService(self.db, self.box)
         self.tokens = ApiTokenService(self.db)
         self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
+        self.config_releases = ConfigReleases(self.db, self.box, self.deployments)
         self.git = git or GitResolver(timeout=settings.resolve_timeout)
         tls = AgentTLS.from_dir(settings.certs_dir) if settings.agent_tls else None
         if tls is None:
             log.warning("talking to agents WITHOUT TLS (no certificates in %s)", settings.certs_dir)
         self.agents = AgentDirectory(self._agent_address_and_secret, tls)
+        self.runs = RunService(self.db, self.box, self.apps, self.agents)
+        self.deployments.rollback_guard = RollbackGuard(self.db, self.agents)
+        self.event_retention = EventRetention(self.db, keep=settings.event_retention_deployments,
+                                              period=settings.event_retention_period_seconds)
         self.notifications = NotificationSender(self.db, self.box, backoff_seconds=settings.notify_backoff_seconds)
         # Each round also relays the agents' certificate states into the App read model.
         self.health = HealthMonitor(self.db, self._containers_of, period=settings.health_poll_seconds,
@@ -136,6 +145,7 @@ class Platform:
         self.worker.start()
         self.notifications.start()
         self.health.start()
+        self.event_retention.start()
         if self.settings.metrics_address:
             port = self.metrics.serve(self.settings.metrics_address)
             self.metrics_port = port
@@ -144,6 +154,7 @@ class Platform:
     def stop(self) -> None:
         self.metrics.close()
         self.health.stop()
+        self.event_retention.stop()
         self.notifications.stop()
         self.worker.stop()
         self.bus.stop()
@@ -192,8 +203,10 @@ class Platform:
         app = self.apps.get(app_name)
         return app, self.agents.for_server(app.server.name)
 
-    def delete_app(self, name: str) -> None:
-        """Check, then remove from the agent, then delete the row.
+    def delete_app(self, name: str, *, delete_volumes: bool = False) -> AppRemoval:
+        """Check, then remove from the agent, then delete the row; returns what the agent
+        removed. The app's named volumes go only with `delete_volumes`: otherwise they are
+        kept on the server and named, so a mistaken delete loses no data.
 
         Refused with DEPLOYMENT_IN_PROGRESS (FAILED_PRECONDITION) while a deployment of the app
         runs, before anything is touched, so the serving release keeps serving. Queued
@@ -204,10 +217,11 @@ class Platform:
         app, agent = self._agent_for(name)
         self.apps.ensure_deletable(name)
         try:
-            agent.remove_app(app.name)
+            removal = agent.remove_app(app.name, delete_volumes=delete_volumes)
         except AgentError as err:
             raise ServerUnreachable(f"could not remove {name!r} from server {app.server.name!r}: {err}") from None
         self.apps.delete(name)
+        return removal
 
     def app_containers(self, name: str):
         app, agent = self._agent_for(name)
@@ -216,13 +230,18 @@ class Platform:
         except AgentError as err:
             raise ServerUnreachable(str(err)) from None
 
-    async def app_logs(self, name: str, *, follow: bool, tail: int):
-        """The serving container's output, relayed from its agent on the caller's event loop: a
-        `--follow` that waits for its next line holds no thread."""
+    async def app_logs(self, name: str, *, follow: bool, tail: int, deployment_id: int = 0,
+                       since=None):
+        """The serving container's output (or one release's: live, else as its agent archived
+        it), relayed from its agent on the caller's event loop: a `--follow` that waits for its
+        next line holds no thread."""
         app, agent = await asyncio.to_thread(self._agent_for, name)
         try:
-            async for entry in agent.stream_logs(app.name, follow=follow, tail=tail):
+            async for entry in agent.stream_logs(app.name, follow=follow, tail=tail,
+                                                 deployment_id=deployment_id, since=since):
                 yield entry
+        except LogsNotKept as err:
+            raise NotFound(str(err), reason="LOGS_NOT_KEPT") from None
         except AgentError as err:
             raise ServerUnreachable(str(err)) from None
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from datetime import timezone
+from datetime import datetime, timezone
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -16,6 +16,7 @@ from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase
 from services.certificates.repository import CertificateView
+from services.retention.views import AgentImage, AppImages, PrunedItem, PruneResult
 from services.agents.port import (
     AgentBusy,
     AgentCancelled,
@@ -23,6 +24,7 @@ from services.agents.port import (
     AgentInfo,
     AgentTimeout,
     AgentUnavailable,
+    AppRemoval,
     BuildSpec,
     BuildUpdate,
     CancelToken,
@@ -30,11 +32,19 @@ from services.agents.port import (
     DeployUpdate,
     LogEntry,
     ReleaseSpec,
+    RunReport,
+    RunSpec,
+    RunUpdate,
+    UnknownRunOnAgent,
 )
 
 
 class AppNotOnAgent(AgentError):
     """The agent has nothing of the app (no route): it was never deployed on that server."""
+
+
+class LogsNotKept(AgentError):
+    """The agent has no container and no archived output of that release (agent.log_archive)."""
 
 
 class CertificateRefused(AgentError):
@@ -116,6 +126,7 @@ def _deploy_update(ev: pb.DeployEvent) -> DeployUpdate:
         update.error = ev.failure.error
     elif kind == "result":
         update.url, update.message = ev.result.url, ev.result.message
+        update.unserved_seconds = ev.result.unserved_seconds
     else:
         update.message = ev.message
     return update
@@ -218,32 +229,43 @@ class AgentClient:
                 health=pb.ContainerHealth.Name(c.health).removeprefix("CONTAINER_HEALTH_") if c.health else "",
                 health_detail=c.health_detail, restart_count=c.restart_count,
                 draining=c.draining, open_connections=c.open_connections,
+                oom_kills=c.oom_kills,
+                last_oom=c.last_oom_time.ToDatetime(tzinfo=timezone.utc) if c.HasField("last_oom_time") else None,
             )
             for c in resp.containers
         ]
 
-    async def stream_logs(self, app: str, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
+    async def stream_logs(self, app: str, *, follow: bool, tail: int, deployment_id: int = 0,
+                          since: datetime | None = None) -> AsyncIterator[LogEntry]:
         """For the API's event loop: an aio channel of its own (an aio channel belongs to one
-        loop), so a follower waiting for its next line holds no thread."""
+        loop), so a follower waiting for its next line holds no thread. A release's output
+        (deployment_id) the agent no longer keeps is LogsNotKept."""
+        request = pb.StreamLogsRequest(app=app, follow=follow, tail=tail, deployment_id=deployment_id)
+        if since is not None:
+            request.since.FromDatetime(since)
         async with agent_aio_channel(self.address, self._tls) as channel:
-            call = tugboat_pb2_grpc.TugboatServiceStub(channel).StreamLogs(
-                pb.StreamLogsRequest(app=app, follow=follow, tail=tail), metadata=self.metadata)
+            call = tugboat_pb2_grpc.TugboatServiceStub(channel).StreamLogs(request, metadata=self.metadata)
             try:
                 async for entry in call:
                     yield LogEntry(
                         time=entry.time.ToDatetime(tzinfo=timezone.utc) if entry.HasField("time") else None,
                         text=entry.text, container_id=entry.container_id)
             except grpc.RpcError as err:
+                if deployment_id and err.code() == grpc.StatusCode.NOT_FOUND:
+                    raise LogsNotKept(err.details() or "no logs kept") from None
                 raise self._error(err) from None
 
-    def remove_app(self, app: str) -> int:
-        """Removes the app's containers, images, route and cache; 0 when the agent never ran it."""
+    def remove_app(self, app: str, *, delete_volumes: bool = False) -> AppRemoval:
+        """Removes the app's containers, images, route and cache, and its volumes only with
+        `delete_volumes`; nothing removed when the agent never ran it."""
         try:
-            return self.stub.RemoveApp(pb.RemoveAppRequest(app=app), timeout=120, metadata=self.metadata).removed
+            resp = self.stub.RemoveApp(pb.RemoveAppRequest(app=app, delete_volumes=delete_volumes),
+                                       timeout=120, metadata=self.metadata)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
-                return 0
+                return AppRemoval()
             raise self._error(err) from None
+        return AppRemoval(resp.removed, tuple(resp.removed_volumes), tuple(resp.kept_volumes))
 
     def list_certificates(self, app: str = "", *, timeout: float = 5.0) -> list[CertificateView]:
         """The certificates of the agent's HTTPS front door (of one app, or all): no key material."""
@@ -279,12 +301,69 @@ class AgentClient:
                 raise AppNotOnAgent(err.details() or f"app {app} is not on this server") from None
             raise self._error(err) from None
 
+    def prune(self, app: str = "", *, dry_run: bool = False, timeout: float = 300.0) -> PruneResult:
+        """What retention removes on the agent (one app, or all with the engine's caches)."""
+        try:
+            r = self.stub.Prune(pb.PruneRequest(app=app, dry_run=dry_run), timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+        return PruneResult(r.dry_run, tuple(PrunedItem(
+            pb.PruneItemKind.Name(i.kind).removeprefix("PRUNE_ITEM_KIND_"), i.app, i.id, i.name, i.deployment_id,
+            i.size_bytes, i.reason) for i in r.items), r.bytes_freed, tuple((s.app, s.reason) for s in r.skipped))
+
+    def list_images(self, app: str, *, timeout: float = 10.0) -> AppImages:
+        """The app's platform images on the agent, each flagged when retention keeps it."""
+        try:
+            r = self.stub.ListImages(pb.ListImagesRequest(app=app), timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+        return AppImages(tuple(AgentImage(i.id, tuple(i.tags), i.commit_sha, i.retained, tuple(i.deployment_ids))
+                               for i in r.images), r.retain_releases)
+
     def info(self, *, timeout: float = 3.0) -> AgentInfo:
         try:
             i = self.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise self._error(err) from None
         return AgentInfo(i.agent_version, i.docker_version, i.hostname, i.running_containers)
+
+
+def _run_update(ev: pb.RunCommandEvent) -> RunUpdate:
+    kind = ev.WhichOneof("event")
+    if kind == "started":
+        return RunUpdate(container_id=ev.started.container_id)
+    if kind == "exit":
+        return RunUpdate(exited=True, exit_code=ev.exit.exit_code, reason=ev.exit.reason)
+    return RunUpdate(line=ev.line)
+
+
+async def run_command(client: AgentClient, spec: RunSpec) -> AsyncIterator[RunUpdate]:
+    """RunCommand on the caller's event loop (an aio channel of its own, as stream_logs): a
+    caller that goes away cancels the call, and the agent kills and removes the container."""
+    request = pb.RunCommandRequest(
+        app=spec.app, run_id=spec.run_id, image=spec.image, command=spec.command, env=spec.env,
+        resources=pb.Resources(memory_bytes=spec.memory_limit_bytes, cpu_millis=spec.cpu_limit_millis),
+        volumes=[pb.Volume(name=name, path=path) for name, path in spec.volumes],
+        timeout=Duration(seconds=spec.timeout_seconds), detach=spec.detach)
+    async with agent_aio_channel(client.address, client._tls) as channel:
+        call = tugboat_pb2_grpc.TugboatServiceStub(channel).RunCommand(request, metadata=client.metadata)
+        try:
+            async for ev in call:
+                yield _run_update(ev)
+        except grpc.RpcError as err:
+            raise client._error(err) from None
+
+
+def get_run(client: AgentClient, app: str, run_id: str, *, timeout: float = 10.0) -> RunReport:
+    try:
+        info = client.stub.GetRun(pb.GetRunRequest(app=app, run_id=run_id), timeout=timeout,
+                                  metadata=client.metadata)
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise UnknownRunOnAgent(err.details() or f"no run {run_id} on the agent") from None
+        raise client._error(err) from None
+    return RunReport(running=info.running, exit_code=info.exit.exit_code, reason=info.exit.reason,
+                     lines=list(info.lines), truncated=info.truncated, ended=_when(info.end_time))
 
 
 class AgentDirectory:

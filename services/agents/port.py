@@ -102,6 +102,15 @@ RUN_SETTINGS = (
 )
 
 
+@dataclass(frozen=True)
+class AppRemoval:
+    """What RemoveApp did: containers removed, and the app's Docker volumes removed or kept."""
+
+    containers: int = 0
+    removed_volumes: tuple[str, ...] = ()
+    kept_volumes: tuple[str, ...] = ()
+
+
 @dataclass
 class DeployUpdate:
     """One step of a Deploy stream, in the phase the agent reports (START … DONE); a failure
@@ -113,6 +122,8 @@ class DeployUpdate:
     url: str = ""
     failure: str = ""  # BUILD, START, HEALTH, SWITCH, CANCELLED
     error: str = ""
+    # On DONE of an exclusive-volumes deploy: how long the app served nothing.
+    unserved_seconds: float = 0.0
 
 
 @dataclass
@@ -137,6 +148,9 @@ class ContainerView:
     # An old release still holding open connections after a switch, and how many.
     draining: bool = False
     open_connections: int = 0
+    # How many times the kernel killed a process of it for memory, and when last (agent.oom_watch).
+    oom_kills: int = 0
+    last_oom: datetime | None = None
 
 
 @dataclass
@@ -146,6 +160,50 @@ class LogEntry:
     container_id: str
 
 
+@dataclass
+class RunSpec:
+    """A one-off command for the agent (RunCommand): the env here is the opened one (secret env
+    merged in), so a RunSpec lives only for the call."""
+
+    app: str
+    run_id: str
+    image: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    memory_limit_bytes: int = 0
+    cpu_limit_millis: int = 0
+    volumes: list[tuple[str, str]] = field(default_factory=list)
+    timeout_seconds: int = 0
+    detach: bool = False
+
+
+@dataclass
+class RunUpdate:
+    """One event of a RunCommand stream: started (container_id), a line, or the exit."""
+
+    container_id: str = ""
+    line: str | None = None
+    exited: bool = False
+    exit_code: int = 0
+    reason: str = ""
+
+
+@dataclass
+class RunReport:
+    """A run as its agent knows it (GetRun)."""
+
+    running: bool
+    exit_code: int = 0
+    reason: str = ""
+    lines: list[str] = field(default_factory=list)
+    truncated: bool = False
+    ended: datetime | None = None
+
+
+class UnknownRunOnAgent(AgentError):
+    """The agent has neither the run's container nor its kept output."""
+
+
 class Agent(Protocol):
     def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]: ...
 
@@ -153,8 +211,9 @@ class Agent(Protocol):
 
     def list_containers(self, app: str, *, timeout: float = 10.0) -> list[ContainerView]: ...
 
-    def stream_logs(self, app: str, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]: ...
+    def stream_logs(self, app: str, *, follow: bool, tail: int, deployment_id: int = 0,
+                    since: datetime | None = None) -> AsyncIterator[LogEntry]: ...
 
-    def remove_app(self, app: str) -> int: ...
+    def remove_app(self, app: str, *, delete_volumes: bool = False) -> "AppRemoval": ...
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo: ...

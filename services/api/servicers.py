@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timezone
 
 from serversinc.v1 import (
     api_token_service_pb2,
@@ -19,6 +20,7 @@ from serversinc.v1 import (
 )
 
 from services.api import converters as conv
+from services.api import run_converters as run_conv
 from services.api import names
 from services.api.errors import translate_errors
 from services.apps import status as app_status
@@ -32,6 +34,8 @@ from services.core.errors import AppNotDeployed, DeploymentNotFound, InvalidArgu
 from services.deployments.feed import Feeds
 from services.deployments.service import DeploymentView
 from services.platform import Platform
+from services.retention import converters as conv_retention
+from services.retention.prune import prune_server
 
 
 def _page_by_name(items: list, key, request, *, default: int, maximum: int) -> tuple[list, str]:
@@ -84,8 +88,9 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     @translate_errors
     def DeleteApp(self, request, context):
-        self.p.delete_app(names.parse_app(request.name))
-        return app_service_pb2.DeleteAppResponse()
+        removal = self.p.delete_app(names.parse_app(request.name), delete_volumes=request.delete_volumes)
+        return app_service_pb2.DeleteAppResponse(removed_volumes=removal.removed_volumes,
+                                                 kept_volumes=removal.kept_volumes)
 
     @translate_errors
     def ListAppContainers(self, request, context):
@@ -132,11 +137,51 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
             raise ServerUnreachable(f"could not set maintenance mode on server {app.server.name!r}: {err}") from None
         return self._to_pb([self.p.apps.record_maintenance(app.name, request.enabled, message)])[0]
 
+    # One-off commands (services.runs): each a call into the run service.
+    @translate_errors
+    async def RunAppCommand(self, request, context):
+        async for item in self.p.runs.run(names.parse_app(request.name), list(request.command),
+                                          detach=request.detach, timeout_seconds=request.timeout_seconds):
+            yield run_conv.run_event(item)
+
+    @translate_errors
+    def ListAppRuns(self, request, context):
+        runs, token = self.p.runs.list(names.parse_app(request.parent, "parent"), page_size=request.page_size,
+                                       page_token=request.page_token)
+        return app_service_pb2.ListAppRunsResponse(runs=[run_conv.run_to_pb(r) for r in runs], next_page_token=token)
+
+    @translate_errors
+    def GetAppRun(self, request, context):
+        return run_conv.run_to_pb(self.p.runs.get(request.name))
+
+    @translate_errors
+    def GetAppRunOutput(self, request, context):
+        return run_conv.output_to_pb(request.name, self.p.runs.output(request.name))
+
     @translate_errors
     async def StreamAppLogs(self, request, context):
         app = names.parse_app(request.name)
-        async for entry in self.p.app_logs(app, follow=request.follow, tail=request.tail or 100):
+        deployment_id = 0
+        if request.deployment:
+            parsed = names.parse_deployment(request.deployment, "deployment")
+            view = await asyncio.to_thread(self.p.deployments.get, parsed.id)
+            if view.row.app.name != app or parsed.app not in (None, app):
+                raise DeploymentNotFound(f"deployment {request.deployment!r} of app {app!r} not found")
+            deployment_id = parsed.id
+        since = request.since_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("since_time") else None
+        tail = request.tail or (0 if since else 100)  # since alone: every line from then on
+        async for entry in self.p.app_logs(app, follow=request.follow, tail=tail,
+                                           deployment_id=deployment_id, since=since):
             yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
+
+    @translate_errors
+    def SetAppEnv(self, request, context):
+        """The env change and, with deploy, its CONFIG deployment: one transaction (config_release)."""
+        app, view = self.p.config_releases.set_env(
+            names.parse_app(request.name), env=dict(request.env), secret_env=dict(request.secret_env),
+            unset=list(request.unset_names), deploy=request.deploy)
+        return app_service_pb2.SetAppEnvResponse(
+            app=self._to_pb([app])[0], deployment=conv.deployment_to_pb(view) if view else None)
 
 
 class DeploymentServicer(deployment_service_pb2_grpc.DeploymentServiceServicer):
@@ -253,6 +298,12 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
         return server_service_pb2.ListServersResponse(
             servers=[conv.server_to_pb(*self.p.server_status(s.name)) for s in servers], next_page_token=token
         )
+
+
+    @translate_errors
+    def PruneServer(self, request, context):
+        result = prune_server(self.p.db, self.p.agents, request.name, request.app, dry_run=request.dry_run)
+        return conv_retention.prune_to_pb(request.name, result)
 
 
 class ApiTokenServicer(api_token_service_pb2_grpc.ApiTokenServiceServicer):

@@ -152,7 +152,8 @@ class Deployment(Base):
     build_skipped: Mapped[bool] = mapped_column(default=False)
     build_seconds: Mapped[float] = mapped_column(default=0.0)
     deploy_seconds: Mapped[float] = mapped_column(default=0.0)
-    # [{"phase": "BUILD", "start": iso, "end": iso|None}, ...]
+    # [{"phase": "BUILD", "start": iso, "end": iso|None}, ...]; an exclusive-volumes deploy's
+    # SWITCH entry also has "unserved_seconds" (Recorder.note_unserved).
     phase_timings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     failure_phase: Mapped[str] = mapped_column(String(16), default="")
     failure_reason: Mapped[str] = mapped_column(Text, default="")
@@ -265,3 +266,28 @@ class AppCertificate(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     uploaded: Mapped[bool] = mapped_column(default=False)
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Run(Base):
+    """One command run in a fresh container of an app's serving release (`serversinc run`).
+
+    The row says what was asked and, once known, how it ended; the output stays on the app's
+    server (the agent keeps the last ones, bounded). A detached run is RUNNING until someone
+    reads it and its server says it ended (services.runs)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_app_id_id", "app_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The serving deployment whose release it ran.
+    deployment_id: Mapped[int] = mapped_column(Integer)
+    command: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detach: Mapped[bool] = mapped_column(default=False)
+    # RUNNING, SUCCEEDED (exit 0) or FAILED.
+    state: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    container_id: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)

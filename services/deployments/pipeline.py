@@ -1,4 +1,4 @@
-"""The deploy pipeline: RESOLVE -> BUILD -> START -> HEALTH -> SWITCH -> STOP_OLD -> DONE.
+"""The deploy pipeline: RESOLVE -> BUILD -> [RELEASE_COMMAND] -> START -> HEALTH -> SWITCH -> STOP_OLD -> DONE.
 
 Plain domain logic over two ports (git, the agent). Every phase has a deadline; every failure
 ends the deployment with the phase and a reason; a cancel or a lost agent stream is checked
@@ -23,10 +23,11 @@ from services.agents.port import (
     CancelToken,
     ReleaseSpec,
 )
+from common import runtime_rules
 from common.rules import DRAIN_FOLLOW_SECONDS
 from services.config import Settings
 from services.core.errors import DomainError
-from services.core.states import Phase, State
+from services.core.states import Phase, State, Trigger
 from services.deployments.recorder import DeploymentSnapshot, Recorder
 from services.jobs.queue import Claim, StaleClaim
 from services.security.secretbox import SecretBox
@@ -115,7 +116,9 @@ class DeployPipeline:
         rec.phase(Phase.RESOLVE, "using the release's commit" if release else f"resolving {snap.branch} of {snap.repo_url}")
         if release:
             sha = release["commit_sha"]
-            rec.log(f"redeploying the release of deployment {snap.source_id}: {release['image']}")
+            rec.log(f"config release: the image of deployment {snap.source_id} ({release['image']}) with the app's current settings"
+                    if snap.trigger == Trigger.CONFIG else
+                    f"redeploying the release of deployment {snap.source_id}: {release['image']}")
             rec.update(commit_sha=sha, commit_message=snap.source_commit_message)
         else:
             sha = snap.requested_commit_sha or snap.commit_sha
@@ -146,8 +149,10 @@ class DeployPipeline:
                    release=self._release_record(spec, image, image_id))
 
     def _release_spec(self, snap: DeploymentSnapshot, image: str, sha: str) -> ReleaseSpec:
-        """What to run: a rollback's release settings, else the app's current ones (and defaults)."""
-        run = {**snap.run, **{k: v for k, v in (snap.source_release or {}).items() if k in RUN_SETTINGS}}
+        """What to run: a rollback's release settings, else the app's current ones (and defaults);
+        a CONFIG release runs its source's image with the app's current settings."""
+        frozen = {} if snap.trigger == Trigger.CONFIG else (snap.source_release or {})
+        run = {**snap.run, **{k: v for k, v in frozen.items() if k in RUN_SETTINGS}}
         run["health_timeout_seconds"] = run.get("health_timeout_seconds") or self.settings.health_timeout
         run["stop_grace_seconds"] = run.get("stop_grace_seconds") or self.settings.stop_grace
         run["volumes"] = [tuple(v) for v in run.get("volumes") or ()]
@@ -201,6 +206,8 @@ class DeployPipeline:
         # longer drain (open WebSockets, up to hours) goes on in the background on the agent.
         followed = min(spec.drain_seconds, DRAIN_FOLLOW_SECONDS)
         timeout = spec.health_timeout_seconds + followed + spec.stop_grace_seconds + self.settings.deploy_margin
+        if spec.release_command:  # runs on the agent before START, killed at its own deadline
+            timeout += runtime_rules.RELEASE_COMMAND_TIMEOUT_SECONDS
         started = self.clock()
         container_id = ""
         done = None
@@ -219,6 +226,8 @@ class DeployPipeline:
                     rec.log(update.message)
                 if update.phase is Phase.DONE:
                     done = update.url, container_id, round(self.clock() - started, 3)
+                    if update.unserved_seconds:
+                        rec.note_unserved(update.unserved_seconds)
         except (AgentCancelled, AgentTimeout, AgentError) as err:
             # The stream is gone; what serves now is the truth.
             outcome = self._serving(agent, snap)

@@ -1,0 +1,1 @@
+"""One-off command runs of an app's serving release (serversinc run)."""
