@@ -21,6 +21,7 @@ from typing import Iterator, Union
 
 from agent import labels as L
 from agent.docker_engine import BuildHandle, DockerEngine, EngineError
+from agent.limits import build_oom_reason
 from agent.operations import CancelToken
 from agent.repo_cache import RepoCache, RepoError, safe_relative
 from common.specs import BuildSpec
@@ -199,9 +200,13 @@ class Builder:
         error = ""
         lines = LineSplitter()
         total = 0
+        began = time.time()
         try:
+            # Every RUN step's container gets the app's limits, as its release containers do.
             for chunk in self.engine.build(context, dockerfile=dockerfile, tag=tag,
-                                           labels=labels, handle=handle):
+                                           labels=labels, handle=handle,
+                                           memory_bytes=spec.memory_bytes,
+                                           cpu_millis=spec.cpu_millis):
                 if "error" in chunk:
                     error = str(chunk.get("error") or "").strip()
                     continue
@@ -233,13 +238,22 @@ class Builder:
         if token.cancelled:
             yield BuildFailed(CANCELLED, True)
         elif error:
-            yield BuildFailed(error)
+            yield BuildFailed(self._oom_explained(error, intermediate, began, spec.memory_bytes))
         else:
             image_id = self.engine.image_id(tag) or image_id
             if not image_id:
                 yield BuildFailed(f"the engine finished without producing {tag}")
             else:
                 yield BuildSucceeded(tag, image_id, False, subject, time.monotonic() - started)
+
+    def _oom_explained(self, error: str, steps: list[str], began: float, memory_bytes: int) -> str:
+        """A step killed by SIGKILL (code 137) says only that; when the kernel killed it for
+        memory (the daemon's `oom` event of the step's container), the reason says so."""
+        if "code: 137" not in error or not steps:
+            return error
+        if not self.engine.oom_killed_in(steps[-1], began - 1, time.time()):
+            return error
+        return build_oom_reason(memory_bytes, error)
 
     @staticmethod
     def _line(line: str, total: int) -> BuildLine | None:

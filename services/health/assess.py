@@ -5,18 +5,26 @@ agent that does not report router health is judged by Docker's state alone). The
 DOWN when none of its containers is healthy, DEGRADED when some are not, or when it restarted
 within FLAP_WINDOW (with one container that is the only sign of a crash loop the router may miss
 between checks), and HEALTHY otherwise.
+
+OOM kills (the agent counts them from Docker's events: agent.oom_watch) keep a release DEGRADED
+for OOM_WINDOW after the last one, its detail saying how often: a kill of a child process leaves
+the container running and its checks green, so nothing else would show it. A kill newer than the
+last one announced is announced once ("app.oom"), if it is not older than OOM_WINDOW.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from common.runtime_rules import memory_text
 from services.agents.port import ContainerView
 
 # A restart seen less than this long ago keeps an otherwise healthy release DEGRADED.
 FLAP_WINDOW = timedelta(seconds=60)
+# An OOM kill less than this long ago (the agent's clock) keeps it DEGRADED, and is announced.
+OOM_WINDOW = timedelta(minutes=10)
 
 
 class Health(StrEnum):
@@ -30,6 +38,7 @@ class Announcement(StrEnum):
 
     DOWN = "app.down"
     RECOVERED = "app.recovered"
+    OOM = "app.oom"
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,41 @@ class Observation:
     detail: str
     restart_count: int
     restarted_at: datetime | None
+    # OOM kills of the release's containers, and the time of the last one (agent.oom_watch).
+    oom_kills: int = 0
+    last_oom: datetime | None = None
+
+
+def oom_detail(kills: int, last: datetime | None, memory_limit: int = 0) -> str:
+    """ "OOM-killed 2 time(s) since the release started, last at 2026-12-01 20:41:07 UTC (memory
+    limit 32 MiB)"; "" for none."""
+    if not kills:
+        return ""
+    when = f", last at {last:%Y-%m-%d %H:%M:%S} UTC" if last else ""
+    limit = f" (memory limit {memory_text(memory_limit)})" if memory_limit else " (no memory limit)"
+    return f"OOM-killed {kills} time(s) since the release started{when}{limit}"
+
+
+def _recent(last: datetime | None, now: datetime) -> bool:
+    return last is not None and now - last < OOM_WINDOW
+
+
+def _with_oom(obs: Observation, kills: int, last: datetime | None, now: datetime,
+              memory_limit: int) -> Observation:
+    """The observation with the release's OOM kills: in the detail when there were any, and
+    DEGRADED instead of HEALTHY while the last one is recent."""
+    text = oom_detail(kills, last, memory_limit)
+    if not text:
+        return obs
+    health = Health.DEGRADED if obs.health == Health.HEALTHY and _recent(last, now) else obs.health
+    detail = f"{obs.detail}; {text}" if obs.detail else text
+    return replace(obs, health=health, detail=detail, oom_kills=kills, last_oom=last)
+
+
+def oom_news(obs: Observation, announced: datetime | None, now: datetime) -> bool:
+    """Whether the observation's last OOM kill is one to announce: newer than the last announced
+    one (both the agent's times, so clocks never compare across machines) and recent."""
+    return _recent(obs.last_oom, now) and (announced is None or obs.last_oom > announced)
 
 
 def _fault(c: ContainerView) -> str:
@@ -61,9 +105,18 @@ def _fault(c: ContainerView) -> str:
 
 
 def observe(deployment_id: int, containers: list[ContainerView], previous: Previous | None,
-            now: datetime) -> Observation:
-    """The serving release's health, from the agent's containers (of any app) and the last record."""
+            now: datetime, memory_limit: int = 0) -> Observation:
+    """The serving release's health, from the agent's containers (of any app) and the last record;
+    `memory_limit` (the app's, bytes) is named in an OOM detail."""
     release = [c for c in containers if c.deployment_id == deployment_id]
+    obs = _observe(deployment_id, release, previous, now)
+    oomed = [c.last_oom for c in release if c.oom_kills and c.last_oom]
+    return _with_oom(obs, sum(c.oom_kills for c in release), max(oomed) if oomed else None, now,
+                     memory_limit)
+
+
+def _observe(deployment_id: int, release: list[ContainerView], previous: Previous | None,
+             now: datetime) -> Observation:
     restarts = sum(c.restart_count for c in release)
     restarted_at = None
     if previous is not None and previous.deployment_id == deployment_id:

@@ -6,6 +6,9 @@ so a slow or dead server delays no other and no API call ever waits on an agent:
 ListApps read the stored records only. A server that does not answer leaves its apps' last
 observation in place, marked stale. A change into or out of DOWN is stored and put in the
 notification outbox in one transaction, so it is announced once, and never lost to a crash.
+A new OOM kill ("app.oom") is announced the same way; the last one announced is read from the
+outbox itself (services.health.repository.last_oom_announced), after the app's health row is
+written, so a second monitor (PostgreSQL row lock, SQLite's write lock) sees it and says nothing.
 """
 
 from __future__ import annotations
@@ -102,10 +105,21 @@ class HealthMonitor:
             now = utcnow()
             for t in targets:
                 before = previous.get(t.app_id)
-                obs = assess.observe(t.deployment_id, by_app.get(t.app, []), before, now)
+                app = s.get(App, t.app_id)
+                obs = assess.observe(t.deployment_id, by_app.get(t.app, []), before, now,
+                                     memory_limit=app.memory_limit_bytes if app else 0)
                 moved = repo.record(s, t.app_id, before.health if before else None, obs, now)
                 event = assess.announcement(before.health if before else None, obs.health) if moved else None
                 if event is not None:
                     log.warning("app %s: %s %s", t.app, event, obs.detail)
-                    announced += outbox.enqueue_health(s, s.get(App, t.app_id), t.deployment_id, str(event), obs.detail)
+                    announced += outbox.enqueue_health(s, app, t.deployment_id, str(event), obs.detail)
+                announced += self._announce_oom(s, app, t, obs, now)
         return announced
+
+    @staticmethod
+    def _announce_oom(s, app: App | None, t: repo.Target, obs: assess.Observation, now) -> int:
+        if obs.last_oom is None or not assess.oom_news(obs, repo.last_oom_announced(s, t.deployment_id), now):
+            return 0
+        log.warning("app %s: %s %s", t.app, assess.Announcement.OOM, obs.detail)
+        return outbox.enqueue_health(s, app, t.deployment_id, str(assess.Announcement.OOM), obs.detail,
+                                     oom={"kills": obs.oom_kills, "last_time": obs.last_oom.isoformat()})

@@ -6,6 +6,7 @@ and set on the stored value, so two monitors (or a retried poll) record and anno
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.db.models import App, AppHealth, Server
+from services.db.models import App, AppHealth, Notification, Server
 from services.health.assess import Health, Observation, Previous
 
 
@@ -54,6 +55,20 @@ def record(session: Session, app_id: int, before: Health | None, obs: Observatio
     result = session.execute(
         update(AppHealth).where(AppHealth.app_id == app_id, AppHealth.health == str(before)).values(**values))
     return result.rowcount == 1 and before != obs.health
+
+
+def last_oom_announced(session: Session, deployment_id: int) -> datetime | None:
+    """The agent's time of the last OOM kill announced for the release ("app.oom" in the outbox)."""
+    body = session.scalar(
+        select(Notification.body).where(Notification.deployment_id == deployment_id,
+                                        Notification.body.contains('"event": "app.oom"'))
+        .order_by(Notification.id.desc()).limit(1))
+    if body is None:
+        return None
+    try:
+        return datetime.fromisoformat(json.loads(body)["oom"]["last_time"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def mark_stale(session: Session, app_ids: Iterable[int]) -> None:

@@ -53,9 +53,12 @@ def enqueue(session: Session, dep: Deployment, state: State) -> int:
 
 
 def health_payload(app: App, dep: Deployment, event: str, detail: str) -> dict:
-    """An app went down ("app.down") or serves again ("app.recovered"): the release it is about."""
+    """An app went down ("app.down"), serves again ("app.recovered") or was OOM-killed ("app.oom"):
+    the release it is about."""
     sha = (dep.commit_sha or "")[:12]
-    if event == "app.down":
+    if event == "app.oom":
+        text = f":boom: {app.name} ({sha}): {detail.splitlines()[0] if detail else 'OOM-killed'}"
+    elif event == "app.down":
         text = f":red_circle: {app.name} is down ({sha}): {detail.splitlines()[0] if detail else 'nothing healthy serves'}"
     else:
         text = f":large_green_circle: {app.name} is serving again ({sha}) — {app.url}"
@@ -68,12 +71,14 @@ def health_payload(app: App, dep: Deployment, event: str, detail: str) -> dict:
     }
 
 
-def enqueue_health(session: Session, app: App | None, deployment_id: int, event: str, detail: str) -> int:
-    """Adds the app's notifications for a change of health in the caller's transaction; returns how many."""
+def enqueue_health(session: Session, app: App | None, deployment_id: int, event: str, detail: str,
+                   **extra) -> int:
+    """Adds the app's notifications for a change of health in the caller's transaction; returns how
+    many. `extra` fields join the payload (app.oom: "oom" with the kill count and time)."""
     dep = session.get(Deployment, deployment_id)
     if app is None or dep is None or not app.notify_urls:
         return 0
-    body = json.dumps(health_payload(app, dep, event, detail), sort_keys=True)
+    body = json.dumps({**health_payload(app, dep, event, detail), **extra}, sort_keys=True)
     for url in app.notify_urls:
         session.add(Notification(deployment_id=dep.id, url=url, body=body, next_attempt_at=utcnow()))
     return len(app.notify_urls)
