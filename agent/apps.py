@@ -31,10 +31,11 @@ class ManagedContainer:
 
 
 class AppAdmin:
-    def __init__(self, engine: DockerEngine, router: Router, cache: RepoCache) -> None:
+    def __init__(self, engine: DockerEngine, router: Router, cache: RepoCache, archive=None) -> None:
         self.engine = engine
         self.router = router
         self.cache = cache
+        self.archive = archive  # agent.log_archive.LogArchive, or None
 
     def list_containers(self, app: str = "") -> list[ManagedContainer]:
         """Managed containers, newest first, each flagged when the router sends traffic to it."""
@@ -85,6 +86,8 @@ class AppAdmin:
         records = self.engine.list(app)
         known = bool(records) or bool(self.router.serving(app)) or self.cache.path(app).exists()
         for record in records:
+            if self.archive is not None:
+                self.archive.keep(record.id)  # its logs stay readable after the app is gone
             self.engine.remove(record.id, force=True)
         images = self.engine.remove_images(app)
         self.router.remove(app)

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.log_archive import ArchiveLimits
 from common.defaults import AGENT_PORT
 
 DEFAULT_HOST = "127.0.0.1"
@@ -119,6 +120,8 @@ class AgentConfig:
     https_port: int = 0
     acme_directory: str = ""
     acme_ca_bundle: str = ""
+    # Lasting logs (agent.log_archive): how much of each app's past output is kept.
+    log_archive: ArchiveLimits = field(default_factory=ArchiveLimits.from_env)
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:
@@ -201,6 +204,10 @@ class AgentConfig:
     @property
     def repos_dir(self) -> Path:
         return self.state_dir / "repos"
+
+    @property
+    def log_archive_dir(self) -> Path:
+        return self.state_dir / "logs"
 
     @property
     def routes_file(self) -> Path:

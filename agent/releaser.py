@@ -210,10 +210,13 @@ class _Failed(Exception):
 class Releaser:
     """Runs deploys (one at a time per app) and reconciles state after an agent restart."""
 
-    def __init__(self, engine: DockerEngine, router: Router, agent_id: str = "") -> None:
+    def __init__(self, engine: DockerEngine, router: Router, agent_id: str = "",
+                 archive=None) -> None:
         self.engine = engine
         self.router = router
         self.agent_id = agent_id
+        # agent.log_archive.LogArchive (or None): a container's output is copied before removal.
+        self.archive = archive
         self._locks = KeyedLocks()
         # How long a deploy's stream follows the old release's drain (TUGBOAT_DRAIN_FOLLOW_SECONDS).
         self.drain_follow_seconds = float(os.environ.get("TUGBOAT_DRAIN_FOLLOW_SECONDS")
@@ -434,6 +437,7 @@ class Releaser:
             if step.action is Action.STOP:
                 self.engine.stop(record.id, timeout=spec.stop_grace_seconds or STOP_GRACE_SECONDS)
                 return ""
+            self._keep_logs(record.id)
             self.engine.remove(record.id, force=True)
         except EngineError as exc:
             return f"could not {step.action} {record.name}: {exc}"
@@ -445,8 +449,13 @@ class Releaser:
         for step in planner.undo([r.id for r in new]):
             self._discard(step.container)
 
+    def _keep_logs(self, container_id: str) -> None:
+        if self.archive is not None:
+            self.archive.keep(container_id)  # never raises: the removal goes on
+
     def _discard(self, container_id: str) -> None:
         try:
+            self._keep_logs(container_id)
             self.engine.remove(container_id, force=True)
         except EngineError:
             pass

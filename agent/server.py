@@ -13,6 +13,7 @@ from agent.apps import AppAdmin
 from agent.builder import Builder
 from agent.config import AgentConfig
 from agent.docker_engine import DockerEngine
+from agent.log_archive import LogArchive
 from agent.log_follow import LogReader
 from agent.operations import Operations
 from agent.releaser import Releaser
@@ -69,10 +70,12 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
     engine = DockerEngine(docker_client, agent_id=agent_id)
     router = router or make_router(config)
     cache = RepoCache(config.repos_dir)
-    releaser = Releaser(engine, router, agent_id=agent_id)
-    servicer = TugboatServicer(Builder(engine, cache), releaser, AppAdmin(engine, router, cache),
+    archive = LogArchive(config.log_archive_dir, engine, config.log_archive)
+    releaser = Releaser(engine, router, agent_id=agent_id, archive=archive)
+    servicer = TugboatServicer(Builder(engine, cache), releaser,
+                               AppAdmin(engine, router, cache, archive=archive),
                                Operations(), LogReader.for_client(engine.client),
-                               certificates=make_certificates(config, router))
+                               certificates=make_certificates(config, router), archive=archive)
     return servicer, releaser
 
 

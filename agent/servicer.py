@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from datetime import timezone
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,6 +29,7 @@ from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
 from agent.log_follow import LogReader
+from agent.log_source import LogSource
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
 from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
@@ -107,13 +109,14 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     cancelled call cancels the operation; StreamLogs is a coroutine: followers hold no thread."""
 
     def __init__(self, builder: Builder, releaser: Releaser, admin: AppAdmin,
-                 operations: Operations, logs: LogReader, certificates=None) -> None:
+                 operations: Operations, logs: LogReader, certificates=None, archive=None) -> None:
         self.certificates = certificates  # agent.certificates.CertificateManager, or None
         self.builder = builder
         self.releaser = releaser
         self.admin = admin
         self.operations = operations
         self.logs = logs
+        self.log_source = LogSource(admin, logs, archive)  # archive: agent.log_archive.LogArchive
 
     # ---- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -251,21 +254,25 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             for m in items])
 
     async def StreamLogs(self, request, context):
-        """A coroutine on the server's loop: a follower holds a connection, not a thread."""
+        """A coroutine on the server's loop: a follower holds a connection, not a thread.
+        The serving container's output, or a release's (live, else archived: agent.log_source)."""
         try:
             rules.app_name(request.app)
             if request.tail < 0:
                 raise ValueError("tail must be >= 0 (0 means all lines)")
+            if request.deployment_id < 0:
+                raise ValueError("deployment_id must be >= 0 (0 means the serving container)")
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        since = request.since.ToDatetime(tzinfo=timezone.utc) if request.HasField("since") else None
         try:
-            record = await asyncio.get_running_loop().run_in_executor(
-                None, self.admin.serving_container, request.app)
             # aclosing: a follower that goes away while its line is being sent closes the
             # daemon connection now, not whenever the suspended generator is collected.
-            async with aclosing(self.logs.lines(record.id, follow=request.follow, tail=request.tail)) as lines:
-                async for stamp, text in lines:
-                    yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=record.id)
+            async with aclosing(self.log_source.entries(
+                    request.app, deployment_id=request.deployment_id, follow=request.follow,
+                    tail=request.tail, since=since)) as lines:
+                async for stamp, text, container_id in lines:
+                    yield pb.LogEntry(time=_timestamp(stamp), text=text, container_id=container_id)
         except UnknownApp as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except (EngineError, OSError) as exc:

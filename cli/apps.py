@@ -260,7 +260,10 @@ def cmd_logs(conn, args, out, err, *, backoff: tuple[float, ...] = RECONNECT_BAC
     attempt = 0
     while True:
         try:
-            for line in conn.apps.StreamAppLogs(cursor.request(args.name, args.follow, args.tail or 0)):
+            request = cursor.request(args.name, args.follow, args.tail or 0,
+                                     deployment=getattr(args, "deployment", None) or "",
+                                     since=getattr(args, "since", None))
+            for line in conn.apps.StreamAppLogs(request):
                 if not cursor.is_new(line):
                     continue
                 attempt = 0

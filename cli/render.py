@@ -196,12 +196,13 @@ def app_detail_table(a) -> Table:
 
 def deployments_table(deployments: Iterable) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "STATE", "PHASE", "COMMIT", "BUILD S", "DEPLOY S", "CREATED", "QUEUE", "FAILURE"):
+    for col in ("ID", "STATE", "PHASE", "TRIGGER", "COMMIT", "BUILD S", "DEPLOY S", "CREATED", "QUEUE", "FAILURE"):
         table.add_column(col, overflow="fold")
     for d in deployments:
         _add_row(
             table,
-            deployment_id(d.name), enum_short(d, "state"), enum_short(d, "phase"), short_sha(d.commit_sha),
+            deployment_id(d.name), enum_short(d, "state"), enum_short(d, "phase"), enum_short(d, "trigger"),
+            short_sha(d.commit_sha),
             fmt_seconds(d.build_seconds), fmt_seconds(d.deploy_seconds), _ts(d, "create_time"),
             str(d.queue_position) if d.queue_position else "", d.failure_reason,
         )

@@ -52,9 +52,14 @@ class LogCursor:
             self._shown.discard(self._order.popleft())
         return True
 
-    def request(self, name: str, follow: bool, tail: int) -> app_service_pb2.StreamAppLogsRequest:
-        """The request that starts the stream (the caller's tail) or, once lines were shown, resumes it."""
+    def request(self, name: str, follow: bool, tail: int, *, deployment: str = "",
+                since=None) -> app_service_pb2.StreamAppLogsRequest:
+        """The request that starts the stream (the caller's tail) or, once lines were shown, resumes
+        it; `deployment` and `since` (a datetime) are asked for again as they were."""
         if self.started:
             self.resumed = True
-        return app_service_pb2.StreamAppLogsRequest(
-            name=name, follow=follow, tail=RESUME_TAIL if self.resumed else tail)
+        request = app_service_pb2.StreamAppLogsRequest(
+            name=name, follow=follow, tail=RESUME_TAIL if self.resumed else tail, deployment=deployment)
+        if since is not None:
+            request.since_time.FromDatetime(since)
+        return request

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from services.agents.port import RUN_SETTINGS
-from services.core.states import EventKind, Phase, State
+from services.core.states import EventKind, Phase, State, Trigger
 from services.db.models import App, Deployment, utcnow
 from services.db.session import Database
 from services.deployments import repository as repo
@@ -73,6 +73,8 @@ class DeploymentSnapshot:
     release_command: list = field(default_factory=list)
     retain_releases: int = 5
     extra: dict = field(default_factory=dict)
+    # Trigger.CONFIG: the source release's image with the app's current settings (config_release).
+    trigger: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class Recorder:
                 dep.started_at = self.clock()
                 self.events.append(s, self.id, EventKind.STATE, Phase.QUEUED, "started", state=State.RUNNING)
             source = repo.get(s, dep.source_deployment_id) if dep.source_deployment_id else None
+            if dep.trigger == Trigger.CONFIG:
+                source = self._config_source(s, dep, app, source)
             snap = DeploymentSnapshot(
                 id=dep.id, app=app.name, app_id=app.id, repo_url=app.repo_url, branch=app.branch,
                 rebuild=dep.rebuild, requested_commit_sha=dep.requested_commit_sha, commit_sha=dep.commit_sha,
@@ -148,6 +152,7 @@ class Recorder:
                 source_id=source.id if source is not None else None,
                 source_commit_message=source.commit_message if source is not None else "",
                 release_command=list(app.release_command or []), retain_releases=app.retain_releases,
+                trigger=dep.trigger,
             )
             self.phase_now = Phase(dep.phase)
             # An earlier attempt's lines count towards the cap.
@@ -155,6 +160,17 @@ class Recorder:
             self._truncated = self._log_lines >= MAX_LOG_LINES or self._log_chars >= MAX_LOG_CHARS
         self.events.notifier.notify(self.id)
         return snap
+
+    @staticmethod
+    def _config_source(s, dep, app, source):
+        """A CONFIG release runs the image serving when it starts: a deploy that finished while
+        it was queued moved that on, and running the older image would undo it."""
+        serving = repo.get(s, app.current_deployment_id) if app.current_deployment_id else None
+        if serving is not None and serving.id != dep.source_deployment_id and serving.release \
+                and serving.state == State.SUCCEEDED:
+            dep.source_deployment_id = serving.id
+            return serving
+        return source
 
     def cancel_requested(self) -> bool:
         with self.db.read() as s:
