@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from agent import __version__
+from agent import volumes as app_volumes
 from agent.docker_engine import ContainerRecord, DockerEngine, EngineError
 from agent.repo_cache import RepoCache
 from agent.router import Health, Router, ServerHealth
@@ -28,6 +29,12 @@ class ManagedContainer:
     # (WebSockets, event streams) until they close or its drain deadline.
     draining: bool = False
     open_connections: int = 0
+
+
+@dataclass(frozen=True)
+class RemovedApp:
+    containers: int
+    volumes: app_volumes.VolumeRemoval
 
 
 class AppAdmin:
@@ -78,10 +85,12 @@ class AppAdmin:
                 stopped += 1
         return stopped
 
-    def remove_app(self, app: str) -> int:
-        """Remove containers, `<app>:*` images, the route and the repository cache.
+    def remove_app(self, app: str, *, delete_volumes: bool = False) -> RemovedApp:
+        """Remove containers, `<app>:*` images, the route and the repository cache; the app's
+        named volumes only with `delete_volumes` (else they are kept and named).
 
-        NOT_FOUND only when nothing at all is known, so a half-removed app can be removed again.
+        NOT_FOUND only when nothing at all is known, so a half-removed app can be removed again
+        (an app left with only its kept volumes is known: deleted again with `delete_volumes`).
         """
         records = self.engine.list(app)
         known = bool(records) or bool(self.router.serving(app)) or self.cache.path(app).exists()
@@ -92,9 +101,10 @@ class AppAdmin:
         images = self.engine.remove_images(app)
         self.router.remove(app)
         self.cache.remove(app)
-        if not known and not images:
+        volumes = app_volumes.remove(self.engine, app, delete=delete_volumes)
+        if not known and not images and not (volumes.removed or volumes.kept):
             raise UnknownApp(f"app {app!r} is unknown to this agent")
-        return len(records)
+        return RemovedApp(len(records), volumes)
 
     def info(self) -> AgentInfo:
         try:

@@ -14,19 +14,23 @@ import os
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from agent import labels as L
 from agent import planner
+from agent import volumes as app_volumes
 from agent.docker_engine import (ContainerRecord, ContainerSpec, DockerEngine, EngineError,
                                  NotOnEngine)
 from agent.health import HealthPolicy, probe
+from agent.limits import oom_reason
 from agent.locks import KeyedLocks
+from agent.one_off import KIND_RELEASE, Exited, OneOffs, OneOffSpec, Output
 from agent.operations import CancelToken
 from agent.planner import Action, Observed, Release
 from agent.route_policy import ANSWERS_HTTP
-from agent.router import Check, Router, RouterError, Target
+from agent.router import Check, Health, Router, RouterError, Target
 from common import runtime_rules
 from common.phases import Phase
 from common.rules import DRAIN_FOLLOW_SECONDS, DRAIN_SECONDS, HEALTH, STOP_GRACE_SECONDS
@@ -46,6 +50,7 @@ class Failure(enum.Enum):
     SWITCH = "switch"
     CANCELLED = "cancelled"
     INTERNAL = "internal"
+    RELEASE_COMMAND = "release_command"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ class DeployProgress:
     url: str = ""
     failure: Failure | None = None
     error: str = ""
+    # On DONE of an exclusive-volumes deploy: how long the app served nothing (old stopped
+    # before the new one started, until the switch).
+    unserved_seconds: float = 0.0
 
 
 def container_name(app: str, deployment_id: int) -> str:
@@ -218,6 +226,11 @@ class Releaser:
         # agent.log_archive.LogArchive (or None): a container's output is copied before removal.
         self.archive = archive
         self._locks = KeyedLocks()
+        # Runs the release command (agent.one_off) before START.
+        self.one_offs = OneOffs(engine, agent_id=agent_id)
+        # agent.pruner.Pruner (or None): told of each release that takes traffic and each
+        # successful deploy, so retention knows the order releases served in.
+        self.retention = None
         # How long a deploy's stream follows the old release's drain (TUGBOAT_DRAIN_FOLLOW_SECONDS).
         self.drain_follow_seconds = float(os.environ.get("TUGBOAT_DRAIN_FOLLOW_SECONDS")
                                           or DRAIN_FOLLOW_SECONDS)
@@ -236,6 +249,23 @@ class Releaser:
                 self._retiring_lock.notify_all()
             return set(held)
 
+    def retiring(self, app: str) -> set[str]:
+        """The app's containers a background Retirement still drains or stops."""
+        with self._retiring_lock:
+            return set(self._retiring_ids.get(app, ()))
+
+    @contextmanager
+    def unless_deploying(self, app: str, wait: float = 0.0) -> Iterator[bool]:
+        """Hold the app's deploy lock unless a deploy holds it (waiting up to `wait` s); yields
+        whether it is held. Prunes run under it: never while the app deploys."""
+        lock = self._locks.get(app)
+        held = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                lock.release()
+
     def wait_retired(self, app: str, timeout: float) -> bool:
         """Wait until no background Retirement of the app runs (tests, shutdown); False on timeout."""
         with self._retiring_lock:
@@ -249,9 +279,16 @@ class Releaser:
             gated: set[str] = set()  # new containers that passed their gate
             switched = False
             retirement: Retirement | None = None
+            # Exclusive volumes: the old containers stopped before the new start, and since when
+            # the app serves nothing (monotonic), for the "served nothing for" line.
+            stopped_first: list[ContainerRecord] = []
+            unserved_since: float | None = None
+            unserved = 0.0
             try:
                 if token.cancelled:
                     raise _Failed(Phase.START, Failure.CANCELLED, "cancelled")
+                if spec.release_command:
+                    yield from self._release_command(spec, token)
                 yield DeployProgress(Phase.START, f"starting {spec.app} from {spec.image}")
                 try:
                     # May reload the proxy (new app, changed domains): before anything switches.
@@ -262,11 +299,21 @@ class Releaser:
                 records = {r.id: r for r in self.engine.list(spec.app) if r.id not in retiring}
                 steps = planner.plan_release(
                     Release(spec.deployment_id, spec.replicas),
-                    [observe(r) for r in records.values()], self.router.serving(spec.app))
+                    [observe(r) for r in records.values()], self.router.serving(spec.app),
+                    exclusive=spec.exclusive_volumes)
                 url = ""
                 remaining = iter(steps)
                 for step in remaining:
-                    if step.action is Action.START:
+                    if step.action is Action.STOP_FIRST:
+                        old = records[step.container]
+                        if unserved_since is None:
+                            unserved_since = time.monotonic()
+                        stopped_first.append(old)
+                        yield DeployProgress(step.phase, f"stopping {old.name} before the new release "
+                                             "starts (exclusive volumes): the app serves nothing "
+                                             "until the switch", container_id=old.id)
+                        self._stop_first(spec, old)
+                    elif step.action is Action.START:
                         new.append(self._start(spec))
                         yield DeployProgress(step.phase, f"started {new[-1].name}",
                                              container_id=new[-1].id)
@@ -286,9 +333,17 @@ class Releaser:
                         except RouterError as exc:
                             raise _Failed(Phase.SWITCH, Failure.SWITCH, str(exc)) from exc
                         switched = True
+                        if self.retention is not None:
+                            self.retention.released(spec)
                         names = ", ".join(r.name for r in new)
                         yield DeployProgress(step.phase, f"traffic now goes to {names} at {url}",
                                              container_id=new[0].id, url=url)
+                        if unserved_since is not None:
+                            unserved = time.monotonic() - unserved_since
+                            yield DeployProgress(step.phase, f"served nothing for {unserved:.1f} s "
+                                                 "(exclusive volumes: the old release stopped "
+                                                 "before the new one started)",
+                                                 container_id=new[0].id)
                     elif step.action is Action.DRAIN:
                         retirement = Retirement(self, spec, list(remaining), records).start()
                         for line in retirement.follow(min(spec.drain_seconds or DRAIN_SECONDS,
@@ -306,11 +361,15 @@ class Releaser:
                         if message:
                             yield DeployProgress(step.phase, message,
                                                  container_id=new[0].id if new else "")
+                if self.retention is not None:
+                    self.retention.after_deploy(spec.app)  # runs once this deploy lets go of the app
                 yield DeployProgress(Phase.DONE, f"{spec.app} serves {spec.commit_sha[:12]} at {url}",
-                                     container_id=new[0].id, url=url)
+                                     container_id=new[0].id, url=url,
+                                     unserved_seconds=round(unserved, 3))
             except _Failed as failed:
                 if not switched:
                     self._undo(new)
+                    yield from self._bring_back(spec, stopped_first, unserved_since, failed.phase)
                 yield DeployProgress(failed.phase, f"{failed.phase.lower()} failed: {failed.error}",
                                      container_id=new[-1].id if new else "",
                                      failure=failed.failure, error=failed.error)
@@ -320,12 +379,15 @@ class Releaser:
                 # already on the new release, so the old one is still drained, stopped and removed.
                 if not switched:
                     self._undo(new)
+                    for _ in self._bring_back(spec, stopped_first, unserved_since, Phase.START):
+                        pass
                 elif retirement is None:
                     self._finish_after_switch(remaining, records, spec)
                 raise
             except Exception as exc:  # a bug or an unexpected engine error: still no half deploy
                 if not switched:
                     self._undo(new)
+                    yield from self._bring_back(spec, stopped_first, unserved_since, Phase.START)
                 yield DeployProgress(Phase.STOP_OLD if switched else Phase.START,
                                      f"internal agent error: {exc}",
                                      container_id=new[-1].id if new else "",
@@ -338,6 +400,31 @@ class Releaser:
         background, as long as the old release's connections take."""
         Retirement(self, spec, [s for s in steps if s.action is not Action.DRAIN], records).start()
 
+    def _release_command(self, spec: DeploySpec, token: CancelToken) -> Iterator[DeployProgress]:
+        """Phase RELEASE_COMMAND: the app's release command (migrations) once, in a fresh
+        container of the new image with the new release's env, limits and volumes, before any
+        new container starts; each output line is an event (the deployment's log). Anything but
+        exit 0 fails the deploy here, with nothing started: the old release keeps serving."""
+        yield DeployProgress(Phase.RELEASE_COMMAND,
+                             f"running the release command: {' '.join(spec.release_command)}")
+        run = OneOffSpec(app=spec.app, run_id=f"deployment-{spec.deployment_id}", image=spec.image,
+                         command=spec.release_command, env=dict(spec.env), kind=KIND_RELEASE,
+                         memory_bytes=spec.memory_bytes, cpu_millis=spec.cpu_millis,
+                         volumes=spec.volumes,
+                         timeout_seconds=runtime_rules.RELEASE_COMMAND_TIMEOUT_SECONDS)
+        exited = None
+        for event in self.one_offs.run(run, token):
+            if isinstance(event, Output):
+                yield DeployProgress(Phase.RELEASE_COMMAND, event.line)
+            elif isinstance(event, Exited):
+                exited = event
+        if exited is None or exited.cancelled or token.cancelled:
+            raise _Failed(Phase.RELEASE_COMMAND, Failure.CANCELLED, "cancelled")
+        if not exited.ok:
+            raise _Failed(Phase.RELEASE_COMMAND, Failure.RELEASE_COMMAND,
+                          f"release command {exited.reason(run.timeout_seconds)}")
+        yield DeployProgress(Phase.RELEASE_COMMAND, "release command exited with status 0")
+
     def _start(self, spec: DeploySpec) -> ContainerRecord:
         name = container_name(spec.app, spec.deployment_id)
         labels = {L.MANAGED: "true", L.APP: spec.app, L.DEPLOYMENT: str(spec.deployment_id),
@@ -345,14 +432,65 @@ class Releaser:
         if self.agent_id:
             labels[L.AGENT] = self.agent_id
         try:
+            # The app's named volumes, made on first use and checked to be the app's own.
+            mounts = app_volumes.ensure(self.engine, spec.app, spec.volumes, self.agent_id)
             # No restart policy until healthy: Docker restarting a crashing container would
             # hide its exit code and keep a broken release looping. See _gate.
             return self.engine.run(ContainerSpec(name=name, image=spec.image, port=spec.port,
                                                  env=dict(spec.env), labels=labels,
                                                  restart_policy=GATE_POLICY,
-                                                 stop_signal=spec.stop_signal or "SIGTERM"))
+                                                 stop_signal=spec.stop_signal or "SIGTERM",
+                                                 volumes=mounts, memory_bytes=spec.memory_bytes,
+                                                 cpu_millis=spec.cpu_millis))
         except EngineError as exc:
             raise _Failed(Phase.START, Failure.START, f"cannot start {name}: {exc}") from exc
+
+    def _stop_first(self, spec: DeploySpec, old: ContainerRecord) -> None:
+        """Exclusive volumes: stop an old container before any new one starts (the caller has
+        listed it first, so a failure here still starts it again)."""
+        try:
+            self.engine.stop(old.id, timeout=spec.stop_grace_seconds or STOP_GRACE_SECONDS)
+        except EngineError as exc:
+            raise _Failed(Phase.START, Failure.START, f"cannot stop {old.name} before the new "
+                          f"release starts (exclusive volumes): {exc}") from exc
+
+    def _bring_back(self, spec: DeploySpec, stopped: list[ContainerRecord],
+                    unserved_since: float | None, phase: Phase) -> Iterator[DeployProgress]:
+        """After a failure before the switch of an exclusive release (the new containers are
+        gone): start the old ones it stopped first and wait until they serve, so the old
+        release keeps serving as after any failed deploy. The route never left them."""
+        for step in planner.undo((), [r.id for r in stopped]):
+            old = next(r for r in stopped if r.id == step.container)
+            try:
+                self.engine.start(old.id)
+                problem = self._wait_serving(spec, old)
+            except EngineError as exc:
+                problem = f"it did not start: {exc}"
+            yield DeployProgress(phase, f"started the old release's {old.name} again: "
+                                 + (problem or "it serves"), container_id=old.id)
+        if stopped and unserved_since is not None:
+            yield DeployProgress(phase, f"served nothing for {time.monotonic() - unserved_since:.1f} s "
+                                 "(exclusive volumes: until the old release served again)")
+
+    def _wait_serving(self, spec: DeploySpec, old: ContainerRecord) -> str:
+        """Until the restarted old container answers HTTP and the router does not hold it
+        down (its checks rise again); "" then, else why not by the health timeout."""
+        deadline = time.monotonic() + (spec.health_timeout_seconds or HEALTH.timeout_seconds)
+        last = "no answer yet"
+        while True:
+            state = self.engine.inspect(old.id)
+            if state.running and state.host_port:
+                result = probe(state.direct_url, spec.health_path or HEALTH.path, timeout=1.0,
+                               status_min=ANSWERS_HTTP.status_min, status_max=ANSWERS_HTTP.status_max)
+                seen = self.router.health(spec.app).get(old.id)
+                if result.ok and (seen is None or seen.health is not Health.UNHEALTHY):
+                    return ""
+                last = result.detail if not result.ok else f"the router holds it down: {seen.detail}"
+            elif not state.running:
+                last = f"it is {state.state} (exit code {state.exit_code})"
+            if time.monotonic() >= deadline:
+                return f"not serving within {spec.health_timeout_seconds or HEALTH.timeout_seconds}s; last: {last}"
+            time.sleep(spec.health.interval_ms / 1000 or POLL_INTERVAL)
 
     def _gate(self, spec: DeploySpec, new: ContainerRecord,
               token: CancelToken) -> Iterator[DeployProgress]:
@@ -382,10 +520,10 @@ class Releaser:
                 state = self.engine.inspect(new.id)
             except NotOnEngine:
                 raise _Failed(Phase.START, Failure.START, f"container {new.name} disappeared")
-            if state.oom_killed:
+            if state.oom_killed:  # before the exit check: a kill for memory says which limit
                 raise _Failed(Phase.START, Failure.START,
-                              f"container was OOM-killed (exit code {state.exit_code}) before it "
-                              "was healthy" + self._logs_suffix(new.id))
+                              f"{oom_reason(spec.memory_bytes)} (exit code {state.exit_code}) "
+                              "before it was healthy" + self._logs_suffix(new.id))
             if state.state not in ("running", "created") or state.restart_count > 0:
                 raise _Failed(Phase.START, Failure.START,
                               f"container exited with code {state.exit_code} before it was healthy"

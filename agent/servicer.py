@@ -30,7 +30,10 @@ from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
 from agent.log_follow import LogReader
 from agent.log_source import LogSource
+from agent.oom_watch import OomKills
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
+from agent import run_rpc
+from agent import prune_rpc
 from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
 from common import rules, runtime_rules
@@ -41,7 +44,8 @@ log = logging.getLogger(__name__)
 
 _FAILURES = {Failure.BUILD: pb.FAILURE_KIND_BUILD, Failure.START: pb.FAILURE_KIND_START,
              Failure.HEALTH: pb.FAILURE_KIND_HEALTH, Failure.SWITCH: pb.FAILURE_KIND_SWITCH,
-             Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED, Failure.INTERNAL: pb.FAILURE_KIND_INTERNAL}
+             Failure.CANCELLED: pb.FAILURE_KIND_CANCELLED, Failure.INTERNAL: pb.FAILURE_KIND_INTERNAL,
+             Failure.RELEASE_COMMAND: pb.FAILURE_KIND_RELEASE_COMMAND}
 
 
 _HEALTH = {Health.UNKNOWN: pb.CONTAINER_HEALTH_UNKNOWN, Health.HEALTHY: pb.CONTAINER_HEALTH_HEALTHY,
@@ -64,7 +68,8 @@ def _deploy_event(item: DeployProgress) -> pb.DeployEvent:
     if item.failure is not None:
         event.failure.CopyFrom(pb.DeployFailure(kind=_FAILURES[item.failure], error=item.error))
     elif item.phase is Phase.DONE:
-        event.result.CopyFrom(pb.DeployResult(url=item.url, message=item.message))
+        event.result.CopyFrom(pb.DeployResult(url=item.url, message=item.message,
+                                              unserved_seconds=item.unserved_seconds))
     else:
         event.message = item.message
     return event
@@ -250,8 +255,20 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                              create_time=_timestamp(m.record.created), serving=m.serving, url=m.url,
                              health=_HEALTH[m.health.health], health_detail=m.health.detail,
                              restart_count=m.record.restart_count, draining=m.draining,
-                             open_connections=m.open_connections)
+                             open_connections=m.open_connections, **self._oom_fields(m.record))
             for m in items])
+
+    # agent.oom_watch.OomWatch of the engine, set by agent.server; None: inspect's flag only.
+    oom = None
+
+    def _oom_fields(self, record) -> dict:
+        """ContainerInfo's oom_kills and last_oom_time for one container."""
+        if self.oom is not None:
+            kills = self.oom.kills(record)
+        else:
+            kills = OomKills(1, record.finished_at) if record.oom_killed else OomKills()
+        return {"oom_kills": kills.count,
+                "last_oom_time": _timestamp(kills.last) if kills.last else None}
 
     async def StreamLogs(self, request, context):
         """A coroutine on the server's loop: a follower holds a connection, not a thread.
@@ -284,13 +301,18 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         return pb.StopAppResponse(stopped=stopped)
 
     def RemoveApp(self, request, context):
-        removed = self._app_admin(request.app, context, "removing app", self.admin.remove_app)
+        removed = self._app_admin(request.app, context, "removing app", lambda app: (
+            self.admin.remove_app(app, delete_volumes=request.delete_volumes)))
+        if self.pruner is not None:
+            self.pruner.history.forget(request.app)  # its releases are gone with it
         if self.certificates is not None:
             try:
                 self.certificates.forget(request.app)
             except (RouterError, OSError) as exc:
                 log.warning("certificates of %s not all retired: %s", request.app, exc)
-        return pb.RemoveAppResponse(removed=removed)
+        return pb.RemoveAppResponse(removed=removed.containers,
+                                    removed_volumes=removed.volumes.removed,
+                                    kept_volumes=removed.volumes.kept)
 
     # ---- certificates ------------------------------------------------------------------------
     def ListCertificates(self, request, context):
@@ -353,6 +375,24 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except EngineError as exc:
             self._internal(context, doing, exc)
+
+    # ---- one-off commands (agent.run_rpc) ---------------------------------------------------
+    async def RunCommand(self, request, context):
+        async for event in run_rpc.run_command(self.releaser.one_offs, request, context):
+            yield event
+
+    def GetRun(self, request, context):
+        return run_rpc.get_run(self.releaser.one_offs, request, context)
+
+    # ---- retention ---------------------------------------------------------------------------
+    # agent.pruner.Pruner, set by agent.server.
+    pruner = None
+
+    def Prune(self, request, context):
+        return prune_rpc.prune(self.pruner, request, context)
+
+    def ListImages(self, request, context):
+        return prune_rpc.list_images(self.pruner, request, context)
 
     def GetInfo(self, request, context):
         info = self.admin.info()

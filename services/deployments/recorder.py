@@ -194,6 +194,18 @@ class Recorder:
         self.phase_started[phase] = now
         log.info("phase %s%s", phase, f": {message}" if message else "")
 
+    def note_unserved(self, seconds: float) -> None:
+        """An exclusive-volumes deploy's time without a serving container, kept on its last
+        SWITCH timing (the window ends with the switch): the deployment's timings are where
+        it is stored, read back as Deployment.unserved_seconds (services.api.converters)."""
+        with self._write() as s:
+            dep = repo.get(s, self.id)
+            timings = [dict(t) for t in dep.phase_timings or []]
+            switches = [t for t in timings if t.get("phase") == str(Phase.SWITCH)]
+            if switches:
+                switches[-1]["unserved_seconds"] = round(seconds, 3)
+                dep.phase_timings = timings
+
     def log(self, message: str, phase: Phase | None = None) -> None:
         """Buffers a line (stored within FLUSH_SECONDS, or at once when the batch is full); past
         the cap it is only counted."""
