@@ -74,9 +74,12 @@ class Client:
                           app_service_pb2.ListAppContainersRequest(parent=f"apps/{name}"))
         return list(resp.containers)
 
-    def app_logs(self, name: str, tail: int = 100, timeout: float = 10.0) -> list[app_pb2.LogLine]:
-        """The last `tail` lines, not followed: a page shows a snapshot and a refresh button."""
-        request = app_service_pb2.StreamAppLogsRequest(name=name, tail=tail, follow=False)
+    def app_logs(self, name: str, tail: int = 100, timeout: float = 10.0,
+                 deployment: str = "") -> list[app_pb2.LogLine]:
+        """The last `tail` lines, not followed: a page shows a snapshot and a refresh button. With
+        `deployment`, that release's lines (also after it was replaced: its server archived them)."""
+        request = app_service_pb2.StreamAppLogsRequest(name=name, tail=tail, follow=False,
+                                                       deployment=deployment)
         try:
             return list(self.connection.apps.StreamAppLogs(request, timeout=timeout))
         except grpc.RpcError as err:

@@ -187,11 +187,17 @@ with tab_containers:
                            "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 with tab_logs:
-    l1, l2 = st.columns([1, 4], vertical_alignment="bottom")
-    tail = l1.number_input("Lines", 10, 2000, 200, step=50, key="log_tail")
-    l2.button("Refresh", icon=":material/refresh:", key="log_refresh")  # any click reruns, re-reading the tail
+    l1, l2, l3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    # The serving container, or any deployment that ran: a replaced or crashed release's output
+    # is kept by its server (the last releases of each app).
+    releases = {"": "serving now"} | {d.name: f"#{d.id} · {ui.short_sha(d.commit_sha)} · "
+                                              f"{ui.deployment_state(d)} · {ui.ago(d.create_time)}"
+                                      for d in deployments if d.name != app.current_deployment}
+    release = l1.selectbox("Release", list(releases), format_func=releases.get, key="log_release")
+    tail = l2.number_input("Lines", 10, 2000, 200, step=50, key="log_tail")
+    l3.button("Refresh", icon=":material/refresh:", key="log_refresh")  # any click reruns, re-reading the tail
     try:
-        lines = client.app_logs(pick, tail=int(tail))
+        lines = client.app_logs(pick, tail=int(tail), deployment=release)
     except ApiError as err:
         st.info(f"No logs: {err.details}", icon=":material/info:")
     else:
