@@ -241,14 +241,29 @@ def cmd_webhook(conn, args, out, err) -> int:
     return 0
 
 
+def kept_volumes_message(app: str, kept) -> str:
+    """What a delete without --delete-volumes says about the volumes it kept, and how to delete
+    them later (the app's name is free again, so it takes a new app of that name, or Docker)."""
+    return (f"kept volumes: {', '.join(kept)} (on the app's server); delete them with "
+            f"`serversinc apps delete {app} --delete-volumes` after creating an app {app} again "
+            f"(it mounts them again meanwhile), or `docker volume rm {' '.join(kept)}` on that server")
+
+
 def cmd_delete(conn, args, out, err) -> int:
     # Confirmation only makes sense with someone at the keyboard; scripts are not made to hang.
     if not args.yes and sys.stdin.isatty():
-        if not confirm(f"Delete app {args.name}, its containers and its queued deployments?"):
+        what = (", its containers, its queued deployments and its volumes with their data"
+                if args.delete_volumes else ", its containers and its queued deployments")
+        if not confirm(f"Delete app {args.name}{what}?"):
             out.print("aborted", markup=False)
             return 1
-    conn.apps.DeleteApp(app_service_pb2.DeleteAppRequest(name=args.name))
+    resp = conn.apps.DeleteApp(app_service_pb2.DeleteAppRequest(
+        name=args.name, delete_volumes=args.delete_volumes))
     out.print(f"deleted app {args.name}", markup=False)
+    if resp.removed_volumes:
+        out.print(f"removed volumes: {', '.join(resp.removed_volumes)}", markup=False)
+    if resp.kept_volumes:
+        out.print(kept_volumes_message(args.name, resp.kept_volumes), markup=False)
     return 0
 
 

@@ -45,6 +45,8 @@ def summary_lines(deployment=None, state: int | None = None) -> list[str]:
         lines.append(f"  build    {d.build_seconds:.1f}s")
     if d.deploy_seconds:
         lines.append(f"  deploy   {d.deploy_seconds:.1f}s")
+    if d.unserved_seconds:
+        lines.append(f"  served nothing for {d.unserved_seconds:.1f}s (exclusive volumes)")
     if d.url:
         lines.append(f"  url      {d.url}")
     if d.failure_phase:
