@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.log_archive import ArchiveLimits
+from agent.prune_settings import PruneSettings
 from common.defaults import AGENT_PORT
 
 DEFAULT_HOST = "127.0.0.1"
@@ -122,6 +123,8 @@ class AgentConfig:
     acme_ca_bundle: str = ""
     # Lasting logs (agent.log_archive): how much of each app's past output is kept.
     log_archive: ArchiveLimits = field(default_factory=ArchiveLimits.from_env)
+    # Retention (agent.pruner): how often the agent prunes by itself, and the build cache's threshold.
+    prune: PruneSettings = field(default_factory=PruneSettings.from_env)
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:
@@ -208,6 +211,11 @@ class AgentConfig:
     @property
     def log_archive_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def releases_dir(self) -> Path:
+        """Per-app records of the releases that took traffic (agent.release_history)."""
+        return self.state_dir / "releases"
 
     @property
     def routes_file(self) -> Path:

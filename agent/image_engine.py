@@ -7,6 +7,7 @@ containers and untagged images of other builds stay out of every list.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import docker
@@ -33,6 +34,9 @@ class DiskUsage:
         return self.images_bytes + self.containers_bytes + self.build_cache_bytes
 
 
+DF_PATIENCE = 30.0
+
+
 def _error(exc: docker.errors.APIError) -> EngineError:
     return EngineError(str(exc.explanation or exc))
 
@@ -43,10 +47,18 @@ class ImageEngine:
         self.agent_id = agent_id
 
     def disk_usage(self) -> DiskUsage:
-        try:
-            df = self.api.df()
-        except docker.errors.APIError as exc:
-            raise _error(exc) from exc
+        """One `system df`. The engine runs one at a time and refuses a second meanwhile ("a disk
+        usage operation is already running": another prune, a user's `docker system df`), so a
+        refused one is asked again, for up to DF_PATIENCE seconds."""
+        until = time.monotonic() + DF_PATIENCE
+        while True:
+            try:
+                df = self.api.df()
+                break
+            except docker.errors.APIError as exc:
+                if "already running" not in str(exc) or time.monotonic() >= until:
+                    raise _error(exc) from exc
+                time.sleep(0.2)
         images = df.get("Images") or []
         cache = df.get("BuildCache") or []
         unique = {}

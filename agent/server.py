@@ -15,7 +15,12 @@ from agent.config import AgentConfig
 from agent.docker_engine import DockerEngine
 from agent.log_archive import LogArchive
 from agent.log_follow import LogReader
+from agent.oom_watch import OomWatch
 from agent.operations import Operations
+from agent.one_off import OneOffs
+from agent.image_engine import ImageEngine
+from agent.pruner import Pruner
+from agent.release_history import ReleaseHistory
 from agent.releaser import Releaser
 from agent.repo_cache import RepoCache
 from agent.router import DirectRouter, Router
@@ -72,10 +77,17 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
     cache = RepoCache(config.repos_dir)
     archive = LogArchive(config.log_archive_dir, engine, config.log_archive)
     releaser = Releaser(engine, router, agent_id=agent_id, archive=archive)
+    releaser.one_offs = OneOffs(engine, config.state_dir / "runs", agent_id)  # keeps detached runs' output
     servicer = TugboatServicer(Builder(engine, cache), releaser,
                                AppAdmin(engine, router, cache, archive=archive),
                                Operations(), LogReader.for_client(engine.client),
                                certificates=make_certificates(config, router), archive=archive)
+    servicer.oom = OomWatch(engine)  # started by run_server
+    servicer.pruner = Pruner(ImageEngine(engine.client, agent_id), ReleaseHistory(config.releases_dir),
+                             releaser, cache, interval=config.prune.interval_seconds,
+                             disk_threshold=config.prune.disk_threshold_bytes,
+                             after_deploys=config.prune.after_deploy)
+    releaser.retention = servicer.pruner  # started by run_server
     return servicer, releaser
 
 
@@ -99,6 +111,8 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
     router = releaser.router
     getattr(router, "start", lambda: None)()
     certificates = servicer.certificates
+    servicer.oom.start()
+    servicer.pruner.start()
     try:
         if certificates is not None:
             certificates.start()  # after the router: it speaks to the front door it adopted
@@ -108,6 +122,8 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
                                 enroll.advertised_address(host, served[1]))
             yield served
     finally:
+        servicer.oom.close()
+        servicer.pruner.close()
         if certificates is not None:
             certificates.close()
         getattr(router, "close", lambda: None)()
@@ -120,6 +136,7 @@ def _serve(config: AgentConfig, servicer: TugboatServicer, releaser: Releaser,
     """A grpc.aio server (common.aio_server): `MAX_WORKERS` threads for unary calls and running
     Build/Deploy streams; log followers are coroutines and hold none."""
     releaser.reconcile()
+    releaser.one_offs.resume()  # detached runs that outlived the last agent process
     address = f"{host}:{config.port if port is None else port}"
     if ":" in host and not host.startswith("["):
         address = f"[{host}]:{config.port if port is None else port}"

@@ -228,6 +228,7 @@ def deployment_detail_table(d) -> Table:
         ("build", "skipped (image existed)" if d.build_skipped else
          (f"{d.build_seconds:.1f}s" if d.build_seconds else "")),
         ("deploy", f"{d.deploy_seconds:.1f}s" if d.deploy_seconds else ""),
+        ("served nothing", f"{d.unserved_seconds:.1f}s (exclusive volumes)" if d.unserved_seconds else ""),
         ("url", d.url),
         ("failure phase", enum_short(d, "failure_phase")),
         ("failure reason", d.failure_reason),
@@ -236,6 +237,7 @@ def deployment_detail_table(d) -> Table:
         ("created", _ts(d, "create_time")),
         ("started", _ts(d, "start_time")),
         ("ended", _ts(d, "end_time")),
+        ("log", "pruned: only an app's last deployments keep their events" if d.log_pruned else ""),
     ]
     for k, v in rows:
         if v or k in ("state", "deployment", "app"):

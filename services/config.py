@@ -55,6 +55,10 @@ class Settings:
     notify_backoff_seconds: float = 2.0
     # Seconds between two polls of every server's containers by the health monitor.
     health_poll_seconds: float = 5.0
+    # Event retention (services.retention.events): an app's last M deployments keep their events
+    # (their stored log); older ones keep their row. Swept every event_retention_period_seconds (0: never).
+    event_retention_deployments: int = 50
+    event_retention_period_seconds: float = 600.0
     # Where GitHub reaches the webhook bridge (the public URL behind any proxy).
     webhook_url: str = f"http://{DEFAULT_WEBHOOK}"
     extra: dict[str, str] = field(default_factory=dict)
@@ -87,6 +91,8 @@ class Settings:
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
             metrics_address=os.environ.get(METRICS_ENV, DEFAULT_METRICS),
             health_poll_seconds=float(os.environ.get("SERVERSINC_HEALTH_POLL_SECONDS", "5")),
+            event_retention_deployments=int(os.environ.get("SERVERSINC_EVENT_RETENTION_DEPLOYMENTS", "50")),
+            event_retention_period_seconds=float(os.environ.get("SERVERSINC_EVENT_RETENTION_PERIOD_SECONDS", "600")),
         )
         for key, value in overrides.items():
             setattr(settings, key, value)

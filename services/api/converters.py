@@ -134,10 +134,11 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
         source_deployment=deployment_name(d.app.name, d.source_deployment_id) if d.source_deployment_id else "",
         superseded_by=deployment_name(d.app.name, d.superseded_by_id) if d.superseded_by_id else "",
         create_time=ts(d.created_at), start_time=ts(d.started_at), end_time=ts(d.finished_at),
-        delivery_id=d.delivery_id, pusher=d.pusher,
+        delivery_id=d.delivery_id, pusher=d.pusher, log_pruned=view.log_pruned,
     )
     for t in d.phase_timings or []:
         msg.phase_timings.add(phase=phase_pb(t["phase"]), start_time=ts(t["start"]), end_time=ts(t.get("end")))
+        msg.unserved_seconds = t.get("unserved_seconds", msg.unserved_seconds)  # Recorder.note_unserved
     if d.release:
         r = d.release
         known = {f.name for f in deployment_pb2.Release.DESCRIPTOR.fields}

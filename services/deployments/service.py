@@ -27,6 +27,7 @@ from services.deployments import repository as repo
 from services.deployments.events import EventLog
 from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
+from services.retention import events as event_retention
 
 
 @dataclass
@@ -35,6 +36,8 @@ class DeploymentView:
 
     row: Deployment
     queue_position: int = 0
+    # Its events were pruned by event retention (services.retention.events); GetDeployment only.
+    log_pruned: bool = False
 
 
 def parse_name(name: str) -> int:
@@ -51,6 +54,9 @@ class DeploymentService:
         self.events = events
         self.queue = queue
         self.cancels = cancels
+        # services.retention.rollback.RollbackGuard (or None): a redeploy of a release whose image
+        # retention pruned is refused before it is queued.
+        self.rollback_guard = None
 
     def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
                trigger: Trigger = Trigger.API, source_deployment: str = "", request_id: str = "",
@@ -70,6 +76,8 @@ class DeploymentService:
                 raise InvalidArgument(f"{what} is longer than 255 characters")
         if len(commit_message) > 64 * 1024:
             raise InvalidArgument("commit_message is longer than 64 KiB")
+        if source_deployment and self.rollback_guard is not None:
+            self.rollback_guard.check(app_name, parse_name(source_deployment))
         try:
             return self._create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
                                 delivery_id, pusher, commit_message, supersede_queued, before_commit_sha)
@@ -183,7 +191,8 @@ class DeploymentService:
             if dep is None:
                 raise DeploymentNotFound(f"deployment {deployment_id} not found")
             positions = repo.queue_positions(s, [dep.app_id]) if dep.state == State.QUEUED else {}
-            return DeploymentView(dep, positions.get(dep.id, 0))
+            pruned = State(dep.state).terminal and event_retention.log_pruned(s, dep.id)
+            return DeploymentView(dep, positions.get(dep.id, 0), log_pruned=pruned)
 
     def list(self, app_name: str, *, page_size: int, page_token: str) -> tuple[list[DeploymentView], str]:
         size = paging.page_size(page_size, default=20, maximum=500)
