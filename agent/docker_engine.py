@@ -481,16 +481,35 @@ class DockerEngine:
             return []
         return raw.decode("utf-8", "replace").splitlines()
 
-    def log_chunks(self, container_id: str) -> Iterator[bytes]:
-        """A container's whole output so far (stdout and stderr in order, each line prefixed with
-        Docker's timestamp), streamed: agent.log_archive copies it before a removal."""
+    def log_chunks(self, container_id: str, tail: int = 0) -> Iterator[bytes]:
+        """A container's output so far (its last `tail` lines; 0: all), stdout and stderr in order,
+        each line prefixed with Docker's timestamp, streamed: agent.log_archive copies it before
+        a removal.
+
+        Read in 64 KiB blocks and demultiplexed a block at a time (docker-py's `logs(stream=True)`
+        reads a frame, one line, at a time). The daemon's own read of a json-file log is most of
+        the cost (200,000 lines: ~5 s here, the same through curl), hence the tail."""
+        api = self.client.api
+        response = None
         try:
-            yield from self.client.api.logs(container_id, stdout=True, stderr=True, timestamps=True,
-                                            stream=True, follow=False)
+            response = api._get(api._url("/containers/{0}/logs", container_id), stream=True,
+                                params={"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 0,
+                                        "tail": tail if tail > 0 else "all"})
+            api._raise_for_status(response)
+            blocks = response.iter_content(chunk_size=65536)
+            if "raw-stream" in response.headers.get("Content-Type", ""):
+                yield from blocks  # a TTY container: no frames
+            else:
+                yield from _frame_payloads(blocks)
         except docker.errors.NotFound as exc:
             raise NotOnEngine(f"container {container_id} not found") from exc
         except docker.errors.APIError as exc:
             raise EngineError(str(exc.explanation or exc)) from exc
+        except OSError as exc:  # the connection dropped (requests' errors are OSErrors)
+            raise EngineError(f"reading the logs of {container_id} failed: {exc}") from exc
+        finally:
+            if response is not None:
+                response.close()  # also when the reader stops early: the connection goes back
 
     def stop(self, container_id: str, timeout: int) -> None:
         """Send the container's stop signal (set at creation), SIGKILL after `timeout` s."""
@@ -636,6 +655,24 @@ class OomEvents:
             self._stream.close()
         except Exception:  # already closed, or the connection is gone
             pass
+
+
+def _frame_payloads(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The payloads of Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, big-endian
+    length), joined per block read, whatever the blocks' boundaries."""
+    buf = bytearray()
+    for block in blocks:
+        buf += block
+        pos, end, out = 0, len(buf), []
+        while end - pos >= 8:
+            length = int.from_bytes(buf[pos + 4:pos + 8], "big")
+            if end - pos < 8 + length:
+                break
+            out.append(bytes(buf[pos + 8:pos + 8 + length]))
+            pos += 8 + length
+        del buf[:pos]
+        if out:
+            yield b"".join(out)
 
 
 def split_timestamp(line: str) -> tuple[datetime, str]:

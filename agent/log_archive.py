@@ -31,6 +31,10 @@ from agent.docker_engine import DockerEngine, EngineError, split_timestamp
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+# The shortest line Docker prints with a timestamp ("2026-12-01T20:00:00.123456789Z \n" is 32
+# bytes): asking for max_bytes // 32 lines fetches at least max_bytes of output, or all of it,
+# while Docker never reads (and the agent never copies) more of a huge log than that.
+MIN_LINE_BYTES = 32
 DEFAULT_MAX_MB = 50
 DEFAULT_RELEASES = 20
 _FILE = re.compile(r"^(\d+)-([0-9a-f]{12,64})\.log$")
@@ -104,13 +108,21 @@ class LogArchive:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{deployment_id}-{container_id}.log"
         part = path.with_suffix(".part")
-        size = 0
-        with open(part, "wb") as out:
-            for chunk in self.engine.log_chunks(container_id):
+        size, limit = 0, self.limits.max_bytes
+        out = open(part, "wb")
+        try:
+            for chunk in self.engine.log_chunks(container_id, tail=limit // MIN_LINE_BYTES + 1):
                 out.write(chunk)
                 size += len(chunk)
-        if size > self.limits.max_bytes:
-            _keep_last(part, self.limits.max_bytes)
+                if size > 2 * limit:  # long lines: the copy on disk stays within twice the bound
+                    out.close()
+                    _keep_last(part, limit)
+                    out = open(part, "ab")
+                    size = part.stat().st_size
+        finally:
+            out.close()
+        if size > limit:
+            _keep_last(part, limit)
         os.replace(part, path)
         return path
 
@@ -160,7 +172,9 @@ class LogArchive:
               tail: int = 0) -> Iterator[tuple[datetime, str, str]]:
         """(time, text, container id) of a deployment's archived output in time order (the files
         of several containers merged), from `since` on, the last `tail` only when tail > 0."""
-        streams = [_read(f, since) for f in self.files(app, deployment_id)]
+        # With tail, each file's last `tail` lines are enough: a file's lines are in time order,
+        # so a line among the merged last `tail` has fewer than `tail` after it in its own file.
+        streams = [_read(f, since, last=tail) for f in self.files(app, deployment_id)]
         merged = heapq.merge(*streams, key=lambda item: item[0])
         if tail > 0:
             yield from deque(merged, maxlen=tail)
@@ -173,10 +187,10 @@ class LogArchive:
             f.path.unlink(missing_ok=True)
 
 
-def _read(f: ArchivedLog, since: datetime | None) -> Iterable[tuple[datetime, str, str]]:
+def _read(f: ArchivedLog, since: datetime | None, last: int = 0) -> Iterable[tuple[datetime, str, str]]:
     try:
         with open(f.path, "rb") as handle:
-            for raw in handle:
+            for raw in (_last_lines(handle, last) if last > 0 else handle):
                 stamp, text = split_timestamp(raw.rstrip(b"\n").decode("utf-8", "replace"))
                 if since is None or stamp >= since:
                     yield stamp, text, f.container_id
@@ -184,12 +198,31 @@ def _read(f: ArchivedLog, since: datetime | None) -> Iterable[tuple[datetime, st
         return  # pruned between listing and reading
 
 
+def _last_lines(handle, count: int, block: int = 65536) -> list[bytes]:
+    """The last `count` lines of a file, read backwards a block at a time (a tail of a 50 MiB
+    archive reads a few blocks, not the file)."""
+    end = handle.seek(0, os.SEEK_END)
+    data, pos = b"", end
+    while pos > 0 and data.count(b"\n") <= count:
+        step = min(block, pos)
+        pos -= step
+        handle.seek(pos)
+        data = handle.read(step) + data
+    lines = data.splitlines(keepends=True)
+    if pos > 0:
+        lines = lines[1:]  # the first one may be cut
+    return lines[-count:]
+
+
 def _keep_last(path: Path, limit: int) -> None:
     """Cut a file to its last `limit` bytes, starting at a line's beginning."""
     with open(path, "rb") as handle:
-        handle.seek(-limit, os.SEEK_END)
+        start = handle.seek(0, os.SEEK_END) - limit
+        if start <= 0:
+            return
+        handle.seek(start - 1)  # one byte before the window: was its first line cut?
         data = handle.read()
     cut = data.find(b"\n")
-    data = data[cut + 1:] if cut >= 0 else data
+    data = data[cut + 1:] if cut >= 0 else data[1:]
     with open(path, "wb") as handle:
         handle.write(data)

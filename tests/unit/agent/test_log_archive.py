@@ -56,3 +56,38 @@ def test_an_oversized_copy_keeps_its_last_whole_lines(tmp_path):
     path.write_bytes(b"".join(b"line %03d\n" % i for i in range(100)))  # 9 bytes a line
     _keep_last(path, 40)
     assert path.read_bytes() == b"line 096\nline 097\nline 098\nline 099\n"
+
+
+def test_the_last_lines_of_a_file_are_read_backwards_across_blocks(tmp_path):
+    from agent.log_archive import _last_lines
+
+    path = tmp_path / "f.log"
+    path.write_bytes(b"".join(b"line %05d\n" % i for i in range(1000)))
+    with open(path, "rb") as handle:
+        assert _last_lines(handle, 3, block=7) == [b"line 00997\n", b"line 00998\n", b"line 00999\n"]
+        assert len(_last_lines(handle, 5000, block=64)) == 1000
+        assert _last_lines(handle, 1, block=4096) == [b"line 00999\n"]
+
+
+class _Engine:
+    """Stands in for the Docker adapter: a container's output in blocks (pure logic of the copy)."""
+
+    def __init__(self, blocks):
+        self.blocks, self.tails = blocks, []
+
+    def inspect(self, container_id):
+        from types import SimpleNamespace
+        return SimpleNamespace(app="web", deployment_id=3, id=container_id, name="web-3")
+
+    def log_chunks(self, container_id, tail=0):
+        self.tails.append(tail)
+        yield from self.blocks
+
+
+def test_a_copy_longer_than_the_bound_keeps_its_last_lines_and_asks_docker_for_a_tail_only(tmp_path):
+    line = b"2026-12-01T20:00:00.000000001Z " + b"x" * 68 + b"\n"  # 100 bytes
+    engine = _Engine([line * 10] * 50)  # 50,000 bytes in 50 blocks
+    archive = LogArchive(tmp_path, engine, ArchiveLimits(max_bytes=1000, releases=5))
+    path = archive.keep(CID)
+    assert path.read_bytes() == line * 10
+    assert engine.tails == [1000 // 32 + 1]
