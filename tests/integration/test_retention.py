@@ -60,6 +60,9 @@ def test_prune_and_rollback_past_retention(control_plane, control_plane_cli, sam
     shown = cli("prune", app_name)
     assert "removed image" in shown.stdout and "older than the last 2 releases" in shown.stdout
     assert _images(docker_client, app_name) == {r.image_id for r in releases[1:]}
+    [everything] = cli.json("prune", "--dry-run", "--json")  # every server: the local one here
+    assert everything["server"] == "local" and everything["dry_run"]
+    assert [i for i in everything["items"] if i["app"] == app_name] == []
 
     # Past retention: refused before anything is queued, saying what to do instead.
     before = _count(control_plane, app_name)
