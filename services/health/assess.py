@@ -25,6 +25,9 @@ from services.agents.port import ContainerView
 FLAP_WINDOW = timedelta(seconds=60)
 # An OOM kill less than this long ago (the agent's clock) keeps it DEGRADED, and is announced.
 OOM_WINDOW = timedelta(minutes=10)
+# Kill times this close are one kill: a restarted agent that no longer holds the event dates the
+# kill by the container's exit, a few milliseconds after the event it announced before.
+SAME_OOM = timedelta(seconds=2)
 
 
 class Health(StrEnum):
@@ -92,7 +95,7 @@ def _with_oom(obs: Observation, kills: int, last: datetime | None, now: datetime
 def oom_news(obs: Observation, announced: datetime | None, now: datetime) -> bool:
     """Whether the observation's last OOM kill is one to announce: newer than the last announced
     one (both the agent's times, so clocks never compare across machines) and recent."""
-    return _recent(obs.last_oom, now) and (announced is None or obs.last_oom > announced)
+    return _recent(obs.last_oom, now) and (announced is None or obs.last_oom - announced >= SAME_OOM)
 
 
 def _fault(c: ContainerView) -> str:

@@ -40,6 +40,25 @@ EXPOSE 8080
 CMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]
 """
 
+# The main process takes 64 MiB once asked (GET /cgi-bin/boom), after the deploy: the kernel kills
+# it, Docker restarts the container (its restart policy) and it serves again (/www/done says so).
+BOOM_CGI = """#!/bin/busybox sh
+echo "Content-Type: text/plain"
+echo
+/bin/busybox touch /www/boom
+echo armed
+"""
+MAIN_OOM_LATER = """FROM scratch
+COPY busybox /bin/busybox
+COPY index.html /www/index.html
+COPY boom.cgi /www/cgi-bin/boom
+RUN ["/bin/busybox","chmod","755","/www/cgi-bin/boom"]
+EXPOSE 8080
+CMD ["/bin/busybox","sh","-c","if [ -e /www/done ]; then exec /bin/busybox httpd -f -p 8080 -h /www; fi; \\
+/bin/busybox httpd -p 8080 -h /www; until [ -e /www/boom ]; do /bin/busybox sleep 0.1; done; \\
+/bin/busybox touch /www/done; exec /bin/busybox dd if=/dev/zero bs=64M count=1 of=/dev/null"]
+"""
+
 
 def _build(agent, app, repo, sha, deployment_id, resources=LIMITS):
     return build(agent.stub, app, repo, sha, deployment_id, resources=resources)[-1]
@@ -115,3 +134,23 @@ def test_an_oom_kill_after_the_deploy_is_listed(agent, app_name, docker_client, 
     assert (after.state, after.restart_count) == ("running", 0)
     assert docker_client.containers.get(done.container_id).attrs["State"]["OOMKilled"] is False
     assert http_get(done.url)[0] == 200
+
+
+def test_a_main_process_oom_after_the_deploy_is_listed_across_dockers_restart(agent, app_name, docker_client,
+                                                                                tmp_path):
+    repo = make_sample_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"Dockerfile": MAIN_OOM_LATER, "boom.cgi": BOOM_CGI}, "takes 64 MiB when asked")
+    done = _deploy(agent, app_name, repo, sha, 331)
+    assert done.phase is Phase.DONE, done.error
+
+    def listed():
+        [c] = agent.stub.ListContainers(pb.ListContainersRequest(app=app_name), timeout=10).containers
+        return c
+
+    assert "armed" in http_get(listed().direct_url, "/cgi-bin/boom", timeout=10)[1]
+    assert wait_until(lambda: (listed().oom_kills, listed().restart_count, listed().state) == (1, 1, "running"),
+                      timeout=30), listed()
+    assert listed().HasField("last_oom_time")
+    # Docker 20.10 keeps its flag across the restart (measured); the count comes from the event.
+    assert docker_client.containers.get(done.container_id).attrs["State"]["OOMKilled"] is True
+    assert wait_until(lambda: http_get(done.url)[0] == 200, timeout=30)

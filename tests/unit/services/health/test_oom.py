@@ -45,5 +45,6 @@ def test_a_kill_is_news_once_and_only_while_recent():
     obs = observe(7, [container(1, NOW - timedelta(seconds=1))], None, NOW)
     assert oom_news(obs, None, NOW)
     assert not oom_news(obs, obs.last_oom, NOW)  # already announced
-    assert oom_news(replace(obs, last_oom=NOW), obs.last_oom, NOW)  # a newer kill
+    assert not oom_news(replace(obs, last_oom=NOW - timedelta(seconds=0.99)), obs.last_oom, NOW)  # the same one
+    assert oom_news(replace(obs, last_oom=NOW), obs.last_oom - timedelta(seconds=1), NOW)  # a newer kill
     assert not oom_news(obs, None, NOW + OOM_WINDOW)  # too old to announce now
