@@ -144,3 +144,14 @@ def test_an_app_never_released_here_is_left_alone(quiet_agent, app_name, docker_
     assert docker_client.images.get(image).id == image
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(f"{app_name}:nothing")
+
+
+def test_bad_input_is_refused_and_changes_nothing(quiet_agent):
+    import grpc
+
+    for call, request in ((quiet_agent.stub.Prune, pb.PruneRequest(app="Not An App")),
+                          (quiet_agent.stub.ListImages, pb.ListImagesRequest(app=""))):
+        with pytest.raises(grpc.RpcError) as refused:
+            call(request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from serversinc.v1 import deployment_pb2 as S
-from serversinc.v1 import deployment_service_pb2
+from serversinc.v1 import deployment_service_pb2, server_service_pb2
 
 from agent.prune_settings import PruneSettings
 from services.apps import repository as apps_repo
@@ -60,6 +60,11 @@ def test_prune_and_rollback_past_retention(control_plane, control_plane_cli, sam
     shown = cli("prune", app_name)
     assert "removed image" in shown.stdout and "older than the last 2 releases" in shown.stdout
     assert _images(docker_client, app_name) == {r.image_id for r in releases[1:]}
+    unknown = cli("prune", "no-such-app", check=False)
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
+    with pytest.raises(grpc.RpcError) as missing:
+        control_plane.servers.PruneServer(server_service_pb2.PruneServerRequest(name="nowhere"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     [everything] = cli.json("prune", "--dry-run", "--json")  # every server: the local one here
     assert everything["server"] == "local" and everything["dry_run"]
     assert [i for i in everything["items"] if i["app"] == app_name] == []
