@@ -99,17 +99,19 @@ class LogArchive:
             path = self._write(record.app, record.deployment_id, record.id)
         except (EngineError, OSError) as exc:
             log.warning("logs of %s (%s) not archived: %s", record.name, record.app, exc)
+            (self.root / record.app / f"{record.deployment_id}-{record.id}.part").unlink(missing_ok=True)
             return None
         self.prune(record.app)
         return path
 
     def _write(self, app: str, deployment_id: int, container_id: str) -> Path:
         folder = self.root / app
-        folder.mkdir(parents=True, exist_ok=True)
+        # An app's output may hold what it should not have printed: readable by the agent only.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{deployment_id}-{container_id}.log"
         part = path.with_suffix(".part")
         size, limit = 0, self.limits.max_bytes
-        out = open(part, "wb")
+        out = os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         try:
             for chunk in self.engine.log_chunks(container_id, tail=limit // MIN_LINE_BYTES + 1):
                 out.write(chunk)

@@ -91,3 +91,23 @@ def test_a_copy_longer_than_the_bound_keeps_its_last_lines_and_asks_docker_for_a
     path = archive.keep(CID)
     assert path.read_bytes() == line * 10
     assert engine.tails == [1000 // 32 + 1]
+
+
+def test_archived_files_are_the_agents_only(tmp_path):
+    archive = LogArchive(tmp_path / "logs", _Engine([b"2026-12-01T20:00:00.1Z hi\n"]))
+    path = archive.keep(CID)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_copy_that_fails_leaves_nothing_and_does_not_raise(tmp_path):
+    from agent.docker_engine import EngineError
+
+    class Broken(_Engine):
+        def log_chunks(self, container_id, tail=0):
+            yield b"2026-12-01T20:00:00.1Z half\n"
+            raise EngineError("connection dropped")
+
+    archive = LogArchive(tmp_path, Broken([]))
+    assert archive.keep(CID) is None
+    assert list((tmp_path / "web").iterdir()) == []
