@@ -25,7 +25,9 @@ from agent.repo_cache import RepoCache
 log = logging.getLogger(__name__)
 
 
-AFTER_DEPLOY_WAIT = 60.0
+# The deploy lets go of the app right after its DONE event; a next deploy that takes the app
+# first makes this prune give up (that deploy prunes after itself), so the wait stays short.
+AFTER_DEPLOY_WAIT = 10.0
 
 IMAGE, CONTAINER, BUILD_CACHE, REPOSITORY_CACHE = "image", "container", "build_cache", "repository_cache"
 
@@ -97,18 +99,21 @@ class Pruner:
                 for i in images], history.retain
 
     # ---- prune -----------------------------------------------------------------------------
-    def prune(self, app: str = "", *, dry_run: bool = False, wait: float = 0.0) -> Report:
+    def prune(self, app: str = "", *, dry_run: bool = False, wait: float = 0.0,
+              sizes: bool = True) -> Report:
         """One app (or every app released here, plus the engine-wide build cache and the
         repository caches); with dry_run, only what would go. An app that deploys is skipped,
-        unless its deploy ends within `wait` seconds."""
+        unless its deploy ends within `wait` seconds. Without `sizes` (the prune after a deploy,
+        which nobody reads) no `system df` is asked for: an image's size is then its full size."""
         started = time.monotonic()
         report = Report(dry_run)
         with self._serial:
-            try:
-                usage = self.images.disk_usage()
-            except EngineError as exc:  # sizes unknown this time; retention goes ahead without them
-                log.warning("engine disk use unknown: %s", exc)
-                usage = None
+            usage = None
+            if sizes or not app:
+                try:
+                    usage = self.images.disk_usage()
+                except EngineError as exc:  # sizes unknown this time; retention goes ahead without them
+                    log.warning("engine disk use unknown: %s", exc)
             for name in ([app] if app else self.history.apps()):
                 self._prune_app(name, usage.unique if usage else None, report, wait)
             if not app:
@@ -192,7 +197,7 @@ class Pruner:
 
     def _quietly(self, app: str = "", wait: float = 0.0) -> None:
         try:
-            report = self.prune(app, wait=wait)
+            report = self.prune(app, wait=wait, sizes=not app)
             if report.items:
                 log.info("pruned %s: %d item(s), %d bytes", app or "all apps", len(report.items),
                          report.bytes_freed)
