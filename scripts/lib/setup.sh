@@ -31,6 +31,8 @@ ensure_system_packages() {
   need_apt chromium chromium   # headless browser for the dashboard's browser tests
   need_apt debootstrap debootstrap          # the local base image for the container images
   need_apt docker-compose docker-compose    # validates docker-compose.yml
+  need_apt ip iproute2                      # namespace test hosts (tests/support/hosts.py)
+  need_apt nsenter util-linux               # runs their engines and agents in the namespaces
   [ -x /bin/busybox ] && file_is_static /bin/busybox || APT_MISSING+=(busybox-static)
   for extra in "$@"; do need_apt "${extra%%:*}" "${extra#*:}"; done
   if [ ${#APT_MISSING[@]} -gt 0 ]; then
