@@ -79,7 +79,10 @@ class AgentTLS:
         return cls(*(f.read_bytes() for f in files))
 
 
-CONNECT_SECONDS = 5.0
+# How long a Build or Deploy waits for a connection before it starts: enough for an agent that is
+# restarting (about a second), short enough that a deployment to an agent that is down fails
+# within 5 s (issue 13) instead of waiting for its whole deadline.
+CONNECT_SECONDS = 3.0
 
 
 def agent_channel(address: str, tls: AgentTLS | None) -> grpc.Channel:
@@ -133,8 +136,11 @@ def _deploy_update(ev: pb.DeployEvent) -> DeployUpdate:
 
 
 class AgentClient:
-    def __init__(self, address: str, secret: str = "", tls: AgentTLS | None = None, channel: grpc.Channel | None = None):
+    def __init__(self, address: str, secret: str = "", tls: AgentTLS | None = None, channel: grpc.Channel | None = None,
+                 server: str = ""):
         self.address = address
+        # Who failed, in errors: the server's name (when known) and the address dialled.
+        self.who = f"server {server!r} (agent at {address})" if server else f"agent at {address}"
         self._tls = tls
         self.channel = channel or agent_channel(address, tls)
         self.stub = tugboat_pb2_grpc.TugboatServiceStub(self.channel)
@@ -150,7 +156,7 @@ class AgentClient:
         try:
             grpc.channel_ready_future(self.channel).result(timeout=CONNECT_SECONDS)
         except grpc.FutureTimeoutError:
-            raise AgentUnavailable(f"agent at {self.address} is unreachable: no connection within "
+            raise AgentUnavailable(f"{self.who} is unreachable: no connection within "
                                    f"{CONNECT_SECONDS:g}s") from None
 
     def _stream(self, call, cancel: CancelToken):
@@ -170,7 +176,7 @@ class AgentClient:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return AgentTimeout("deadline exceeded")
         if code == grpc.StatusCode.UNAVAILABLE:
-            return AgentUnavailable(f"agent at {self.address} is unreachable: {err.details()}")
+            return AgentUnavailable(f"{self.who} is unreachable: {err.details()}")
         if code == grpc.StatusCode.ALREADY_EXISTS:
             return AgentBusy(err.details() or "the deployment already has a Build or Deploy running")
         return AgentError(f"agent error ({code.name}): {err.details()}")
@@ -376,15 +382,15 @@ class AgentDirectory:
     def __init__(self, lookup: Callable[[str], tuple[str, str]], tls: AgentTLS | None = None):
         self._lookup = lookup
         self._tls = tls
-        self._clients: dict[tuple[str, str], AgentClient] = {}
+        self._clients: dict[tuple[str, str, str], AgentClient] = {}
         self._lock = threading.Lock()
 
     def for_server(self, name: str) -> AgentClient:
-        key = self._lookup(name)
+        key = (*self._lookup(name), name)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = AgentClient(key[0], key[1], self._tls)
+                client = self._clients[key] = AgentClient(key[0], key[1], self._tls, server=name)
             return client
 
     def close(self) -> None:
