@@ -103,18 +103,18 @@ class EventLog:
             bus.subscribe(Channel.EVENTS, self.notifier.heard)
 
     def append(self, session, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", *,
-               step_current: int = 0, step_total: int = 0, state: State | None = None, seq: int = 0) -> None:
+               step_current: int = 0, step_total: int = 0, state: State | None = None, seq: int = 0,
+               locked: bool = False) -> None:
         """Adds an event inside the caller's transaction; the caller calls `notify` after commit.
-        `seq` is given only by the creator of a deployment (its first event is 1)."""
-        seq = seq or repo.last_seq(session, deployment_id) + 1
-        session.add(
-            DeploymentEvent(
-                deployment_id=deployment_id, seq=seq, created_at=utcnow(), kind=str(kind), phase=str(phase),
-                message=message, step_current=step_current, step_total=step_total,
-                state=str(state) if state else "",
-            )
-        )
-        session.flush()
+        `seq` is given only by the creator of a deployment (its first event is 1); `locked`: the
+        caller's transaction already updated the deployment's row (PostgreSQL: holds its lock)."""
+        row = dict(deployment_id=deployment_id, created_at=utcnow(), kind=str(kind), phase=str(phase),
+                   message=message, step_current=step_current, step_total=step_total,
+                   state=str(state) if state else "")
+        if seq:
+            repo.insert_event(session, {**row, "seq": seq})
+        else:
+            repo.append_event(session, row, locked=locked)
         if self._bus is not None:
             # Sent with the commit; PostgreSQL folds identical payloads of one transaction into one.
             self._bus.publish(session, Channel.EVENTS, str(deployment_id))

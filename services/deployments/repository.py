@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, String, Text, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.core.states import EventKind, State, Trigger
-from services.db.models import Deployment, DeploymentEvent
+from services.db.models import Deployment, DeploymentEvent, Job
 
 
 def get(session: Session, deployment_id: int) -> Deployment | None:
@@ -51,6 +51,38 @@ def last_seq(session: Session, deployment_id: int) -> int:
         session.execute(select(Deployment.id).where(Deployment.id == deployment_id).with_for_update())
     q = select(func.max(DeploymentEvent.seq)).where(DeploymentEvent.deployment_id == deployment_id)
     return session.scalar(q) or 0
+
+
+_EVENTS = DeploymentEvent.__table__
+_INSERT_EVENT = insert(_EVENTS)
+# The next seq is read in the INSERT itself: one statement. The caller holds what keeps two
+# writers of one deployment apart (SQLite: the write transaction; PostgreSQL: the deployment's
+# row lock, taken first by `append_event`).
+_APPEND_EVENT = insert(_EVENTS).from_select(
+    ["deployment_id", "seq", "created_at", "kind", "phase", "message", "step_current", "step_total", "state"],
+    select(bindparam("deployment_id", type_=Integer),
+           func.coalesce(select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.deployment_id == bindparam("deployment_id"))
+                         .scalar_subquery(), 0) + 1,
+           bindparam("created_at", type_=_EVENTS.c.created_at.type), bindparam("kind", type_=String),
+           bindparam("phase", type_=String), bindparam("message", type_=Text),
+           bindparam("step_current", type_=Integer), bindparam("step_total", type_=Integer),
+           bindparam("state", type_=String)))
+_LOCK_DEPLOYMENT = select(Deployment.id).where(Deployment.id == bindparam("id")).with_for_update()
+
+
+def insert_event(session: Session, values: dict) -> None:
+    """An event whose seq the caller knows (a new deployment's first: 1)."""
+    session.connection().execute(_INSERT_EVENT, values)
+
+
+def append_event(session: Session, values: dict, *, locked: bool = False) -> None:
+    """An event after the deployment's newest one. On PostgreSQL the deployment's row is locked
+    first (as `last_seq` does) unless the caller's transaction already holds it (`locked`: it
+    updated the row)."""
+    connection = session.connection()
+    if not locked and connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_DEPLOYMENT, {"id": values["deployment_id"]})
+    connection.execute(_APPEND_EVENT, values)
 
 
 def cancel_requested_among(session: Session, deployment_ids: Iterable[int]) -> list[int]:
@@ -103,6 +135,16 @@ _COMMIT_SEEN = select(Deployment.id).where(Deployment.app_id == bindparam("app_i
     Deployment.before_commit_sha == bindparam("sha"))).limit(1)
 
 
+_NEWEST_PUSH_AND_SEEN = select(
+    _NEWEST_PUSH.subquery().c, select(_COMMIT_SEEN.exists()).scalar_subquery().label("seen"))
+
+
+def newest_push_and_seen(session: Session, app_id: int, sha: str) -> tuple[tuple[int, str, str] | None, bool]:
+    """`newest_push` and `commit_seen` of `sha` in one statement (the webhook create's hot path)."""
+    row = session.execute(_NEWEST_PUSH_AND_SEEN, {"app_id": app_id, "sha": sha}).first()
+    return (tuple(row[:3]), bool(row[3])) if row else (None, False)
+
+
 def newest_push(session: Session, app_id: int) -> tuple[int, str, str] | None:
     """(deployment id, commit, before) of the app's newest webhook deployment of a named commit
     (whatever its outcome)."""
@@ -130,6 +172,12 @@ _QUEUED_BEFORE = (select(Deployment.id).where(Deployment.app_id == bindparam("ap
                                               Deployment.id < bindparam("before")).order_by(Deployment.id))
 _QUEUE_POSITION = select(func.count(Deployment.id)).where(
     Deployment.app_id == bindparam("app_id"), Deployment.state == State.QUEUED, Deployment.id < bindparam("before"))
+_END_QUEUED_JOBS = (update(Job.__table__)
+                    .where(Job.__table__.c.deployment_id.in_(
+                        select(Deployment.id).where(Deployment.app_id == bindparam("of_app"),
+                                                    Deployment.state == State.QUEUED,
+                                                    Deployment.id < bindparam("older_than"))))
+                    .values(status="done", lease_until=None).returning(Job.__table__.c.deployment_id))
 _SUPERSEDE = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.id.in_(bindparam("ids", expanding=True)))
               .values(state=str(State.SUPERSEDED), superseded_by_id=bindparam("by"), finished_at=bindparam("at")))
 
@@ -145,6 +193,18 @@ def insert_returning(session: Session, values: dict) -> Deployment:
 def queued_ids_before(session: Session, app_id: int, before: int) -> list[int]:
     """Ids of the app's queued deployments older than `before`, oldest first."""
     return list(session.scalars(_QUEUED_BEFORE, {"app_id": app_id, "before": before}))
+
+
+def supersede_queued_before(session: Session, app_id: int, before: int, by: int, finished_at) -> list[int]:
+    """Ends the app's queued deployments older than `before` (superseded by `by`) and their
+    jobs, in two statements: the jobs' rows first, then the deployments' (the order a worker's
+    writes lock them). Returns their ids, oldest first; their rows stay locked (PostgreSQL) until
+    the caller commits."""
+    connection = session.connection()
+    ids = sorted(connection.scalars(_END_QUEUED_JOBS, {"of_app": app_id, "older_than": before}))
+    if ids:
+        connection.execute(_SUPERSEDE, {"ids": ids, "by": by, "at": finished_at})
+    return ids
 
 
 def mark_superseded(session: Session, deployment_ids: list[int], by: int, finished_at) -> None:

@@ -137,7 +137,8 @@ class DeploymentService:
                                    state=State.QUEUED, seq=1)
                 if supersede_queued:
                     superseded = self._supersede_older(s, dep)
-                position = repo.queue_position(s, app.id, dep.id)
+                # Every older queued deployment was just superseded: this one is next.
+                position = 1 if supersede_queued else repo.queue_position(s, app.id, dep.id)
             view = DeploymentView(dep, position)
         for older in [*superseded, view.row.id]:
             self.events.notifier.notify(older)
@@ -149,25 +150,22 @@ class DeploymentService:
         """(the newest push's deployment id, why) when a pushed commit is older than that push."""
         if not commit_sha:
             return None
-        row = repo.newest_push(s, app_id)
+        row, seen = repo.newest_push_and_seen(s, app_id, commit_sha)
         newest = pushes.Push(*row) if row else None
-        seen = newest is not None and repo.commit_seen(s, app_id, commit_sha)
         reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, seen)
         return (newest.deployment_id, reason) if reason else None
 
     def _supersede_older(self, s, newer: Deployment) -> list[int]:
         """Ends the app's older queued deployments: only the newest push needs deploying."""
-        ended = repo.queued_ids_before(s, newer.app_id, newer.id)
+        ended = repo.supersede_queued_before(s, newer.app_id, newer.id, newer.id, utcnow())
         if not ended:
             return []
+        self.queue.announce(s)  # their jobs ended
         commit = (newer.requested_commit_sha or "branch head")[:12]
-        # The jobs' rows first, then the deployments': the order a worker's writes lock them.
-        for older in ended:
-            self.queue.discard(s, older)
-        repo.mark_superseded(s, ended, newer.id, utcnow())
-        for older in ended:
+        for older in ended:  # their rows are locked by the update: no second lock for the seq
             self.events.append(s, older, EventKind.STATE, Phase.QUEUED,
-                               f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED)
+                               f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED,
+                               locked=True)
         return ended
 
     def rollback(self, app_name: str, deployment: str = "") -> DeploymentView:

@@ -66,6 +66,11 @@ class JobQueue:
         self._announce(session)
         return job
 
+    def announce(self, session: Session) -> None:
+        """Jobs changed in the caller's transaction (ended by a repository statement of the
+        caller's): wake the other replicas' workers when it commits."""
+        self._announce(session)
+
     def _announce(self, session: Session) -> None:
         """A job may be claimable once the caller commits: wake the other replicas' workers then."""
         if self._bus is not None:
