@@ -8,6 +8,7 @@ dangling build cache past the disk threshold; they never touch what they did not
 
 from __future__ import annotations
 
+import grpc
 from serversinc.v1 import app_service_pb2, server_service_pb2
 
 from client.pages import all_pages
@@ -40,11 +41,20 @@ def _targets(conn, name: str | None) -> list[tuple[str, str]]:
 
 
 def cmd_prune(conn, args, out, err) -> int:
-    results = [conn.servers.PruneServer(server_service_pb2.PruneServerRequest(
-        name=server, app=app, dry_run=args.dry_run)) for server, app in _targets(conn, args.name)]
+    """Every server is tried: one that cannot be reached is reported (exit 1), the others pruned."""
+    results, failed = [], 0
+    for server, app in _targets(conn, args.name):
+        try:
+            results.append(conn.servers.PruneServer(server_service_pb2.PruneServerRequest(
+                name=server, app=app, dry_run=args.dry_run)))
+        except grpc.RpcError as e:
+            if args.name:
+                raise
+            failed += 1
+            err.print(f"server {server}: error: {e.details()}", markup=False)
     if args.json:
         render.print_json(results)
-        return 0
+        return 1 if failed else 0
     verb = "would free" if args.dry_run else "freed"
     for result in results:
         out.print(f"server {result.server}: {len(result.items)} item(s), {verb} "
@@ -58,4 +68,4 @@ def cmd_prune(conn, args, out, err) -> int:
                           f"{item.reason} [{render.fmt_bytes(item.size_bytes)}]", markup=False)
         for skip in result.skipped:
             out.print(f"  {skip.app}: left alone: {skip.reason}", markup=False)
-    return 0
+    return 1 if failed else 0
