@@ -69,8 +69,10 @@ def cleanup_app(client, app: str) -> None:
             container.remove(force=True)
         except docker.errors.APIError:  # gone, or already going away
             pass
-    for image in client.images.list(name=app):
-        for tag in image.tags:
+    # The low-level list (one call): the high-level one inspects each image, and the agent's
+    # after-deploy prune may remove one between the two.
+    for image in client.api.images(name=app):
+        for tag in image.get("RepoTags") or ():
             if tag.split(":", 1)[0] == app:
                 try:
                     client.images.remove(tag, force=True)
