@@ -154,6 +154,7 @@ class OneOffs:
         self.kept_dir = Path(kept_dir) if kept_dir else None
         self.agent_id = agent_id
         self._watched: set[str] = set()
+        self._ended_by: dict[str, str] = {}  # container id -> why the platform ended it
         self._lock = threading.Lock()
 
     # ---- running --------------------------------------------------------------------------
@@ -263,12 +264,17 @@ class OneOffs:
             code = self.engine.wait_exit(container_id)
             if timer is not None:
                 timer.cancel()
-            state = self.engine.inspect(container_id)
-            self._keep(app, run_id, Exited(code, timed_out=timed_out.is_set(),
-                                           oom_killed=state.oom_killed), tail, timeout_seconds)
+            with self._lock:
+                ended_by = self._ended_by.pop(container_id, "")
+            oom = False if ended_by else self.engine.inspect(container_id).oom_killed
+            self._keep(app, run_id, Exited(code, timed_out=timed_out.is_set(), oom_killed=oom,
+                                           error=ended_by), tail, timeout_seconds)
             self.engine.remove(container_id, force=True)
-        except NotOnEngine:
-            pass  # removed by someone else (RemoveApp): nothing to keep
+        except NotOnEngine:  # removed under it (by RemoveApp, or by hand): say so
+            with self._lock:
+                ended_by = self._ended_by.pop(container_id, "")
+            self._keep(app, run_id, Exited(-1, error=ended_by or "its container was removed "
+                                           "before it ended"), tail, timeout_seconds)
         except Exception:
             log.exception("following detached run %s of %s", run_id, app)
         finally:
@@ -294,6 +300,18 @@ class OneOffs:
                         int(record.labels.get(L.TIMEOUT, "0") or 0))
             found += 1
         return found
+
+    def remove_app(self, app: str) -> int:
+        """Kill and remove every run container of the app (RemoveApp): a detached run's watcher
+        then keeps what it wrote, saying its container was removed. How many."""
+        removed = 0
+        mine = [f"{L.AGENT}={self.agent_id}"] if self.agent_id else []
+        for container_id in self.engine.labelled(L.RUN, f"{L.APP}={app}", *mine):
+            with self._lock:
+                self._ended_by[container_id] = "killed: its app was removed"
+            self.engine.remove(container_id, force=True)
+            removed += 1
+        return removed
 
     # ---- kept output --------------------------------------------------------------------------
     def _kept_path(self, app: str, run_id: str) -> Path | None:

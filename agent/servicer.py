@@ -301,8 +301,10 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         return pb.StopAppResponse(stopped=stopped)
 
     def RemoveApp(self, request, context):
-        removed = self._app_admin(request.app, context, "removing app", lambda app: (
-            self.admin.remove_app(app, delete_volumes=request.delete_volumes)))
+        def remove(app: str):
+            self.releaser.one_offs.remove_app(app)  # first: a run may hold the app's volumes
+            return self.admin.remove_app(app, delete_volumes=request.delete_volumes)
+        removed = self._app_admin(request.app, context, "removing app", remove)
         if self.pruner is not None:
             self.pruner.history.forget(request.app)  # its releases are gone with it
         if self.certificates is not None:

@@ -25,9 +25,10 @@ def _image(agent, app, repo, deployment_id=1) -> str:
 
 
 def _run_containers(docker_client, app, run_id=None):
+    """Ids only (a list call, no inspect each: a container removed meanwhile is no error)."""
     label = f"io.serversinc.run={run_id}" if run_id else "io.serversinc.run"
-    return docker_client.containers.list(
-        all=True, filters={"label": [f"io.serversinc.app={app}", label]})
+    return [c["Id"] for c in docker_client.api.containers(
+        all=True, filters={"label": [f"io.serversinc.app={app}", label]})]
 
 
 def _run(agent, app, image, command, run_id="run-1", **fields):
@@ -141,3 +142,17 @@ def test_a_succeeding_release_command_runs_once_before_the_new_container_starts(
     assert [e.message for e in events].count("migrating postgres://db") == 1
     assert http_get(events[-1].url)[1] == "<html><body>sample app v1</body></html>\n"
     assert _run_containers(docker_client, app_name) == []
+
+
+def test_removing_the_app_ends_its_detached_runs(agent, app_name, docker_client, tmp_path):
+    image = _image(agent, app_name, make_sample_repo(tmp_path / "repo"))
+    _run(agent, app_name, image, [SH, "sh", "-c", "echo working; exec /bin/busybox sleep 600"],
+         run_id="run-5", detach=True)
+    get = pb.GetRunRequest(app=app_name, run_id="run-5")
+    assert wait_until(lambda: list(agent.stub.GetRun(get, timeout=10).lines) == ["working"], timeout=30)
+    agent.stub.RemoveApp(pb.RemoveAppRequest(app=app_name), timeout=60)
+    assert _run_containers(docker_client, app_name) == []
+    assert wait_until(lambda: not agent.stub.GetRun(get, timeout=10).running, timeout=30)
+    info = agent.stub.GetRun(get, timeout=10)
+    assert info.exit.reason == "killed: its app was removed"
+    assert list(info.lines) == ["working"]
