@@ -43,10 +43,13 @@ def add_parsers(sub, leaf, json_flag) -> None:
 
 
 def split_run_words(args) -> list[str]:
-    """The argv after `--`; `--detach` and `--timeout N` given between NAME and `--` are set on
-    `args`. Without `--`, every word is the command. A usage error when there is no command."""
+    """The argv to run. argparse drops a `--` right after NAME itself; otherwise the words start
+    with the options given between NAME and `--` (`--detach`, `--timeout N`), set on `args` here,
+    then `--`, then the command. A usage error when there is no command."""
     words = list(args.cmd)
-    if "--" in words:
+    if words and words[0].startswith("-"):
+        if "--" not in words:
+            raise UsageError(f"run: unknown option {words[0]!r}: put the command after --")
         cut = words.index("--")
         options, words = words[:cut], words[cut + 1:]
         while options:
