@@ -156,3 +156,30 @@ def test_removing_the_app_ends_its_detached_runs(agent, app_name, docker_client,
     info = agent.stub.GetRun(get, timeout=10)
     assert info.exit.reason == "killed: its app was removed"
     assert list(info.lines) == ["working"]
+
+
+def test_a_restarted_agent_follows_its_detached_runs_again(agent, app_name, docker_client, tmp_path):
+    """What a new agent process finds at its start: a detached run's container made by the last
+    one (no watcher in this process), and an attached run's whose caller is gone."""
+    from agent.docker_engine import ContainerSpec, DockerEngine
+    from agent.one_off import OneOffs
+
+    image = _image(agent, app_name, make_sample_repo(tmp_path / "repo"))
+    engine = DockerEngine(docker_client, agent_id="restarted-agent")
+    base = {"io.serversinc.app": app_name, "io.serversinc.agent": "restarted-agent",
+            "io.serversinc.kind": "run"}
+    detached = engine.create_unpublished(ContainerSpec(
+        name=f"{app_name}-run-6", image=image, port=0, env={}, restart_policy="no",
+        labels={**base, "io.serversinc.run": "run-6", "io.serversinc.detached": "true",
+                "io.serversinc.timeout": "60"},
+        command=(SH, "sh", "-c", "echo from-before; exit 6")))
+    attached = engine.create_unpublished(ContainerSpec(
+        name=f"{app_name}-run-7", image=image, port=0, env={}, restart_policy="no",
+        labels={**base, "io.serversinc.run": "run-7"}, command=(SH, "sleep", "600")))
+    engine.start(detached)
+    engine.start(attached)
+    one_offs = OneOffs(engine, tmp_path / "runs", "restarted-agent")
+    assert one_offs.resume() == 1
+    assert wait_until(lambda: _run_containers(docker_client, app_name) == [], timeout=30)
+    status = one_offs.status(app_name, "run-6")
+    assert not status.running and status.exit.exit_code == 6 and status.lines == ("from-before",)
