@@ -175,8 +175,10 @@ class OneOffs:
                 self.engine.remove(container_id, force=True)
                 yield Exited(-1, error=f"cannot start the command's container: {exc}")
                 return
-            yield Started(container_id, name)
+            # Watched before it is announced: a caller gone right after the answer leaves none
+            # unwatched.
             self._watch(spec.app, spec.run_id, container_id, spec.timeout_seconds)
+            yield Started(container_id, name)
             return
         yield from self._attached(spec, container_id, name, token)
 
