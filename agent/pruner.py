@@ -144,6 +144,8 @@ class Pruner:
     def _remove(self, app: str, removal: retention.Removal, images: list[retention.Image]) -> bool:
         try:
             if removal.kind == "container":
+                # Its output is kept first, as for every container the releaser removes.
+                self.releaser.keep_logs(removal.id)
                 self.images.remove_container(removal.id)
                 return True
             image = next(i for i in images if i.id == removal.id)

@@ -575,7 +575,7 @@ class Releaser:
             if step.action is Action.STOP:
                 self.engine.stop(record.id, timeout=spec.stop_grace_seconds or STOP_GRACE_SECONDS)
                 return ""
-            self._keep_logs(record.id)
+            self.keep_logs(record.id)
             self.engine.remove(record.id, force=True)
         except EngineError as exc:
             return f"could not {step.action} {record.name}: {exc}"
@@ -587,13 +587,14 @@ class Releaser:
         for step in planner.undo([r.id for r in new]):
             self._discard(step.container)
 
-    def _keep_logs(self, container_id: str) -> None:
+    def keep_logs(self, container_id: str) -> None:
+        """Copies a container's output into the log archive before it is removed (the pruner too)."""
         if self.archive is not None:
             self.archive.keep(container_id)  # never raises: the removal goes on
 
     def _discard(self, container_id: str) -> None:
         try:
-            self._keep_logs(container_id)
+            self.keep_logs(container_id)
             self.engine.remove(container_id, force=True)
         except EngineError:
             pass

@@ -10,7 +10,7 @@ from dataclasses import replace
 from agent.image_engine import DiskUsage
 from agent.pruner import BUILD_CACHE, IMAGE, Pruner
 from agent.release_history import ReleaseHistory
-from agent.retention import Image, Release
+from agent.retention import Container, Image, Release
 
 GIB = 1024 ** 3
 
@@ -26,8 +26,16 @@ class FakeImages:
     def app_images(self, app, unique=None):
         return [replace(i, unique_bytes=(unique or {}).get(i.id, 0)) for i in self.images]
 
+    containers: list = []
+    # What happened, in order, shared with the releaser (logs kept, containers removed).
+    steps: list = []
+
     def app_containers(self, app):
-        return []
+        return list(self.containers)
+
+    def remove_container(self, container_id):
+        self.steps.append(("removed", container_id))
+        self.containers = [c for c in self.containers if c.id != container_id]
 
     def remove_image(self, image, app):
         self.removed.append(image.id)
@@ -45,9 +53,13 @@ class FakeRouter:
 
 
 class FakeReleaser:
-    def __init__(self):
+    def __init__(self, steps=None):
         self.router = FakeRouter()
         self.lock = threading.Lock()
+        self.steps = steps if steps is not None else []
+
+    def keep_logs(self, container_id):
+        self.steps.append(("logs kept", container_id))
 
     def retiring(self, app):
         return set()
@@ -72,7 +84,9 @@ def _pruner(tmp_path, images, **kw):
     for n, image in enumerate(images, 1):
         history.record("web", Release(n, image.id, f"c{n}", 100.0 + n), 1)
     engine = FakeImages(images, **kw)
-    return Pruner(engine, history, FakeReleaser(), FakeCache(), interval=0, disk_threshold=10 * GIB), engine
+    engine.steps = []
+    return (Pruner(engine, history, FakeReleaser(engine.steps), FakeCache(), interval=0, disk_threshold=10 * GIB),
+            engine)
 
 
 def test_an_app_that_deploys_is_skipped_and_nothing_removed(tmp_path):
@@ -103,3 +117,10 @@ def test_the_after_deploy_prune_can_be_turned_off(tmp_path):
     pruner.after_deploys = False
     pruner.after_deploy("web")
     assert engine.removed == []
+
+
+def test_a_stopped_container_s_output_is_kept_before_it_is_removed(tmp_path):
+    pruner, engine = _pruner(tmp_path, [Image("a", ("web:a",)), Image("b", ("web:b",))])
+    engine.containers = [Container("old", "web-1-x", "a", deployment_id=1)]
+    pruner.prune("web")
+    assert engine.steps == [("logs kept", "old"), ("removed", "old")]
