@@ -66,7 +66,7 @@ class Pruner:
     def __init__(self, images: ImageEngine, history: ReleaseHistory, releaser, cache: RepoCache,
                  *, interval: float = DEFAULT_INTERVAL_SECONDS,
                  disk_threshold: int = DEFAULT_DISK_THRESHOLD_BYTES,
-                 after_deploys: bool = True) -> None:
+                 after_deploys: bool = True, clock=time.monotonic) -> None:
         self.images = images
         self.history = history
         self.releaser = releaser
@@ -77,6 +77,10 @@ class Pruner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serial = threading.Lock()  # one prune at a time: two would race on the same removals
+        # app -> {image id: when a build handed it out (`clock`)}, until its release or expiry.
+        self._clock = clock
+        self._pending: dict[str, dict[str, float]] = {}
+        self._pending_lock = threading.Lock()
 
     # ---- what stays ------------------------------------------------------------------------
     def _observe(self, app: str, unique: dict[str, int] | None):
@@ -94,7 +98,7 @@ class Pruner:
         images, containers = self._observe(app, None)
         if history is None:  # never released here: nothing is pruned, so everything stays
             return [ImageView(i, True, ()) for i in images], 0
-        plan = retention.plan(history, images, containers, now=time.time())
+        plan = retention.plan(history, images, containers, now=time.time(), pending=self._pending_of(app))
         return [ImageView(i, i.id in plan.kept, tuple(retention.releases_of(history, i.id)))
                 for i in images], history.retain
 
@@ -133,7 +137,7 @@ class Pruner:
                 report.skipped.append((app, "deploying now: pruned after its deploy"))
                 return
             images, containers = self._observe(app, unique)
-            plan = retention.plan(history, images, containers, now=time.time())
+            plan = retention.plan(history, images, containers, now=time.time(), pending=self._pending_of(app))
             # Containers first: an image a stopped container uses cannot go before it.
             for removal in sorted(plan.removals, key=lambda r: r.kind != "container"):
                 if report.dry_run or self._remove(app, removal, images):
@@ -178,11 +182,33 @@ class Pruner:
                                          "git gc", 0, freed))
 
     # ---- when ------------------------------------------------------------------------------
+    def built(self, app: str, image: str, image_id: str) -> None:
+        """A build of the app succeeded (or reused an image that exists): its image stays until
+        it takes traffic, or for PENDING_BUILD_SECONDS, whatever the image's creation time and
+        whatever releases switch meanwhile (a client may build several versions, then deploy
+        them one after another)."""
+        try:
+            image_id = self.images.image_id(image) or image_id  # the engine's own id, as plans use
+        except Exception:
+            log.warning("pending build of %s: %s kept by the id the build reported", app, image)
+        with self._pending_lock:
+            self._pending.setdefault(app, {})[image_id] = self._clock()
+
+    def _pending_of(self, app: str) -> list[str]:
+        horizon = self._clock() - retention.PENDING_BUILD_SECONDS
+        with self._pending_lock:
+            pending = self._pending.get(app, {})
+            for image_id in [i for i, at in pending.items() if at < horizon]:
+                del pending[image_id]
+            return list(pending)
+
     def released(self, spec) -> None:
         """A release of the app took traffic (agent.releaser, right after the switch): record
         it, with the app's N as of this deploy. Never fails the deploy."""
         try:
             image_id = self.images.image_id(spec.image) or spec.image
+            with self._pending_lock:
+                self._pending.get(spec.app, {}).pop(image_id, None)
             self.history.record(spec.app, retention.Release(spec.deployment_id, image_id,
                                                             spec.commit_sha, time.time()),
                                 spec.retain_releases)

@@ -333,11 +333,13 @@ class Releaser:
                         except RouterError as exc:
                             raise _Failed(Phase.SWITCH, Failure.SWITCH, str(exc)) from exc
                         switched = True
-                        if self.retention is not None:
-                            self.retention.released(spec)
                         names = ", ".join(r.name for r in new)
                         yield DeployProgress(step.phase, f"traffic now goes to {names} at {url}",
                                              container_id=new[0].id, url=url)
+                        # After the event, not between the switch and it: the caller learns of
+                        # the switch the moment it happens (the release history is a file write).
+                        if self.retention is not None:
+                            self.retention.released(spec)
                         if unserved_since is not None:
                             unserved = time.monotonic() - unserved_since
                             yield DeployProgress(step.phase, f"served nothing for {unserved:.1f} s "

@@ -18,6 +18,7 @@ the caller passes only images and containers labelled so (agent.labels).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # How long an image built after the last switch counts as "for a deploy to come": the deploy
@@ -107,9 +108,12 @@ def releases_of(history: History, image_id: str) -> list[int]:
 
 
 def plan(history: History, images: list[Image], containers: list[Container], *,
-         now: float) -> Plan:
-    """What to remove of one app, given its history and what the engine holds of it."""
-    kept: dict[str, str] = {}
+         now: float, pending: Iterable[str] = ()) -> Plan:
+    """What to remove of one app, given its history and what the engine holds of it.
+    `pending`: images a build handed out lately (built, or an existing one reused) whose deploy
+    has not switched yet; an image's own creation time does not tell (a build that reuses an
+    image, or one made wholly from the build cache, keeps the old image's time)."""
+    kept: dict[str, str] = {image_id: "built for a deploy still to come" for image_id in pending}
     for rank, image_id in enumerate(retained_images(history), start=1):
         kept[image_id] = f"release {rank} of the last {history.retain}"
     removals: list[Removal] = []

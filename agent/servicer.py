@@ -150,6 +150,10 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         try:
             with self.operations.run(spec.deployment_id) as token:
                 async for item in in_thread(self.builder.build(spec, token), token.cancel):
+                    if isinstance(item, BuildSucceeded) and self.pruner is not None:
+                        # Kept from now on for its deploy, before the caller hears of it.
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.pruner.built, spec.app, item.image, item.image_id)
                     yield self._build_event(item)
         except AlreadyRunning as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))

@@ -10,7 +10,7 @@ from dataclasses import replace
 from agent.image_engine import DiskUsage
 from agent.pruner import BUILD_CACHE, IMAGE, Pruner
 from agent.release_history import ReleaseHistory
-from agent.retention import Container, Image, Release
+from agent.retention import PENDING_BUILD_SECONDS, Container, Image, Release
 
 GIB = 1024 ** 3
 
@@ -36,6 +36,9 @@ class FakeImages:
     def remove_container(self, container_id):
         self.steps.append(("removed", container_id))
         self.containers = [c for c in self.containers if c.id != container_id]
+
+    def image_id(self, ref):
+        return next((i.id for i in self.images if ref in i.tags), None)
 
     def remove_image(self, image, app):
         self.removed.append(image.id)
@@ -79,14 +82,14 @@ class FakeCache:
         return []
 
 
-def _pruner(tmp_path, images, **kw):
+def _pruner(tmp_path, images, clock=None, **kw):
     history = ReleaseHistory(tmp_path)
     for n, image in enumerate(images, 1):
         history.record("web", Release(n, image.id, f"c{n}", 100.0 + n), 1)
     engine = FakeImages(images, **kw)
     engine.steps = []
-    return (Pruner(engine, history, FakeReleaser(engine.steps), FakeCache(), interval=0, disk_threshold=10 * GIB),
-            engine)
+    return (Pruner(engine, history, FakeReleaser(engine.steps), FakeCache(), interval=0, disk_threshold=10 * GIB,
+                   **({"clock": clock} if clock else {})), engine)
 
 
 def test_an_app_that_deploys_is_skipped_and_nothing_removed(tmp_path):
@@ -124,3 +127,18 @@ def test_a_stopped_container_s_output_is_kept_before_it_is_removed(tmp_path):
     engine.containers = [Container("old", "web-1-x", "a", deployment_id=1)]
     pruner.prune("web")
     assert engine.steps == [("logs kept", "old"), ("removed", "old")]
+
+
+def test_an_image_a_build_handed_out_stays_for_its_deploy_whatever_its_age(tmp_path):
+    """A build that reuses an existing image (or is all build cache) keeps the old image's
+    creation time: only the agent's word that a build just returned it keeps it for its deploy."""
+    now = [1000.0]
+    old = Image("c", ("web:c",), created=1.0)  # created long before the last switch
+    pruner, engine = _pruner(tmp_path, [Image("a", ("web:a",)), Image("b", ("web:b",))], clock=lambda: now[0])
+    engine.images.append(old)
+    assert "c" in [i.id for i in pruner.prune("web", dry_run=True).items]
+    pruner.built("web", "web:c", "c")
+    report = pruner.prune("web")
+    assert "c" not in [i.id for i in report.items] and "c" not in engine.removed
+    now[0] += PENDING_BUILD_SECONDS + 1  # its deploy never came
+    assert "c" in pruner.prune("web").items[-1].id and "c" in engine.removed
