@@ -39,6 +39,8 @@ def _create(cli, app, url):
         "--health-path", "/log", "--volume", "data:/data", "--exclusive-volumes")
 
 
+# What is tested happens on the agent; the database does not change it (SQLite only: suite time).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_exclusive_deploy_records_unserved_time_and_delete_keeps_volumes_unless_asked(
         control_plane, cli, sample_repo, sample_url, app_name, docker_client, volumes_swept):
     commit_files(sample_repo, {"Dockerfile": WRITER.format(version="v1")}, "writes v1")
