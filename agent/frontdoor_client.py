@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import time
 
 from agent.frontdoor import service_pid, start_detached
 from agent.frontdoor_files import FrontDoorFiles, Settings, log_tail, try_lock
@@ -20,6 +21,9 @@ from agent.haproxy_runtime import RuntimeAPI, parse_stat
 from agent.router import RouterError
 
 log = logging.getLogger(__name__)
+
+# A reload not serving after this long is asked for again (see `FrontDoorClient.reload`).
+RESEND_SECONDS = 5.0
 
 
 class FrontDoorClient:
@@ -73,18 +77,42 @@ class FrontDoorClient:
 
     def reload(self) -> None:
         """Re-render from the routes and reload seamlessly (the listening sockets pass to the new
-        worker). While HAProxy is down, the service's restart renders the routes just saved."""
+        worker). While HAProxy is down, the service's restart renders the routes just saved.
+
+        A reload that does not show its generation within RESEND_SECONDS is asked for again: the
+        master may have dropped the command (a connection it took while busy), and reloading
+        the same config twice only starts one more worker. The error after the whole wait says
+        what the master runs (`show proc`) and what HAProxy logged."""
         with self.files.render_lock():
             generation = self.files.render(self.settings, self.binary)
+            self._ask_reload()
+        deadline = time.monotonic() + READY_TIMEOUT + 5
+        while True:
+            left = deadline - time.monotonic()
             try:
-                self._master_command("reload")
-            except OSError as exc:
-                log.warning("the haproxy master did not take the reload (%s); waiting for its "
-                            "restart", exc)
+                wait_generation(self.api, generation, timeout=max(0.1, min(RESEND_SECONDS, left)))
+                return
+            except RouterError as exc:
+                if left <= RESEND_SECONDS:
+                    raise RouterError(f"{exc}; the master runs:\n{self._processes()}\n"
+                                      f"log tail:\n{log_tail(self.files.haproxy_log)}") from None
+            log.warning("config generation %d is not serving %.0f s after its reload: asking the "
+                        "haproxy master again", generation, RESEND_SECONDS)
+            with self.files.render_lock():
+                self._ask_reload()
+
+    def _ask_reload(self) -> None:
         try:
-            wait_generation(self.api, generation, timeout=READY_TIMEOUT + 5)
-        except RouterError as exc:
-            raise RouterError(f"{exc}; log tail:\n{log_tail(self.files.haproxy_log)}") from None
+            self._master_command("reload")
+        except OSError as exc:
+            log.warning("the haproxy master did not take the reload (%s); waiting for its "
+                        "restart", exc)
+
+    def _processes(self) -> str:
+        try:
+            return self._master_query("show proc").strip()
+        except OSError as exc:
+            return f"(the master CLI does not answer: {exc})"
 
     def old_worker_stats(self) -> list[list[dict[str, str]]]:
         """`show stat` of every worker a reload left running: each keeps serving the connections

@@ -88,9 +88,11 @@ def test_apps_added_at_once_share_reloads_and_all_serve(tmp_path, monkeypatch):
     monkeypatch.setattr(router.process, "reload", lambda: (reloads.append(1), reload())[1])
     apps = [f"app{i}" for i in range(20)]
     errors = []
+    together = threading.Barrier(len(apps))  # all at once, even when threads start slowly
 
     def add(app: str) -> None:
         try:
+            together.wait(30)
             router.ensure_app(app)
             router.switch(app, [Target(f"c-{app}", backend_port)])
         except Exception as exc:
@@ -106,6 +108,35 @@ def test_apps_added_at_once_share_reloads_and_all_serve(tmp_path, monkeypatch):
         assert 1 <= len(reloads) < len(apps)
         for app in apps:
             assert front_get(front, f"{app}.localhost") == (200, "shared")
+    finally:
+        router.close()
+        backend.shutdown()
+
+
+@pytest.mark.skipif(not shutil.which("haproxy") and not Path("/usr/sbin/haproxy").exists(),
+                    reason="haproxy not installed")
+def test_a_reload_the_master_never_got_is_asked_for_again(tmp_path, monkeypatch):
+    """The master CLI can drop a `reload` (a connection it took while busy): the route change
+    must still come into service, by asking again, instead of failing the deploy."""
+    from agent import frontdoor_client
+    monkeypatch.setattr(frontdoor_client, "RESEND_SECONDS", 0.5)
+    backend, backend_port = _backend("asked twice")
+    port = free_port()
+    router = HAProxyRouter(tmp_path / "state", front_port=port)
+    router.start()
+    sent = []
+    command = router.process._master_command
+
+    def lose_the_first(text: str) -> None:
+        sent.append(text)
+        if len(sent) > 1:
+            command(text)
+    monkeypatch.setattr(router.process, "_master_command", lose_the_first)
+    try:
+        router.ensure_app("web")
+        router.switch("web", [Target("c1", backend_port)])
+        assert len(sent) >= 2 and set(sent) == {"reload"}
+        assert front_get(f"127.0.0.1:{port}", "web.localhost") == (200, "asked twice")
     finally:
         router.close()
         backend.shutdown()
