@@ -137,7 +137,7 @@ class HAProxyRouter:
             wanted = tuple(d for d in check_domains(domains) if d != f"{app}.localhost")
         except RuleError as exc:
             raise RouterError(str(exc)) from exc
-        with self._lock:
+        with self._reloads.arriving(), self._lock:
             routes = self.store.load()
             try:
                 route_policy.check_hosts(routes, app, wanted)

@@ -80,3 +80,23 @@ def test_a_reload_runs_holding_the_router_lock():
         ticket = group.ticket()
     group.wait(ticket)
     assert held == [True]
+
+
+def test_a_leader_waits_for_callers_still_on_their_way_to_the_lock():
+    """A caller announced (`arriving`) but not yet saved is carried by the leader's reload, so
+    an unfair lock cannot turn changes that came together into one reload each."""
+    lock = threading.RLock()
+    reloads = []
+    group = ReloadGroup(lock, lambda: reloads.append(1))
+    with lock:
+        first = group.ticket()
+    on_its_way = group.arriving()
+    on_its_way.__enter__()
+    leader = threading.Thread(target=group.wait, args=(first,))
+    leader.start()
+    with lock:
+        second = group.ticket()  # saved while the leader waited for it
+    on_its_way.__exit__(None, None, None)
+    leader.join(10)
+    group.wait(second)
+    assert not leader.is_alive() and len(reloads) == 1
