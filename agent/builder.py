@@ -56,7 +56,14 @@ class BuildFailed:
     cancelled: bool = False
 
 
-BuildOutput = Union[BuildLine, BuildSucceeded, BuildFailed]
+@dataclass(frozen=True)
+class SlotNeeded:
+    """Yielded once, right before `docker build`: the consumer asks for the next item only when
+    it holds one of the server's build slots (agent.build_slots). The builder stays plain
+    blocking code; the wait for a slot is the consumer's, on its event loop."""
+
+
+BuildOutput = Union[BuildLine, SlotNeeded, BuildSucceeded, BuildFailed]
 
 
 def normalize_paths(spec: BuildSpec) -> BuildSpec:
@@ -125,7 +132,8 @@ class Builder:
         self.cache = cache
 
     def build(self, spec: BuildSpec, token: CancelToken) -> Iterator[BuildOutput]:
-        """Yield log lines, then exactly one BuildSucceeded or BuildFailed.
+        """Yield log lines, then exactly one BuildSucceeded or BuildFailed; SlotNeeded before
+        the engine builds (a reused image needs no slot).
 
         Raises ValueError for a dockerfile/context path outside the repository (bad input,
         reported before anything runs).
@@ -175,6 +183,10 @@ class Builder:
                 return
 
         with context:
+            yield SlotNeeded()
+            if token.cancelled:  # cancelled while it waited for a slot
+                yield BuildFailed(CANCELLED, True)
+                return
             yield from self._docker_build(spec, token, context, dockerfile, tag, subject, started,
                                           fingerprint)
 

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent import build_slots
 from agent.log_archive import ArchiveLimits
 from agent.prune_settings import PruneSettings
 from common.defaults import AGENT_PORT
@@ -125,8 +126,11 @@ class AgentConfig:
     log_archive: ArchiveLimits = field(default_factory=ArchiveLimits.from_env)
     # Retention (agent.pruner): how often the agent prunes by itself, and the build cache's threshold.
     prune: PruneSettings = field(default_factory=PruneSettings.from_env)
+    # Image builds at once on this server (agent.build_slots; TUGBOAT_BUILD_CONCURRENCY).
+    build_concurrency: int = field(default_factory=build_slots.limit_from_env)
 
     def __post_init__(self) -> None:
+        build_slots.check_limit(self.build_concurrency)
         if self.router not in ROUTERS:
             raise ValueError(f"invalid router {self.router!r}: use one of {', '.join(ROUTERS)}")
         certs = Path(self.certs_dir) if self.certs_dir else Path(self.state_dir).parent / "certs"
@@ -156,7 +160,7 @@ class AgentConfig:
         (TUGBOAT_HOME, TUGBOAT_FRONT_DOOR, TUGBOAT_ROUTER, TUGBOAT_CERTS, TUGBOAT_INSECURE,
         TUGBOAT_SECRET_KEY, TUGBOAT_ALLOW, TUGBOAT_JOIN, TUGBOAT_JOIN_TOKEN,
         TUGBOAT_JOIN_TOKEN_FILE, TUGBOAT_HTTPS_FRONT_DOOR, TUGBOAT_ACME_DIRECTORY,
-        TUGBOAT_ACME_CA_BUNDLE) and defaults. `listen` ("HOST:PORT") sets host and port.
+        TUGBOAT_ACME_CA_BUNDLE, TUGBOAT_BUILD_CONCURRENCY) and defaults. `listen` ("HOST:PORT") sets host and port.
 
         HTTPS ("HOST:PORT" or "off"): by default 127.0.0.1:8443 beside the default front door,
         and off beside a front door given explicitly (tests and benchmarks run many side by

@@ -10,6 +10,7 @@ import grpc
 
 from agent import enroll
 from agent.apps import AppAdmin
+from agent.build_slots import BuildSlots
 from agent.builder import Builder
 from agent.config import AgentConfig
 from agent.docker_engine import DockerEngine
@@ -81,7 +82,8 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
     servicer = TugboatServicer(Builder(engine, cache), releaser,
                                AppAdmin(engine, router, cache, archive=archive),
                                Operations(), LogReader.for_client(engine.client),
-                               certificates=make_certificates(config, router), archive=archive)
+                               certificates=make_certificates(config, router), archive=archive,
+                               build_slots=BuildSlots(config.build_concurrency))
     servicer.oom = OomWatch(engine)  # started by run_server
     servicer.pruner = Pruner(ImageEngine(engine.client, agent_id), ReleaseHistory(config.releases_dir),
                              releaser, cache, interval=config.prune.interval_seconds,

@@ -23,8 +23,9 @@ from tugboat.v1 import tugboat_pb2_grpc as pb_grpc
 from agent.apps import AppAdmin, UnknownApp
 from agent.certificates import AppTls, CertificateError, domains_of
 from agent import cert_policy
+from agent.build_slots import BuildSlots
 from agent.builder import (Builder, BuildFailed, BuildLine, BuildSpec, BuildSucceeded,
-                           normalize_paths)
+                           SlotNeeded, normalize_paths)
 from agent.docker_engine import EngineError
 from agent.operations import AlreadyRunning, Operations
 from agent.health import HealthPolicy
@@ -114,9 +115,12 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
     cancelled call cancels the operation; StreamLogs is a coroutine: followers hold no thread."""
 
     def __init__(self, builder: Builder, releaser: Releaser, admin: AppAdmin,
-                 operations: Operations, logs: LogReader, certificates=None, archive=None) -> None:
+                 operations: Operations, logs: LogReader, certificates=None, archive=None,
+                 build_slots: BuildSlots | None = None) -> None:
         self.certificates = certificates  # agent.certificates.CertificateManager, or None
         self.builder = builder
+        # Builds at once on this server (AgentConfig.build_concurrency).
+        self.build_slots = build_slots or BuildSlots()
         self.releaser = releaser
         self.admin = admin
         self.operations = operations
@@ -147,9 +151,19 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             spec = normalize_paths(spec)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        held = False
         try:
             with self.operations.run(spec.deployment_id) as token:
                 async for item in in_thread(self.builder.build(spec, token), token.cancel):
+                    if isinstance(item, SlotNeeded):
+                        if not self.build_slots.free():
+                            yield pb.BuildEvent(line=self.build_slots.waiting_line)
+                        # False: cancelled while waiting; the builder then ends as cancelled.
+                        held = await self.build_slots.acquire(token)
+                        continue
+                    if held and isinstance(item, (BuildSucceeded, BuildFailed)):
+                        held = False  # the engine is done: the next build may start
+                        self.build_slots.release()
                     if isinstance(item, BuildSucceeded) and self.pruner is not None:
                         # Kept from now on for its deploy, before the caller hears of it.
                         await asyncio.get_running_loop().run_in_executor(
@@ -162,6 +176,9 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
         except Exception as exc:  # never a traceback to the client: report as the build's error
             log.exception("build of %s failed", request.app)
             yield pb.BuildEvent(error=pb.BuildFailure(message=f"internal agent error: {exc}"))
+        finally:
+            if held:
+                self.build_slots.release()
 
     @staticmethod
     def _build_event(item) -> pb.BuildEvent:

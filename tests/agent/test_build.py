@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import docker
 import grpc
 import pytest
 from tugboat.v1 import tugboat_pb2 as pb
 
+from tests.conftest import agent_config, start_agent
 from tests.support.agent_calls import build, build_seen, wait_until
 from tests.support.sample_app import commit_files, make_sample_repo, repo_url, slow_step
 
@@ -138,7 +140,13 @@ def _gone(docker_client, container_id):
         return True
 
 
-def test_cancel_stops_only_that_build(agent, app_name, make_app_name, docker_client, tmp_path):
+def test_cancel_stops_only_that_build(agent_home, app_name, make_app_name, docker_client, tmp_path):
+    # Two builds at once on this agent (the default is one: test_builds_wait_their_turn).
+    with start_agent(agent_config(agent_home, build_concurrency=2), docker_client) as agent:
+        _cancel_stops_only_that_build(agent, app_name, make_app_name, docker_client, tmp_path)
+
+
+def _cancel_stops_only_that_build(agent, app_name, make_app_name, docker_client, tmp_path):
     slow_repo = make_sample_repo(tmp_path / "slow")
     slow_sha = commit_files(slow_repo, {"Dockerfile": slow_dockerfile()}, "slow")
     other_app = make_app_name()
@@ -232,3 +240,77 @@ def test_a_line_without_end_is_capped_with_a_marker(agent, app_name, tmp_path):
     # The build goes on after the long line: the later steps still stream.
     assert any(e.line.startswith(" ---> ") for e in events[events.index(next(
         e for e in events if e.line.endswith(TRUNCATED))):])
+
+
+def _nonce() -> str:
+    """A LABEL line no other build has, so the engine's build cache never skips the RUN after it."""
+    return f"LABEL io.serversinc.test-nonce={uuid.uuid4().hex}\n"
+
+
+def _next_until(stream, predicate) -> tuple[list, object]:
+    """The events of a Build stream up to the first one `predicate` accepts: (before, it)."""
+    before = []
+    for event in stream:
+        seen = build_seen(event)
+        if predicate(seen):
+            return before, seen
+        before.append(seen)
+    raise AssertionError(f"the stream ended first: {before[-3:]}")
+
+
+def test_builds_wait_their_turn(agent, app_name, make_app_name, docker_client, tmp_path):
+    """One build at a time on a server (the default): a second build says it waits, and the
+    engine starts it only after the first ended. The first build's RUN step holds until the test
+    lets it go (a file it waits for), so the wait is certain, not a race."""
+    from agent.build_slots import BuildSlots
+
+    first_repo = make_sample_repo(tmp_path / "first")
+    first_sha = commit_files(first_repo, {"Dockerfile": (
+        'FROM scratch\nCOPY busybox /bin/busybox\n' + _nonce() +
+        'RUN ["/bin/busybox","sh","-c","until [ -e /go ]; do /bin/busybox sleep 0.1; done"]\n')},
+        "waits for /go")
+    second_app = make_app_name()
+    second_repo = make_sample_repo(tmp_path / "second", "second")
+    second_sha = commit_files(second_repo, {"Dockerfile": (
+        'FROM scratch\nCOPY busybox /bin/busybox\n' + _nonce() +
+        'RUN ["/bin/busybox","true"]\n')}, "quick")
+    # The engine's own order of container events says which step container ran when.
+    engine_events = docker_client.events(decode=True, filters={"type": "container"})
+    seen_by_engine = []
+
+    def watch():
+        try:
+            for e in engine_events:
+                seen_by_engine.append((e.get("Action"), e.get("id", "")))
+        except Exception:  # the stream closed under it at the end
+            pass
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        first = agent.stub.Build(pb.BuildRequest(app=app_name, deployment_id=71, repo_url=repo_url(first_repo),
+                                                 commit_sha=first_sha, dockerfile="Dockerfile"), timeout=120)
+        _next_until(first, lambda e: e.step_current and " : RUN " in e.line)
+        _, running = _next_until(first, lambda e: e.line.startswith(" ---> Running in "))
+        first_step = running.line.split()[-1]  # the RUN step's container
+
+        second = agent.stub.Build(pb.BuildRequest(app=second_app, deployment_id=72, repo_url=repo_url(second_repo),
+                                                  commit_sha=second_sha, dockerfile="Dockerfile"), timeout=120)
+        before_wait, waiting = _next_until(second, lambda e: "waiting for another build" in e.line)
+        assert waiting.line == BuildSlots(1).waiting_line
+        assert not any(e.step_current for e in before_wait), before_wait
+
+        docker_client.containers.get(first_step).exec_run(["/bin/busybox", "touch", "/go"])
+        first_rest = [build_seen(e) for e in first]
+        assert first_rest[-1].error == "" and not first_rest[-1].result.skipped, first_rest[-1]
+        second_rest = [build_seen(e) for e in second]
+        assert second_rest[-1].error == "" and not second_rest[-1].result.skipped, second_rest[-1]
+    finally:
+        engine_events.close()
+        watcher.join(timeout=10)
+    # Every docker step of the second build streamed after its wait line ...
+    assert [e.step_current for e in second_rest if e.step_current][:1] == [1]
+    run_step = next(i for i, e in enumerate(second_rest) if e.step_current and " : RUN " in e.line)
+    second_step = next(e.line.split()[-1] for e in second_rest[run_step:] if e.line.startswith(" ---> Running in "))
+    # ... and the engine created its step container only after the first build's had exited.
+    order = [(action, cid[:12]) for action, cid in seen_by_engine]
+    assert order.index(("create", second_step)) > order.index(("die", first_step)), order
