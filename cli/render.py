@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from client.names import deployment_id, enum_short, short_sha
+from client.names import deployment_id, enum_short, server_state_words, short_sha
 
 # Width used when stdout is not a terminal: wide enough that tables piped to a file or grep
 # are not wrapped at rich's default of 80 columns.
@@ -252,7 +252,7 @@ def servers_table(servers: Iterable) -> Table:
     for s in servers:
         _add_row(
             table,
-            s.name, s.address, enum_short(s, "state"), s.docker_version, s.agent_version,
+            s.name, s.address, server_state_words(s), s.docker_version, s.agent_version,
             str(s.running_containers), s.error,
         )
     return table

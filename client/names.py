@@ -1,7 +1,10 @@
 """The short words people read for API values, shared so the CLI and the dashboard say the same:
-'APP_STATUS_RUNNING' is "running", 'DEPLOYMENT_PHASE_STOP_OLD' is "stop-old", a commit is 7 characters."""
+'APP_STATUS_RUNNING' is "running", 'DEPLOYMENT_PHASE_STOP_OLD' is "stop-old", a commit is 7 characters,
+a time is "3 min ago"."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from google.protobuf.message import Message
 
@@ -43,3 +46,27 @@ def short_sha(sha: str) -> str:
 def deployment_id(name: str) -> str:
     """The number a person types, the last segment of a deployment's name: 'deployments/12' -> '12'."""
     return name.rsplit("/", 1)[-1] if name else ""
+
+
+def ago(ts, now: datetime | None = None) -> str:
+    """'3 min ago' for a Timestamp ('never' when unset): how people read a deploy time or when a
+    server was last seen; the exact time goes in a tooltip, a table or --json."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return "never"
+    seconds = ((now or datetime.now(timezone.utc)) - ts.ToDatetime(tzinfo=timezone.utc)).total_seconds()
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return "just now"
+
+
+def server_state_words(server, now: datetime | None = None) -> str:
+    """A server's state as people read it: "online", or "offline, last seen 3 min ago" (or
+    "offline, never seen": its agent has not answered once)."""
+    state = enum_short(server, "state")
+    if state != "offline":
+        return state
+    if not server.HasField("last_seen_time"):
+        return "offline, never seen"
+    return f"offline, last seen {ago(server.last_seen_time, now)}"

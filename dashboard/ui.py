@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import streamlit as st
 from serversinc.v1 import app_pb2, deployment_pb2, server_service_pb2
 
-from client.names import deployment_id, enum_value_short, short_sha  # noqa: F401 - re-exported for pages
+from client.names import ago, deployment_id, enum_value_short, server_state_words, short_sha  # noqa: F401 - re-exported for pages
 from client.watch import TERMINAL_STATES as TERMINAL
 from client.watch import Phase, State
 
@@ -105,21 +105,6 @@ def has_time(ts) -> bool:
 
 def to_datetime(ts) -> datetime | None:
     return ts.ToDatetime(tzinfo=timezone.utc) if has_time(ts) else None
-
-
-def ago(ts, now: datetime | None = None) -> str:
-    """'3 min ago': how people read a deploy time; the exact time goes in a tooltip or a table."""
-    when = to_datetime(ts)
-    if when is None:
-        return "never"
-    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
-    if seconds < 45:
-        return "just now"
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
-    return "just now"
 
 
 def local_time(ts) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from services.agents.client import AgentDirectory, AgentTLS, LogsNotKept
 from services.agents.port import AgentError, AppRemoval
@@ -18,7 +19,7 @@ from services.certificates import relay as certificate_relay
 from services.config import LOCAL_SERVER, Settings
 from services.core import paging
 from services.core.errors import NotFound, ServerNotFound, ServerUnreachable
-from services.db.models import Server
+from services.db.models import Server, utcnow
 from services.db import locks
 from services.db.pubsub import Bus
 from services.db.session import Database
@@ -43,6 +44,11 @@ from services.retention.rollback import RollbackGuard
 from services.retention.events import EventRetention
 
 log = logging.getLogger(__name__)
+
+# Asking a server's agent for its state (GetServer, ListServers): the deadline of one agent, and how
+# many agents one call asks at the same time.
+STATUS_SECONDS = 3.0
+STATUS_PARALLEL = 16
 
 
 class SecretKeyMismatch(Exception):
@@ -188,7 +194,9 @@ class Platform:
         return result
 
     def _containers_of(self, server_name: str, timeout: float):
-        return self.agents.for_server(server_name).list_containers("", timeout=timeout)
+        containers = self.agents.for_server(server_name).list_containers("", timeout=timeout)
+        self.servers.seen([server_name])  # the health monitor's round: it answered
+        return containers
 
     def _agent_address_and_secret(self, server_name: str) -> tuple[str, str]:
         with self.db.read() as s:
@@ -255,11 +263,33 @@ class Platform:
         return servers, paging.encode({"after": servers[-1].name}) if more else ""
 
     def server_status(self, name: str):
+        """(server, AgentInfo or None, why not) of one server, its agent asked now."""
         with self.db.read() as s:
             server = apps_repo.get_server(s, name)
         if server is None:
             raise ServerNotFound(f"server {name!r} not found")
-        try:
-            return server, self.agents.for_server(server.name).info(timeout=3), ""
-        except AgentError as err:
-            return server, None, str(err)
+        return self.server_statuses([server])[0]
+
+    def server_statuses(self, servers: list[Server]) -> list[tuple]:
+        """(server, AgentInfo or None, why not) per server, in order. The agents are asked at the
+        same time (at most STATUS_PARALLEL at once, each with the STATUS_SECONDS deadline), so a
+        page with several servers down takes one deadline, not one per server. Those that answer
+        are recorded as seen; their last_seen_at in the result is this read."""
+        def ask(server: Server):
+            try:
+                return self.agents.for_server(server.name).info(timeout=STATUS_SECONDS), ""
+            except AgentError as err:
+                return None, str(err)
+
+        if len(servers) <= 1:
+            answers = [ask(server) for server in servers]
+        else:
+            with ThreadPoolExecutor(min(STATUS_PARALLEL, len(servers)), thread_name_prefix="server-status") as pool:
+                answers = list(pool.map(ask, servers))
+        now = utcnow()
+        reached = [server for server, (info, _) in zip(servers, answers) if info is not None]
+        if reached:
+            self.servers.seen([server.name for server in reached], now)
+        for server in reached:
+            server.last_seen_at = now
+        return [(server, info, error) for server, (info, error) in zip(servers, answers)]

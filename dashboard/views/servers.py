@@ -1,6 +1,7 @@
 """Servers page: the Tugboat agents the control plane deploys to, with their live state.
 
-The control plane checks each agent when the list is read, so a refresh is a fresh health check.
+The control plane checks each agent when the list is read, so a refresh is a fresh health check;
+an offline server says when its agent last answered.
 """
 
 from __future__ import annotations
@@ -40,4 +41,8 @@ for start in range(0, len(servers), 3):
             st.markdown(f":material/play_circle: **{n}** running container{'' if n == 1 else 's'}")
             if server.error:
                 st.error(server.error, icon=":material/cloud_off:")
+            if ui.server_state(server) == "offline":
+                # How long it has been gone: the words `servers list` prints, the time to the second.
+                st.markdown(f":material/history: {ui.server_state_words(server).capitalize()}"
+                            + (f" ({ui.local_time(server.last_seen_time)})" if server.HasField("last_seen_time") else ""))
             st.caption(f"Registered {ui.local_time(server.create_time) or '—'}")

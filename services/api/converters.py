@@ -177,6 +177,8 @@ def container_to_pb(c) -> app_pb2.Container:
 def server_to_pb(server, info=None, error: str = "") -> server_service_pb2.Server:
     msg = server_service_pb2.Server(name=server.name, address=server.address, create_time=ts(server.created_at),
                                     registered=bool(server.agent_secret))
+    if server.last_seen_at is not None:
+        msg.last_seen_time.CopyFrom(ts(server.last_seen_at))
     if info is not None:
         msg.state = server_service_pb2.SERVER_STATE_ONLINE
         msg.docker_version, msg.agent_version = info.docker_version, info.agent_version

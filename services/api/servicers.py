@@ -296,7 +296,7 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
     def ListServers(self, request, context):
         servers, token = self.p.list_servers(page_size=request.page_size, page_token=request.page_token)
         return server_service_pb2.ListServersResponse(
-            servers=[conv.server_to_pb(*self.p.server_status(s.name)) for s in servers], next_page_token=token
+            servers=[conv.server_to_pb(*status) for status in self.p.server_statuses(servers)], next_page_token=token
         )
 
 

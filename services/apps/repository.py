@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from services.core.states import State
@@ -35,6 +35,13 @@ def get_server(session: Session, name: str) -> Server | None:
 
 def list_servers(session: Session, *, after: str, limit: int) -> list[Server]:
     return list(session.scalars(select(Server).where(Server.name > after).order_by(Server.name).limit(limit)))
+
+
+def mark_servers_seen(session: Session, names: Iterable[str], when) -> None:
+    """One UPDATE for every server whose agent just answered."""
+    names = list(names)
+    if names:
+        session.execute(update(Server).where(Server.name.in_(names)).values(last_seen_at=when))
 
 
 def server_by_join_token(session: Session, digest: str) -> Server | None:

@@ -62,6 +62,8 @@ class Server(Base):
     join_token_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     join_token_used_at: Mapped[datetime | None] = mapped_column(default=None)
     registered_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the control plane last reached its agent (a call that answered); None: never.
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiToken(Base):

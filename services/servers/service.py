@@ -1,12 +1,16 @@
 """Server enrollment: a one-time, expiring join token, traded by the agent for its registration.
 
 The control plane stores only the join token's hash and the agent's secret encrypted; a used or
-expired token is refused.
+expired token is refused. It also keeps when each agent last answered (`seen`), so a server that is
+down shows since when.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from services.apps import repository as repo
 from services.core import validation as v
@@ -17,12 +21,32 @@ from services.security import tokens
 from services.security.secretbox import SecretBox
 
 MIN_AGENT_SECRET = 32
+# A server's last_seen_at is written at most this often by one process. People read it as
+# "3 min ago", and the health monitor reaches every server with an app each round (seconds):
+# a write per answer would be a write per server per round for nothing anyone sees.
+SEEN_WRITE_SECONDS = 15.0
 
 
 class ServerService:
     def __init__(self, db: Database, box: SecretBox):
         self.db = db
         self.box = box
+        self._seen_lock = threading.Lock()
+        self._seen_written: dict[str, float] = {}  # server name -> time.monotonic() of the last write
+
+    def seen(self, names: Iterable[str], when: datetime | None = None) -> None:
+        """Records that these servers' agents answered at `when` (now): at most one write per
+        server every SEEN_WRITE_SECONDS from this process, all of them in one statement."""
+        now, when = time.monotonic(), when or utcnow()
+        with self._seen_lock:
+            due = [n for n in names
+                   if n not in self._seen_written or now - self._seen_written[n] >= SEEN_WRITE_SECONDS]
+        if not due:
+            return
+        with self.db.session() as s:
+            repo.mark_servers_seen(s, due, when)
+        with self._seen_lock:
+            self._seen_written.update(dict.fromkeys(due, now))
 
     def create(self, name: str, address: str, ttl_seconds: int = 3600) -> tuple[Server, str]:
         v.resource_name(name, "server")

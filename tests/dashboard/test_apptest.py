@@ -137,6 +137,24 @@ def test_control_plane_down_shows_a_banner_on_every_page(dashboard):
         assert any(f"cannot reach the control plane at {address}" in e.lower() for e in errors), (page, errors)
 
 
+def test_the_servers_page_says_when_an_offline_server_was_last_seen(dashboard, control_plane):
+    from datetime import timedelta
+
+    from serversinc.v1 import server_service_pb2 as spb
+
+    from services.db.models import utcnow
+
+    # Two servers whose agents do not answer: one answered 3 minutes ago, one never did.
+    for name in ("gone", "new"):
+        control_plane.servers.CreateServer(spb.CreateServerRequest(name=name, address=f"127.0.0.1:{_closed_port()}"))
+    control_plane.platform.servers.seen(["gone"], utcnow() - timedelta(minutes=3, seconds=10))
+    at = dashboard(control_plane.address).run()
+    at.switch_page("views/servers.py").run()
+    assert not at.exception, at.exception
+    assert "Offline, last seen 3 min ago" in texts(at)
+    assert "Offline, never seen" in texts(at)
+
+
 def test_edit_sends_only_changed_fields_and_delete_needs_confirmation(dashboard, control_plane, sample_url, app_name):
     control_plane.create_app(app_name, sample_url, port=8080)
     at = dashboard(control_plane.address).run()

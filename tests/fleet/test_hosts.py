@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -134,6 +135,8 @@ def test_an_agent_that_is_down_fails_its_deployments_fast_and_is_used_again_when
     url_a = deployed(fleet, on_a).url
     url_b = deployed(fleet, on_b).url
 
+    assert server_state(fleet, "b").state == server_service_pb2.SERVER_STATE_ONLINE
+    stopped_at = datetime.now(timezone.utc)
     b.stop_agent()  # SIGKILL: a crash; B's front door outlives its agent
     commit_version(repo_b, f"v2-{on_b}")
     started = time.monotonic()
@@ -147,6 +150,9 @@ def test_an_agent_that_is_down_fails_its_deployments_fast_and_is_used_again_when
     assert f"unreachable: no connection within {CONNECT_SECONDS:g}s" in failed.failure_reason, failed.failure_reason
     offline = server_state(fleet, "b")
     assert offline.state == server_service_pb2.SERVER_STATE_OFFLINE and b.agent_address in offline.error
+    # It says when B last answered: before it stopped (`servers list`: "offline, last seen ...").
+    assert offline.HasField("last_seen_time"), offline
+    assert offline.last_seen_time.ToDatetime(tzinfo=timezone.utc) <= stopped_at
 
     # The other host keeps serving and deploying; B's front door keeps serving its last release.
     assert f"v1-{on_a}" in via_front_door(a, url_a).text

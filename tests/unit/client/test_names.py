@@ -19,3 +19,22 @@ def test_deployment_id_is_the_last_segment_of_the_name():
     assert deployment_id("deployments/9") == "9"
     assert deployment_id("apps/web/deployments/12") == "12"
     assert deployment_id("") == ""
+
+
+def test_an_offline_server_says_when_it_was_last_seen():
+    from datetime import datetime, timedelta, timezone
+
+    from serversinc.v1 import server_service_pb2 as spb
+
+    from client.names import server_state_words
+
+    now = datetime(2026, 12, 2, 3, 0, tzinfo=timezone.utc)
+    gone = spb.Server(state=spb.SERVER_STATE_OFFLINE)
+    assert server_state_words(gone, now) == "offline, never seen"
+    gone.last_seen_time.FromDatetime(now - timedelta(minutes=3, seconds=20))
+    assert server_state_words(gone, now) == "offline, last seen 3 min ago"
+    gone.last_seen_time.FromDatetime(now - timedelta(seconds=20))
+    assert server_state_words(gone, now) == "offline, last seen just now"
+    up = spb.Server(state=spb.SERVER_STATE_ONLINE)
+    up.last_seen_time.FromDatetime(now)
+    assert server_state_words(up, now) == "online"
