@@ -16,7 +16,7 @@ from scripts.certs import load_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("ca.pem", "ca-key.pem", "agent.pem", "agent-key.pem", "control-plane.pem",
-         "control-plane-key.pem")
+         "control-plane-key.pem", "api.pem", "api-key.pem")
 
 
 def _run(*args):
@@ -24,16 +24,17 @@ def _run(*args):
                           capture_output=True, text=True, timeout=60, check=True)
 
 
-def test_makes_ca_agent_and_control_plane_certificates(tmp_path):
+def test_makes_ca_agent_control_plane_and_api_certificates(tmp_path):
     out = tmp_path / "certs"
-    _run("--out", str(out), "--agent-host", "10.1.2.3", "--agent-host", "agent.example", "--days", "30")
+    _run("--out", str(out), "--agent-host", "10.1.2.3", "--agent-host", "agent.example", "--days", "30",
+         "--api-host", "api.example", "--api-host", "10.1.2.4")
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     for name in FILES:
         mode = stat.S_IMODE((out / name).stat().st_mode)
         assert mode == (0o600 if name.endswith("-key.pem") else 0o644), (name, oct(mode))
-    ca, agent, cp = (load_pair(out, stem) for stem in ("ca", "agent", "control-plane"))
+    ca, agent, cp, api = (load_pair(out, stem) for stem in ("ca", "agent", "control-plane", "api"))
     assert ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    for leaf in (agent, cp):
+    for leaf in (agent, cp, api):
         assert leaf.cert.issuer == ca.cert.subject
         ca.cert.public_key().verify(leaf.cert.signature, leaf.cert.tbs_certificate_bytes,
                                     ec.ECDSA(leaf.cert.signature_hash_algorithm))
@@ -45,6 +46,12 @@ def test_makes_ca_agent_and_control_plane_certificates(tmp_path):
                                                             ipaddress.ip_address("10.1.2.3")}
     assert _eku(agent) == [ExtendedKeyUsageOID.SERVER_AUTH]
     assert _eku(cp) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    # The API's: serverAuth for its own hosts plus the name clients of a replica list check.
+    san = api.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {"serversinc-api", "localhost", "api.example"}
+    assert set(san.get_values_for_type(x509.IPAddress)) == {ipaddress.ip_address("127.0.0.1"),
+                                                            ipaddress.ip_address("10.1.2.4")}
+    assert _eku(api) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
 
 def _eku(pair) -> list:
