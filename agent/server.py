@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import grpc
@@ -121,7 +122,8 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
         with _serve(config, servicer, releaser, port, host, credentials, auth) as served:
             if config.join and config.join_token:
                 enroll.register(config.join, config.join_token, secret,
-                                enroll.advertised_address(host, served[1]))
+                                enroll.advertised_address(host, served[1]),
+                                ca_file=Path(config.certs_dir) / "ca.pem")
             yield served
     finally:
         servicer.oom.close()

@@ -19,7 +19,7 @@ from bridge.app import create_app
 from bridge.client import ControlPlaneClient
 from bridge.settings import DEFAULT_LISTEN, WebhookSettings
 from client.addresses import AddressError
-from client.connection import Connection, load_token, resolve_address
+from client.connection import Connection, TrustError, load_root_ca, load_token, resolve_address
 from common.defaults import DEFAULT_API
 
 
@@ -32,7 +32,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def build(settings: WebhookSettings, api: str | None = None):
     """The ASGI app wired to a control plane; also used by tests and the benchmark."""
-    connection = Connection(resolve_address(api), load_token(), unary_timeout=settings.rpc_timeout)
+    connection = Connection(resolve_address(api), load_token(), unary_timeout=settings.rpc_timeout,
+                            root_ca=load_root_ca())
     client = ControlPlaneClient(connection, apps_ttl=settings.apps_ttl, negative_ttl=settings.negative_ttl,
                                 secret_ttl=settings.secret_ttl, timeout=settings.rpc_timeout,
                                 max_concurrent_creates=settings.max_concurrent_creates)
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app, connection = build(settings, args.api)
+    except TrustError as exc:
+        parser.error(str(exc))
     except AddressError as exc:
         parser.error(f"--api / $SERVERSINC_API: {exc}")
     logging.getLogger(__name__).info(

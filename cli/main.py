@@ -16,7 +16,7 @@ import sys
 import grpc
 
 from client.addresses import AddressError
-from client.connection import Connection
+from client.connection import Connection, TrustError
 from client.errors import ApiError
 from common import runtime_rules
 from common.defaults import API_ENV, DEFAULT_API
@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         conn = Connection.from_env(args.api)
+    except TrustError as e:  # the CA that verifies the control plane: not the address's fault
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     except AddressError as e:
         source = "--api" if args.api else f"${API_ENV}"
         print(f"{PROG}: error: {source}: {e}", file=sys.stderr)

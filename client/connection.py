@@ -4,6 +4,11 @@ All channel and credential handling lives in this one module so that TLS (and an
 authentication) is added in one place; the CLI, the webhook bridge and the dashboard only ever ask
 for a `Connection`'s stubs. The address and token file defaults are common.defaults'.
 
+The channel is TLS, verified with the platform CA (common.api_tls: `$SERVERSINC_CA`, else
+`$SERVERSINC_HOME/certs/ca.pem`); plaintext only when `SERVERSINC_API_PLAINTEXT=1` asks for it.
+A CA that cannot be read is a `TrustError` (an AddressError: the connection setting cannot be
+used) raised by `from_env`, before any call.
+
 The address may list several API replicas (`host:port,host:port`, see client.addresses): the
 channel connects to the first that answers. A call that fails with UNAVAILABLE is sent again (once,
 by gRPC's retry policy, which then reconnects to the next replica that answers) only when it is a
@@ -34,7 +39,8 @@ from serversinc.v1 import (
     server_service_pb2_grpc,
 )
 
-from client.addresses import channel_target, parse_addresses
+from client.addresses import AddressError, channel_target, is_list, parse_addresses
+from common.api_tls import TLS_NAME, ApiTlsError, ca_path, plaintext_requested, read_ca
 from common.defaults import API_ENV, DEFAULT_API, TOKEN_ENV, TOKEN_FILE, serversinc_home
 
 # Unary calls get a deadline so that a wedged control plane cannot hang the CLI forever;
@@ -94,6 +100,37 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+class TrustError(AddressError):
+    """The CA that verifies the control plane cannot be read; the message says what to do."""
+
+
+def load_root_ca(environ: dict | None = None) -> bytes | None:
+    """The CA certificate (PEM) to verify the API with, or None when plaintext is asked for
+    ($SERVERSINC_API_PLAINTEXT). TrustError when the CA file cannot be read."""
+    environ = os.environ if environ is None else environ
+    if plaintext_requested(environ):
+        return None
+    try:
+        return read_ca(ca_path(environ))
+    except ApiTlsError as err:
+        raise TrustError(str(err)) from None
+
+
+def open_channel(address: str, root_ca: bytes | None, options=()) -> grpc.Channel:
+    """A raw channel to the API setting `address` (one address or a list): TLS verified with
+    `root_ca`, or plaintext when it is None.
+
+    A list is one channel over IP addresses with one name to check, so it checks common.api_tls's
+    TLS_NAME, which every API certificate carries; a single address checks its own host name or IP."""
+    target = channel_target(address)
+    options = list(options)
+    if root_ca is None:
+        return grpc.insecure_channel(target, options=options)
+    if is_list(address):
+        options.append(("grpc.ssl_target_name_override", TLS_NAME))
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root_ca), options=options)
+
+
 class _CallDetails(
     collections.namedtuple(
         "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
@@ -133,26 +170,32 @@ class Connection:
 
     Raises client.addresses.AddressError at once for an address setting that cannot be read."""
 
-    def __init__(self, address: str, token: str | None = None, unary_timeout: float | None = UNARY_TIMEOUT_SECONDS):
+    _ENV = object()  # root_ca not given: read it (or the plaintext setting) from the environment
+
+    def __init__(self, address: str, token: str | None = None, unary_timeout: float | None = UNARY_TIMEOUT_SECONDS,
+                 root_ca: bytes | None | object = _ENV):
+        """`root_ca`: the CA's PEM to verify the API with, None for plaintext; by default
+        load_root_ca() when the channel opens."""
         self.addresses = parse_addresses(address)
         self.address = ",".join(self.addresses)
         self.token = token
+        self._root_ca = root_ca
         self._unary_timeout = unary_timeout
         self._channel: grpc.Channel | None = None
 
     @classmethod
     def from_env(cls, api_flag: str | None = None) -> "Connection":
-        return cls(resolve_address(api_flag), load_token())
+        address = resolve_address(api_flag)
+        parse_addresses(address)  # an unreadable address is reported before a missing CA
+        return cls(address, load_token(), root_ca=load_root_ca())
 
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            # Plaintext for now; TLS credentials (grpc.secure_channel) go here when the API gets them.
-            # With TLS, a list of replicas will also need grpc.ssl_target_name_override (the target
-            # then names IP addresses, not the host name in the certificate).
-            raw = grpc.insecure_channel(
-                channel_target(self.address),
-                options=[("grpc.enable_retries", 1), ("grpc.service_config", service_config())])
+            if self._root_ca is Connection._ENV:
+                self._root_ca = load_root_ca()
+            raw = open_channel(self.address, self._root_ca,
+                               options=[("grpc.enable_retries", 1), ("grpc.service_config", service_config())])
             self._channel = grpc.intercept_channel(
                 raw, _DefaultsInterceptor(auth_metadata(self.token), self._unary_timeout)
             )

@@ -15,10 +15,13 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from client.addresses import describe
+from common.api_tls import CA_ENV
 from common.defaults import API_ENV, TOKEN_ENV, TOKEN_FILE
 
 log = logging.getLogger(__name__)
 
+# gRPC's words when the server's certificate does not verify with the client's CA.
+_TLS_REFUSED = "CERTIFICATE_VERIFY_FAILED"
 _HINTS = {
     grpc.StatusCode.UNAVAILABLE: ("cannot reach the control plane at {address}: is scripts/run.sh running? "
                                   f"(set ${API_ENV}, or the CLI's --api, to use another address)"),
@@ -72,6 +75,10 @@ class ApiError(Exception):
         cannot reach, say): the control plane was reached, so its own message is the whole story."""
         if self.code == grpc.StatusCode.UNAVAILABLE and self.reason:
             return ""
+        if self.code == grpc.StatusCode.UNAVAILABLE and _TLS_REFUSED in self.details:
+            return (f"the control plane at {describe(self.address)} has a TLS certificate the CA this client "
+                    f"trusts did not issue: set ${CA_ENV} to the platform's ca.pem (default "
+                    "$SERVERSINC_HOME/certs/ca.pem)")
         hint = _HINTS.get(self.code)
         return hint.format(address=describe(self.address)) if hint else ""
 

@@ -28,7 +28,7 @@ from serversinc.v1 import (
 )
 
 from client.addresses import AddressError
-from client.connection import Connection, load_token, resolve_address
+from client.connection import Connection, TrustError, load_root_ca, load_token, resolve_address
 from client.errors import ApiError
 from client.pages import all_pages
 from common.defaults import API_ENV
@@ -135,12 +135,14 @@ class Client:
 
 
 class _UnreadableAddress:
-    """Stands in for the connection when SERVERSINC_API cannot be read: every call raises the ApiError
-    that says why, so pages show it in their banner instead of a traceback."""
+    """Stands in for the connection when SERVERSINC_API (or the CA to verify it with) cannot be read:
+    every call raises the ApiError that says why, so pages show it in their banner instead of a traceback."""
 
     def __init__(self, address: str, problem: AddressError):
         self.address = address
-        self._error = ApiError(None, f"${API_ENV} {address!r}: {problem}", address)
+        # A CA that cannot be read says which file and what to do; an address says which setting.
+        text = str(problem) if isinstance(problem, TrustError) else f"${API_ENV} {address!r}: {problem}"
+        self._error = ApiError(None, text, address)
 
     def __getattr__(self, name):
         raise self._error
@@ -154,7 +156,8 @@ def _client_for(address: str, token: str | None) -> Client:
     # Keyed by address and token: changing either (env, token file) gets a fresh channel,
     # while every rerun and every session with the same settings shares one.
     try:
-        return Client(Connection(address, token, unary_timeout=UNARY_TIMEOUT_SECONDS))
+        # The CA is read now, so a missing one is the pages' banner, not a traceback in a call.
+        return Client(Connection(address, token, unary_timeout=UNARY_TIMEOUT_SECONDS, root_ca=load_root_ca()))
     except AddressError as problem:
         return Client(_UnreadableAddress(address, problem))
 

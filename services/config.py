@@ -21,6 +21,7 @@ from common.defaults import (
     TOKEN_FILE,
     serversinc_home,
 )
+from common.api_tls import plaintext_requested
 
 LOCAL_SERVER = "local"
 
@@ -47,6 +48,9 @@ class Settings:
     stop_grace: int = 10
     # Mutual TLS to agents with the certificates in certs_dir (scripts/certs.py makes them).
     agent_tls: bool = True
+    # Plaintext gRPC on the API instead of TLS with certs_dir's api.pem (SERVERSINC_API_PLAINTEXT=1 or
+    # serversinc-api --plaintext): explicit only, and logged as a warning at start (common.api_tls).
+    api_plaintext: bool = False
     # The local agent's secret when it was not enrolled through a join token (tests, dev).
     local_agent_secret: str = field(default="", repr=False)
     # Prometheus /metrics on loopback; "" turns it off, port 0 picks a free one.
@@ -65,6 +69,7 @@ class Settings:
 
     @property
     def certs_dir(self) -> Path:
+        """The platform CA and the certificates from it: the agents' mutual TLS and the API's own TLS."""
         return self.home / "certs"
 
     @property
@@ -89,6 +94,7 @@ class Settings:
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),
+            api_plaintext=plaintext_requested(os.environ),
             metrics_address=os.environ.get(METRICS_ENV, DEFAULT_METRICS),
             health_poll_seconds=float(os.environ.get("SERVERSINC_HEALTH_POLL_SECONDS", "5")),
             event_retention_deployments=int(os.environ.get("SERVERSINC_EVENT_RETENTION_DEPLOYMENTS", "50")),

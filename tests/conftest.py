@@ -126,6 +126,20 @@ def session_certs() -> Path:
     return folder / "certs"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _api_ca():
+    """Clients in tests (the API's own stubs, CLIs, bridges and dashboards they start) verify the
+    control plane with the session CA, the one every test home's certs/ is copied from, as a
+    user's clients verify it with .serversinc/certs/ca.pem. A test of another CA, or of the CA
+    found in SERVERSINC_HOME, sets or removes SERVERSINC_CA itself."""
+    from common.api_tls import CA_ENV, PLAINTEXT_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CA_ENV, str(session_certs() / "ca.pem"))
+        patch.delenv(PLAINTEXT_ENV, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def agent_certs() -> Path:
     """The session's certificate folder (ca.pem, agent*.pem, control-plane*.pem)."""

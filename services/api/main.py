@@ -18,6 +18,7 @@ import threading
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from common.api_tls import PLAINTEXT_ENV, ApiTlsError
 from common.defaults import API_LISTEN_ENV
 from services.api.server import run_server
 from services.config import Settings
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="serversinc-api", description=__doc__)
     parser.add_argument("--listen", default=settings.api_address, help="host:port (default %(default)s)")
     parser.add_argument("--agent", default=settings.local_agent_address, help="address of the 'local' server's agent")
+    parser.add_argument("--plaintext", action="store_true", default=None,
+                        help=f"serve plaintext gRPC instead of TLS (local tests only; or {PLAINTEXT_ENV}=1); "
+                             "default: TLS with <home>/certs/api.pem, issued from the CA there when missing")
     commands = parser.add_subparsers(dest="command", metavar="{db}", help="(none: run the control plane)")
     db = commands.add_parser("db", help="the database schema (SERVERSINC_DATABASE_URL)")
     db.add_argument("db_action", choices=["upgrade", "current"],
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db":
         return run_db_command(settings, args.db_action)
     settings.local_agent_address = args.agent
+    if args.plaintext:
+        settings.api_plaintext = True
     logs.configure(os.environ.get("SERVERSINC_LOG_FORMAT", "json"))
     host, _, port = args.listen.rpartition(":")
     if "," in args.listen or not port.isdigit():
@@ -58,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with run_server(Platform(settings), host=host, port=int(port)) as (_, bound):
-            logging.info("control plane listening on %s:%s (database %s)", host, bound,
+            logging.info("control plane listening on %s:%s%s (database %s)", host, bound,
+                         " (PLAINTEXT)" if settings.api_plaintext else " (TLS)",
                          make_url(settings.database_url).render_as_string(hide_password=True))
             stop.wait()
-    except SecretKeyMismatch as err:
+    except (SecretKeyMismatch, ApiTlsError) as err:
         print(f"serversinc-api: refusing to start: {err}", file=sys.stderr)
         return 1
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -22,18 +23,30 @@ from serversinc.v1 import (
 )
 
 from common.aio_server import LoopServer, serve
+from common.api_tls import PLAINTEXT_ENV, ensure_api_pair, listen_host
 from services.api.auth import TokenAuthInterceptor
 from services.api.servicers import ApiTokenServicer, AppServicer, DeploymentServicer, GitServicer, ServerServicer
 from services.deployments.feed import Feeds
 from services.platform import Platform
 
+log = logging.getLogger(__name__)
+
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 WORKERS = 32  # unary calls running at once; open streams hold none
 
 
-def server_credentials():
-    """The one place API transport security is chosen (TLS is added here)."""
-    return None
+def server_credentials(settings, host: str) -> grpc.ServerCredentials | None:
+    """The one place API transport security is chosen: TLS with certs_dir's api.pem (issued from the
+    CA there when missing, common.api_tls), or None (plaintext) only when settings ask for it.
+
+    Server-side TLS only: callers authenticate with API tokens, so no client certificate is asked
+    for. Raises ApiTlsError (a message saying what to do) when there is no certificate to serve."""
+    if settings.api_plaintext:
+        log.warning("control plane API serving PLAINTEXT gRPC (%s): API tokens, join tokens and agent "
+                    "secrets cross the network in clear; use it on loopback for tests only", PLAINTEXT_ENV)
+        return None
+    cert, key = ensure_api_pair(settings.certs_dir, [listen_host(host)])
+    return grpc.ssl_server_credentials([(key, cert)])
 
 
 @contextmanager
@@ -43,6 +56,8 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
     A grpc.aio server (common.aio_server): unary calls run in a pool of `WORKERS` threads, while
     watches are coroutines that hold none, so open watchers never starve other calls.
     """
+    # Before anything starts: no certificate to serve fails here, with nothing to stop.
+    creds = server_credentials(platform.settings, host)
     feeds = Feeds(platform.deployments.events)
     health_servicer = health.aio.HealthServicer()
     names = [
@@ -62,7 +77,6 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         address = f"{host}:{port}"
-        creds = server_credentials()
         return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
 
     async def serving(on: bool) -> None:

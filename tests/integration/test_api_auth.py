@@ -18,6 +18,7 @@ from serversinc.v1 import (
 )
 
 from tests.integration.conftest import token_channel
+from tests.support.api_process import tls_channel
 from tests.support.postgres import dump_database
 
 
@@ -28,7 +29,7 @@ def code_of(call, *args, **kw):
 
 
 def test_calls_without_a_token_or_with_a_wrong_one_are_refused(control_plane):
-    plain = grpc.insecure_channel(control_plane.address)
+    plain = tls_channel(control_plane.address, control_plane.platform.settings.certs_dir)
     wrong = token_channel(control_plane.address, "ssi_not-a-token")
     for channel in (plain, wrong):
         apps = app_service_pb2_grpc.AppServiceStub(channel)
@@ -62,7 +63,7 @@ def test_join_tokens_are_single_use_and_expire(control_plane):
     made = servers.CreateServer(server_service_pb2.CreateServerRequest(name="edge-1", address="127.0.0.1:59999"))
     assert made.join_token.startswith("join_") and "--join-token" in made.join_command
     # RegisterServer needs no API token, only the join token.
-    open_servers = server_service_pb2_grpc.ServerServiceStub(grpc.insecure_channel(control_plane.address))
+    open_servers = server_service_pb2_grpc.ServerServiceStub(tls_channel(control_plane.address, control_plane.platform.settings.certs_dir))
     secret = "s" * 48
     registered = open_servers.RegisterServer(server_service_pb2.RegisterServerRequest(join_token=made.join_token, agent_secret=secret))
     assert registered.registered and not registered.join_token
@@ -93,7 +94,7 @@ def test_the_database_holds_no_secret_in_clear(control_plane, sample_url, app_na
     hook = control_plane.apps.GetAppWebhook(app_service_pb2.GetAppWebhookRequest(name=app_name))
     made = control_plane.servers.CreateServer(server_service_pb2.CreateServerRequest(name="edge", address="127.0.0.1:1"))
     agent_secret = "agent-secret-" + "x" * 40
-    server_service_pb2_grpc.ServerServiceStub(grpc.insecure_channel(control_plane.address)).RegisterServer(
+    server_service_pb2_grpc.ServerServiceStub(tls_channel(control_plane.address, control_plane.platform.settings.certs_dir)).RegisterServer(
         server_service_pb2.RegisterServerRequest(join_token=made.join_token, agent_secret=agent_secret))
     token = api_token_service_pb2_grpc.ApiTokenServiceStub(control_plane.channel).CreateApiToken(
         api_token_service_pb2.CreateApiTokenRequest(name="dash"))

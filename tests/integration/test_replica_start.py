@@ -7,6 +7,7 @@ at the first deploy; a replica never tries to listen on the clients' list of rep
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 from serversinc.v1 import app_pb2, app_service_pb2, app_service_pb2_grpc
 
 from client.connection import Connection
+from tests.conftest import session_certs
 from tests.support.api_process import API, api_command, api_env, free_address, start_api, stop_api
 
 # No agent is needed to start a control plane or to register an app (nothing is deployed here).
@@ -21,8 +23,12 @@ NO_AGENT = SimpleNamespace(address="127.0.0.1:1", secret="s" * 40, certs_dir=Non
 
 
 def home(tmp_path: Path, name: str) -> Path:
+    """A home whose certs/ holds the API's TLS certificate and the CA only: no agent certificates,
+    this control plane talks to no agent."""
     path = tmp_path / name
-    (path / "certs").mkdir(parents=True)  # no agent certificates: this control plane talks to no agent
+    (path / "certs").mkdir(parents=True)
+    for file in ("ca.pem", "api.pem", "api-key.pem"):
+        shutil.copy(session_certs() / file, path / "certs" / file)
     return path
 
 

@@ -16,6 +16,7 @@ from serversinc.v1 import (
 )
 
 from client.connection import auth_metadata
+from common.api_tls import ca_path, read_ca
 from tests.support.agent_calls import wait_until
 from tests.support.sample_app import DOCKERFILE, commit_files, repo_url
 
@@ -40,7 +41,8 @@ class Watchers:
         self._thread.start()
 
     async def _watch(self, address: str, token: str, name: str) -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
+        credentials = grpc.ssl_channel_credentials(read_ca(ca_path()))  # the session CA (tests/conftest.py)
+        async with grpc.aio.secure_channel(address, credentials) as channel:
             stub = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
 
             async def one(sink: list) -> None:

@@ -45,15 +45,28 @@ def db_command(home: Path, action: str, database_url: str | None = None) -> subp
                           text=True, timeout=120)
 
 
-def start_api(home: Path, address: str, agent, database_url: str | None = None) -> subprocess.Popen:
-    """Starts the control plane and returns once its gRPC port accepts connections."""
-    command, env = api_command(home, address, agent, database_url)
-    proc = subprocess.Popen(command, env=env, stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
-    channel = grpc.insecure_channel(address)
+def tls_channel(address: str, certs_dir: Path) -> grpc.Channel:
+    """A raw channel to a control plane over TLS, verified with `certs_dir`'s ca.pem, built by the
+    clients' own client.connection (no token: for readiness probes and unauthenticated calls)."""
+    from client.connection import open_channel
+
+    return open_channel(address, (Path(certs_dir) / "ca.pem").read_bytes())
+
+
+def wait_ready(address: str, certs_dir: Path, timeout: float = 30) -> None:
+    """Until a TLS handshake with the control plane at `address` succeeds (grpc.FutureTimeoutError)."""
+    channel = tls_channel(address, certs_dir)
     try:
-        grpc.channel_ready_future(channel).result(timeout=30)
+        grpc.channel_ready_future(channel).result(timeout=timeout)
     finally:
         channel.close()
+
+
+def start_api(home: Path, address: str, agent, database_url: str | None = None) -> subprocess.Popen:
+    """Starts the control plane and returns once its gRPC port accepts TLS connections."""
+    command, env = api_command(home, address, agent, database_url)
+    proc = subprocess.Popen(command, env=env, stdout=open(home / "api.log", "a"), stderr=subprocess.STDOUT)
+    wait_ready(address, home / "certs")
     return proc
 
 

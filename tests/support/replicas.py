@@ -18,7 +18,7 @@ from serversinc.v1 import deployment_service_pb2 as ds
 from serversinc.v1 import deployment_service_pb2_grpc
 
 from client.connection import Connection
-from tests.support.api_process import api_command, free_address
+from tests.support.api_process import api_command, free_address, wait_ready
 
 TERMINAL = {
     deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED,
@@ -38,14 +38,11 @@ class Replica:
         with open(self.log, "a") as out:
             self.proc = subprocess.Popen(command, env={**base_env, **{k: str(v) for k, v in env.items()}},
                                          stdout=out, stderr=subprocess.STDOUT)
-        probe = grpc.insecure_channel(self.address)
         try:
-            grpc.channel_ready_future(probe).result(timeout=60)
+            wait_ready(self.address, home / "certs", timeout=60)
         except grpc.FutureTimeoutError:
             self.proc.kill()
             raise AssertionError(f"replica {name} did not start:\n{self.log_tail()}") from None
-        finally:
-            probe.close()
         self.channel = Connection(self.address, (home / "api-token").read_text().strip(), unary_timeout=None).channel
         self.apps = app_service_pb2_grpc.AppServiceStub(self.channel)
         self.deployments = deployment_service_pb2_grpc.DeploymentServiceStub(self.channel)

@@ -23,6 +23,7 @@ from services.config import Settings
 from services.platform import Platform
 from tests.conftest import agent_config, free_port, start_agent
 from tests.integration import conftest as integration
+from tests.support.api_process import tls_channel
 
 # The integration suite's fixtures (assigned, not imported, so that a test's parameter of the same
 # name is not a redefinition of an unused import).
@@ -94,7 +95,7 @@ def test_join_token_works_once(control_plane, tmp_path, docker_client, caplog):
             assert server.state == spb.SERVER_STATE_ONLINE, server.error
         assert "already registered or the token is stale" in _logged(caplog)
         # And straight through the API, without any API token.
-        with grpc.insecure_channel(control_plane.address) as channel:
+        with tls_channel(control_plane.address, control_plane.platform.settings.certs_dir) as channel:
             with pytest.raises(grpc.RpcError) as refused:
                 server_service_pb2_grpc.ServerServiceStub(channel).RegisterServer(
                     spb.RegisterServerRequest(join_token=created.join_token,
