@@ -40,6 +40,6 @@ USER 10001:10001
 WORKDIR /data
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
-  CMD ["serversinc-healthcheck", "grpc", "127.0.0.1:50051"]
+  CMD ["serversinc-healthcheck", "grpc", "127.0.0.1:50051", "--ca", "/data/certs/ca.pem"]
 ENTRYPOINT ["serversinc-entrypoint", "api"]
 CMD ["--listen", "127.0.0.1:50051"]

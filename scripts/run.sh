@@ -57,30 +57,29 @@ supervise() {
 }
 
 wait_grpc() {
-  # wait_grpc ADDRESS [CERTS_DIR]: until its health check answers (over mutual TLS when CERTS_DIR is given).
+  # wait_grpc ADDRESS CERTS_DIR [tls]: until its health check answers, over TLS verified with
+  # CERTS_DIR/ca.pem; as the control plane's client certificate too (mutual TLS) unless "tls".
   "$VENV/bin/python" - "$@" <<'PY'
 import sys, grpc
 from pathlib import Path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-address = sys.argv[1]
-if len(sys.argv) > 2:
-    certs = Path(sys.argv[2])
-    creds = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), (certs / "control-plane-key.pem").read_bytes(),
-                                         (certs / "control-plane.pem").read_bytes())
-    channel = grpc.secure_channel(address, creds)
-else:
-    channel = grpc.insecure_channel(address)
+address, certs = sys.argv[1], Path(sys.argv[2])
+client = () if sys.argv[3:] == ["tls"] else ((certs / "control-plane-key.pem").read_bytes(),
+                                             (certs / "control-plane.pem").read_bytes())
+channel = grpc.secure_channel(address, grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), *client))
 grpc.channel_ready_future(channel).result(timeout=30)
 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
 PY
 }
 
-# Mutual TLS between the control plane and the agent: a CA and both certificates, made once.
-"$VENV/bin/python" "$ROOT/scripts/certs.py" --out "$SERVERSINC_HOME/certs" --agent-host "${AGENT%:*}" >/dev/null
+# Mutual TLS between the control plane and the agent, and TLS on the API: a CA and the
+# certificates from it, made once (the CLI, dashboard and bridge verify the API with its ca.pem).
+"$VENV/bin/python" "$ROOT/scripts/certs.py" --out "$SERVERSINC_HOME/certs" --agent-host "${AGENT%:*}" \
+  --api-host "${API%:*}" >/dev/null
 # The control plane first: on start it writes a one-time join token for the local agent, which
 # registers its secret (generated once into .serversinc/agent/.env) with it.
 start api "$VENV/bin/serversinc-api" --listen "$API" --agent "$AGENT"
-wait_grpc "$API" || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
+wait_grpc "$API" "$SERVERSINC_HOME/certs" tls || { tail -20 "$SERVERSINC_HOME/logs/api.log" >&2; exit 1; }
 # The front door before the agent: a service of its own that outlives the agent (which adopts it).
 supervise frontdoor "$VENV/bin/tugboat-frontdoor" --state-dir "$SERVERSINC_HOME/agent"
 for _ in $(seq 1 100); do
@@ -100,7 +99,7 @@ SERVERSINC_API="$API" start dashboard "$VENV/bin/streamlit" run "$ROOT/dashboard
 cat <<MSG
 
 Serversinc is running.
-  control plane (gRPC)  $API
+  control plane (gRPC)  $API   (TLS; clients verify it with $SERVERSINC_HOME/certs/ca.pem)
   Tugboat agent (gRPC)  $AGENT   (mutual TLS + secret)
   app front door        http://<app>.localhost:8000   (HAProxy; keeps serving while the agent restarts)
   dashboard             http://127.0.0.1:$DASHBOARD_PORT

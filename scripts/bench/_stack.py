@@ -47,14 +47,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(address: str, timeout: float = 30, certs: Path | None = None) -> None:
-    """Until the server's health check answers; over mutual TLS (as the control plane) with `certs`."""
+def wait_healthy(address: str, timeout: float = 30, certs: Path | None = None, mutual: bool = True) -> None:
+    """Until the server's health check answers; over TLS verified with `certs`' CA, as the control
+    plane (its client certificate: mutual TLS, the agent) unless `mutual` is False (the API)."""
     if certs is None:
         channel = grpc.insecure_channel(address)
     else:
-        creds = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), (certs / "control-plane-key.pem").read_bytes(),
-                                             (certs / "control-plane.pem").read_bytes())
-        channel = grpc.secure_channel(address, creds)
+        client = ((certs / "control-plane-key.pem").read_bytes(), (certs / "control-plane.pem").read_bytes()) \
+            if mutual else ()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), *client))
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -72,14 +73,15 @@ class Process:
     env: dict
     log: Path
     address: str
-    certs: Path | None = None  # the agent answers over mutual TLS only
+    certs: Path | None = None  # the agent answers over mutual TLS only, the API over TLS
+    mutual: bool = True  # False: server-side TLS only (the API, which takes API tokens)
     proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         """Start it (again, with the same command and home) and return once its health check answers."""
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_healthy(self.address, certs=self.certs)
+        wait_healthy(self.address, certs=self.certs, mutual=self.mutual)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         """Send `sig` and wait for it to exit (SIGKILL once `timeout` is over)."""
@@ -117,8 +119,13 @@ class Stack:
 
     def channel(self) -> grpc.Channel:
         """A channel to the control plane that sends the API token on every call (the clients'
-        own library; no default deadline: each benchmark sets its own)."""
-        return Connection(self.api, self.token, unary_timeout=None).channel
+        own library, TLS verified with the stack's CA; no default deadline: each benchmark sets its own)."""
+        return Connection(self.api, self.token, unary_timeout=None, root_ca=self.ca).channel
+
+    @property
+    def ca(self) -> bytes:
+        """The stack's CA certificate, which verifies the API's TLS certificate."""
+        return (self.home / "certs" / "ca.pem").read_bytes()
 
 
 @contextmanager
@@ -132,7 +139,8 @@ def platform_stack():
     front_door = f"127.0.0.1:{free_port()}"
     api_addr = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_METRICS": "127.0.0.1:0"}
-    for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY"):
+    for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY", "SERVERSINC_CA",
+                   "SERVERSINC_API_PLAINTEXT"):
         env.pop(leaked, None)
     logs = (home / "logs")
     logs.mkdir()
@@ -141,7 +149,7 @@ def platform_stack():
     stack = Stack(home, api_addr, agent_addr, front_door)
     stack.processes["api"] = Process(
         "api", [str(BIN / "serversinc-api"), "--listen", api_addr, "--agent", agent_addr],
-        env, logs / "api.log", api_addr)
+        env, logs / "api.log", api_addr, certs=home / "certs", mutual=False)
     stack.processes["agent"] = Process(
         "agent", [str(BIN / "tugboat"), "--listen", agent_addr, "--home", str(home / "agent"),
                   "--front-door", front_door, "--join", api_addr,

@@ -242,10 +242,14 @@ def control_plane(url: str, work: Path):
     dead_agent = f"127.0.0.1:{_stack.free_port()}"  # nothing listens: the create path never calls it
     env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_DATABASE_URL": url, "SERVERSINC_WORKERS": "0",
            "SERVERSINC_AGENT_TLS": "off", "SERVERSINC_METRICS": "", "SERVERSINC_LOG_FORMAT": "text"}
-    for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY"):
+    for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY", "SERVERSINC_CA",
+                   "SERVERSINC_API_PLAINTEXT"):
         env.pop(leaked, None)
+    # The API serves TLS, as in production (its certificate from a CA of this home's own).
+    subprocess.run([sys.executable, str(_stack.ROOT / "scripts" / "certs.py"), "--out", str(home / "certs")],
+                   check=True, stdout=subprocess.DEVNULL)
     process = _stack.Process("api", [str(_stack.BIN / "serversinc-api"), "--listen", address, "--agent", dead_agent],
-                             env, home / "api.log", address)
+                             env, home / "api.log", address, certs=home / "certs", mutual=False)
     process.start()
     try:
         yield address, (home / "api-token").read_text().strip(), process
@@ -253,10 +257,11 @@ def control_plane(url: str, work: Path):
         process.stop()
 
 
-def create_latency(address: str, token: str, callers: int, per_caller: int, warmup: int) -> tuple[list[float], dict]:
+def create_latency(address: str, token: str, ca: bytes, callers: int, per_caller: int, warmup: int
+                   ) -> tuple[list[float], dict]:
     """`callers` threads, each with its own app, calling CreateDeployment as the webhook bridge
     does; latencies (s) of the measured calls and the count of each status code."""
-    connection = Connection(address, token, unary_timeout=None)
+    connection = Connection(address, token, unary_timeout=None, root_ca=ca)
     apps = app_service_pb2_grpc.AppServiceStub(connection.channel)
     deployments = deployment_service_pb2_grpc.DeploymentServiceStub(connection.channel)
     run = uuid.uuid4().hex[:6]
@@ -310,7 +315,8 @@ def measure_create(url: str, work: Path, args) -> dict:
     what else runs, while the CPU per call is what bounds the calls per second one process serves."""
     with control_plane(url, work) as (address, token, process):
         before = cpu_seconds(process.proc.pid)
-        seconds, codes = create_latency(address, token, args.callers, args.creates // args.callers, args.warmup)
+        ca = (process.certs / "ca.pem").read_bytes()
+        seconds, codes = create_latency(address, token, ca, args.callers, args.creates // args.callers, args.warmup)
         used = cpu_seconds(process.proc.pid) - before
     ms = [x * 1000 for x in seconds]
     calls = args.callers * (args.creates // args.callers + args.warmup) + args.callers  # + the CreateApp calls

@@ -53,8 +53,8 @@ TERMINAL = {deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, deployment_pb2.DEPLOYMENT
 
 
 class Stubs:
-    def __init__(self, address: str, token: str):
-        self.channel = Connection(address, token, unary_timeout=None).channel
+    def __init__(self, address: str, token: str, ca: bytes):
+        self.channel = Connection(address, token, unary_timeout=None, root_ca=ca).channel
         self.apps = app_service_pb2_grpc.AppServiceStub(self.channel)
         self.deployments = deployment_service_pb2_grpc.DeploymentServiceStub(self.channel)
 
@@ -105,14 +105,16 @@ def main() -> None:
         agent_addr = f"127.0.0.1:{_stack.free_port()}"
         env = {**os.environ, "SERVERSINC_HOME": str(home), "SERVERSINC_METRICS": "127.0.0.1:0",
                "SERVERSINC_DATABASE_URL": url}
-        for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY"):
+        for leaked in ("SERVERSINC_TOKEN", "SERVERSINC_AGENT_SECRET", "TUGBOAT_SECRET_KEY", "SERVERSINC_CA",
+                       "SERVERSINC_API_PLAINTEXT"):
             env.pop(leaked, None)
         addresses = {}
         for name, workers in (("a", 0), ("b", 4)):  # one after the other: a bootstraps the schema
             addresses[name] = f"127.0.0.1:{_stack.free_port()}"
             processes.append(_stack.Process(
                 f"api-{name}", [str(_stack.BIN / "serversinc-api"), "--listen", addresses[name], "--agent", agent_addr],
-                {**env, "SERVERSINC_WORKERS": str(workers)}, home / f"api-{name}.log", addresses[name]))
+                {**env, "SERVERSINC_WORKERS": str(workers)}, home / f"api-{name}.log", addresses[name],
+                certs=home / "certs", mutual=False))
             processes[-1].start()
         processes.append(_stack.Process(
             "agent", [str(_stack.BIN / "tugboat"), "--listen", agent_addr, "--home", str(home / "agent"),
@@ -121,7 +123,8 @@ def main() -> None:
             env, home / "agent.log", agent_addr, certs=home / "certs"))
         processes[-1].start()
         token = (home / "api-token").read_text().strip()
-        a, b = Stubs(addresses["a"], token), Stubs(addresses["b"], token)
+        ca = (home / "certs" / "ca.pem").read_bytes()
+        a, b = Stubs(addresses["a"], token, ca), Stubs(addresses["b"], token, ca)
         stubs += [a, b]
 
         repo = make_sample_repo(work / "repo", "v1")

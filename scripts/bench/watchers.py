@@ -66,9 +66,10 @@ TERMINAL = {deployment_pb2.DEPLOYMENT_STATE_SUCCEEDED, deployment_pb2.DEPLOYMENT
 
 
 # ---- stream processes (spawned: no grpc state inherited across fork) ---------------------------
-async def _watchers(api: str, token: str, names: list[str], ready, seen: dict) -> None:
-    """One WatchDeployment per entry of `names`; `seen[(name, seq)] = [stored, slowest, count]`."""
-    channels = [grpc.aio.insecure_channel(api, options=[("grpc.use_local_subchannel_pool", 1)])
+async def _watchers(api: str, token: str, ca: bytes, names: list[str], ready, seen: dict) -> None:
+    """One WatchDeployment per entry of `names` (TLS verified with `ca`); `seen[(name, seq)] = [stored, slowest, count]`."""
+    channels = [grpc.aio.secure_channel(api, grpc.ssl_channel_credentials(ca),
+                                        options=[("grpc.use_local_subchannel_pool", 1)])
                 for _ in range(max(1, len(names) // 250))]
     stubs = [deployment_service_pb2_grpc.DeploymentServiceStub(c) for c in channels]
     metadata = auth_metadata(token)
@@ -281,7 +282,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-watchers-"))
     out: dict = {}
     with _stack.platform_stack() as stack:
-        conn = Connection(stack.api, stack.token, unary_timeout=None)
+        conn = Connection(stack.api, stack.token, unary_timeout=None, root_ca=stack.ca)
         apps = app_service_pb2_grpc.AppServiceStub(conn.channel)
         deployments = deployment_service_pb2_grpc.DeploymentServiceStub(conn.channel)
         agent = tugboat_pb2_grpc.TugboatServiceStub(agent_channel(
@@ -320,7 +321,7 @@ def main() -> None:
             per_name = {n: names.count(n) for n in held}
             opened = time.monotonic()
             watchers = Streams("watch", args.procs, args.watchers,
-                               lambda offset, share: (stack.api, stack.token, names[offset:offset + share]))
+                               lambda offset, share: (stack.api, stack.token, stack.ca, names[offset:offset + share]))
             try:
                 watchers.wait_ready(timeout=120)
                 since = time.time()

@@ -65,6 +65,7 @@ def start_bridge(stack, port: int) -> subprocess.Popen:
     env = {**os.environ, "SERVERSINC_HOME": str(stack.home), "SERVERSINC_WEBHOOK_SECRET": SECRET,
            "PYTHONPATH": str(_stack.ROOT)}
     env.pop("SERVERSINC_TOKEN", None)  # the bridge reads the stack's api-token file, as run.sh's would
+    env.pop("SERVERSINC_CA", None)  # ...and the stack's certs/ca.pem
     proc = subprocess.Popen([sys.executable, "-m", "bridge.main", "--listen", f"127.0.0.1:{port}",
                              "--api", stack.api, "--log-level", "warning"], cwd=_stack.ROOT, env=env,
                             stdout=open(stack.home / "logs" / "webhook.log", "w"), stderr=subprocess.STDOUT)
@@ -236,7 +237,7 @@ def main() -> None:
     bridge = None
     try:
         with _stack.platform_stack() as stack:
-            channel = stack.channel() if hasattr(stack, "channel") else __import__("grpc").insecure_channel(stack.api)
+            channel = stack.channel()
             apps = app_service_pb2_grpc.AppServiceStub(channel)
             deployments = deployment_service_pb2_grpc.DeploymentServiceStub(channel)
             try:

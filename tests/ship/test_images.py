@@ -103,11 +103,13 @@ def _wait_healthy(container, timeout: float = 60.0) -> None:
                 f"({container.attrs['State'].get('Health')}):\n{_logs(container)}")
 
 
-def _grpc_serving(address: str, timeout: float = 30.0, container=None) -> None:
-    """Wait until grpc.health.v1 Check on `address` (plaintext) says SERVING."""
+def _grpc_serving(address: str, timeout: float = 30.0, container=None, ca: bytes | None = None) -> None:
+    """Wait until grpc.health.v1 Check on `address` (plaintext, or TLS verified with `ca`) says SERVING."""
     deadline = time.monotonic() + timeout
     last = None
-    with grpc.insecure_channel(address) as channel:
+    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(ca)) if ca
+               else grpc.insecure_channel(address))
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if container is not None:
@@ -305,7 +307,10 @@ def test_control_plane_image_inits_and_answers_health(built_images, docker_clien
                          ports={"50051/tcp": ("127.0.0.1", port)},
                          volumes={data: {"bind": "/data", "mode": "rw"}},
                          healthcheck=FAST_HEALTH)
-    _grpc_serving(f"127.0.0.1:{port}", timeout=60, container=api)
+    # The API serves TLS with the api.pem init issued; a client verifies it with init's ca.pem.
+    code, ca = api.exec_run(["cat", "/data/certs/ca.pem"])
+    assert code == 0, ca
+    _grpc_serving(f"127.0.0.1:{port}", timeout=60, container=api, ca=ca)
     _wait_healthy(api, timeout=30)
 
     # init made the certificates and the agent secret, readable by the api's user; the api made
@@ -314,7 +319,8 @@ def test_control_plane_image_inits_and_answers_health(built_images, docker_clien
     text = out.decode()
     assert code == 0, text
     assert text.splitlines()[0] == "10001"
-    for name in ("ca.pem", "agent.pem", "agent-key.pem", "control-plane.pem", "control-plane-key.pem"):
+    for name in ("ca.pem", "agent.pem", "agent-key.pem", "control-plane.pem", "control-plane-key.pem",
+                 "api.pem", "api-key.pem"):
         assert name in text, text
     assert " 10001 10001 " in text and "serversinc.db" in text and "api-token" in text, text
 
@@ -334,7 +340,10 @@ def test_http_images_start_and_are_healthy(built_images, made, name, port, path)
     host_port = free_port()
     command = (["--listen", f"0.0.0.0:{port}", "--api", "127.0.0.1:50051"] if name == "webhook"
                else ["--server.address", "0.0.0.0", "--server.port", str(port)])
+    # No control plane (nor its CA) here: the bridge, which reads the CA at start, is told the
+    # API is plaintext; only its own health endpoint is checked.
     container = made.container(images.image_name(name), command=command, init=True,
+                               environment={"SERVERSINC_API_PLAINTEXT": "1"} if name == "webhook" else {},
                                ports={f"{port}/tcp": ("127.0.0.1", host_port)},
                                healthcheck=FAST_HEALTH)
     url = f"http://127.0.0.1:{host_port}"
