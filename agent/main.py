@@ -51,7 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="only these caller addresses, e.g. 127.0.0.1,10.0.0.0/8 "
                             "(default $TUGBOAT_ALLOW; empty allows any)")
     trust.add_argument("--join", default=None, metavar="API_ADDRESS",
-                       help="control plane API to register with (default $TUGBOAT_JOIN)")
+                       help="control plane API to register with, over TLS verified with the --certs "
+                            "folder's ca.pem (default $TUGBOAT_JOIN)")
     tokens = trust.add_mutually_exclusive_group()
     tokens.add_argument("--join-token", default=None, metavar="TOKEN",
                         help="one-time join token from 'serversinc servers add' "

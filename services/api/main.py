@@ -4,6 +4,10 @@ On a SQLite database it first takes the home's single-instance lock and exits 1 
 process holds it (see services.db.home_lock). The schema is brought up to date at every start;
 `serversinc-api db upgrade` does only that, as a step of its own (before a rollout of new replicas),
 and `serversinc-api db current` prints the revision the database is at.
+
+The API serves TLS with `<home>/certs/api.pem` (services.api.server.server_credentials); it exits 1
+saying what to do when there is no certificate and no CA to issue one. `--plaintext` (or
+SERVERSINC_API_PLAINTEXT=1) serves plaintext instead, with a warning in the log.
 """
 
 from __future__ import annotations

@@ -53,6 +53,8 @@ def server_credentials(settings, host: str) -> grpc.ServerCredentials | None:
 def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, start_worker: bool = True) -> Iterator[tuple[LoopServer, int]]:
     """Starts the platform (schema, worker) and its API; yields (server, bound port); stops both.
 
+    TLS unless the settings ask for plaintext (server_credentials), decided before anything starts.
+
     A grpc.aio server (common.aio_server): unary calls run in a pool of `WORKERS` threads, while
     watches are coroutines that hold none, so open watchers never starve other calls.
     """
