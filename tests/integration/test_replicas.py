@@ -46,6 +46,17 @@ FAST = {"health_interval_ms": 250, "stop_grace_seconds": 2, "drain_seconds": 1}
 
 
 @pytest.fixture
+def agent(agent_home, docker_client):
+    """The conftest agent, building several apps at once: these tests hold deployments of
+    different apps in their phases side by side (a slow build beside a health gate), which one
+    build at a time on the server (the default) would queue behind each other."""
+    from tests.conftest import agent_config, start_agent
+
+    with start_agent(agent_config(agent_home, build_concurrency=4), docker_client) as running:
+        yield running
+
+
+@pytest.fixture
 def home(tmp_path):
     path = tmp_path / "home"
     path.mkdir()
