@@ -147,8 +147,22 @@ class Feeds:
                                                                 deployment_id, after)
 
     def _read_now(self, deployment_id: int, after: int) -> tuple[list[Event], bool]:
-        """(events after `after`, whether the deployment has ended with them)."""
+        """(events after `after`, whether the deployment has ended with them).
+
+        With no new event, the deployment's state says whether more can come. On PostgreSQL each
+        statement of a read sees the commits made before it (READ COMMITTED), so the commit that
+        stores the terminal event and state can land between the two reads: the state is then
+        terminal while its event was not read. The events are read again after such a state, or a
+        watch would end without its terminal event (seen with two replicas under load)."""
         with self.log.db.read() as s:
-            rows = [Event.from_row(r) for r in repo.events_after(s, deployment_id, after, PAGE)]
-            finished = any(_ends(e) for e in rows) or (not rows and is_terminal(s, deployment_id))
-        return rows, finished
+            rows = self._events(s, deployment_id, after)
+            if rows:
+                return rows, any(_ends(e) for e in rows)
+            if not is_terminal(s, deployment_id):
+                return [], False
+            rows = self._events(s, deployment_id, after)
+        return rows, not rows or any(_ends(e) for e in rows)
+
+    @staticmethod
+    def _events(session, deployment_id: int, after: int) -> list[Event]:
+        return [Event.from_row(r) for r in repo.events_after(session, deployment_id, after, PAGE)]

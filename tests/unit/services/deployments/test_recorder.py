@@ -252,3 +252,37 @@ def test_a_later_attempt_counts_the_earlier_attempts_lines_towards_the_cap(db, s
     lines = [e.message for e in stored(events, rec.id) if e.kind == EventKind.LOG]
     assert len(lines) == 4 and sum(m.startswith("log truncated") for m in lines) == 1
     assert again.lines_not_stored == 1
+
+
+def test_a_watch_whose_first_read_missed_the_terminal_commit_still_gets_the_terminal_event(
+        start, events, monkeypatch):
+    """On PostgreSQL each statement sees the commits before it: the terminal event and state can
+    be committed between a watch's read of events (none new) and its read of the state
+    (terminal). The watch must read the events again, not end without the terminal one."""
+    import asyncio
+
+    from services.deployments import feed as feed_module
+    from services.deployments.feed import Feeds
+
+    rec = start()
+    rec.phase(Phase.BUILD)
+    watched_so_far = stored(events, rec.id)
+    rec.finish(State.SUCCEEDED)
+    real = feed_module.repo.events_after
+    calls = []
+
+    def first_read_before_the_commit(session, deployment_id, after, limit=None):
+        calls.append(after)
+        if len(calls) == 1:  # the commit lands after this statement's snapshot
+            return [r for r in real(session, deployment_id, after, limit) if r.seq <= watched_so_far[-1].seq]
+        return real(session, deployment_id, after, limit)
+    monkeypatch.setattr(feed_module.repo, "events_after", first_read_before_the_commit)
+
+    async def watch():
+        feeds = Feeds(events)
+        try:
+            return [e async for e in feeds.follow(rec.id, watched_so_far[-1].seq)]
+        finally:
+            feeds.close()
+    got = asyncio.run(asyncio.wait_for(watch(), 10))
+    assert got and got[-1].kind == EventKind.STATE and got[-1].state == State.SUCCEEDED
