@@ -64,6 +64,9 @@ class Server(Base):
     registered_at: Mapped[datetime | None] = mapped_column(default=None)
     # When the control plane last reached its agent (a call that answered); None: never.
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The agent's serving certificate as the platform CA last signed it (enrollment, rotation).
+    cert_serial: Mapped[str] = mapped_column(String(64), default="")
+    cert_not_after: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiToken(Base):
@@ -113,6 +116,8 @@ class App(Base):
     exclusive_volumes: Mapped[bool] = mapped_column(default=False)
     release_command: Mapped[list[Any]] = mapped_column(JSON, default=list)
     retain_releases: Mapped[int] = mapped_column(default=5)
+    # How many containers of each release run, spread over the app's servers (app_servers).
+    replicas: Mapped[int] = mapped_column(default=1)
     # Maintenance mode, as last applied on the app's server (SetAppMaintenance).
     maintenance: Mapped[bool] = mapped_column(default=False)
     maintenance_message: Mapped[str] = mapped_column(Text, default="")
@@ -130,6 +135,17 @@ class App(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     server: Mapped[Server] = relationship(lazy="joined")
+
+
+class AppServer(Base):
+    """One of the servers an app runs on, in rollout order. Position 0 is `apps.server_id` (the
+    server that builds the app's image); the two are written together, never one alone."""
+
+    __tablename__ = "app_servers"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
 
 
 class Deployment(Base):
@@ -163,6 +179,10 @@ class Deployment(Base):
     url: Mapped[str] = mapped_column(String(2048), default="")
     # What ran: image, image_id, commit, env, port, health and stop settings.
     release: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The registry digest every server ran ("" when the image stayed on the server that built it).
+    image_digest: Mapped[str] = mapped_column(String(255), default="")
+    # Each server's part of a rollout: [{"server", "state", "phase", "reason", "replicas"}, ...].
+    server_outcomes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     superseded_by_id: Mapped[int | None] = mapped_column(Integer, default=None)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # Idempotency key of the request that created it (unique when set).
@@ -293,3 +313,17 @@ class Run(Base):
     container_id: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Registry(Base):
+    """A container registry the servers push built images to and pull them from by digest, so
+    every replica runs the same bytes. The password is encrypted (SecretBox), never in clear."""
+
+    __tablename__ = "registries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(255), unique=True)
+    username: Mapped[str] = mapped_column(String(255), default="")
+    password: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
