@@ -182,16 +182,11 @@ class Platform:
             return deployments_repo.count_queued(s)
 
     def _agents_up(self) -> list[tuple[str, bool]]:
+        """Whether each server's agent answers, all asked at once (server_statuses): a scrape
+        with several agents down waits one deadline, not one per agent."""
         with self.db.read() as s:
-            names = [srv.name for srv in apps_repo.list_servers(s, after="", limit=1000)]
-        result = []
-        for name in names:
-            try:
-                self.agents.for_server(name).info(timeout=1)
-                result.append((name, True))
-            except AgentError:
-                result.append((name, False))
-        return result
+            servers = list(apps_repo.list_servers(s, after="", limit=1000))
+        return [(server.name, info is not None) for server, info, _ in self.server_statuses(servers)]
 
     def _containers_of(self, server_name: str, timeout: float):
         containers = self.agents.for_server(server_name).list_containers("", timeout=timeout)
