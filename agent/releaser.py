@@ -614,8 +614,10 @@ class Releaser:
         for app in set(by_app) | set(self.router.apps()):
             with self._locks.hold(app):
                 records = {r.id: r for r in by_app.get(app, [])}
-                plan = planner.plan_reconcile([observe(r) for r in records.values()],
-                                              self.router.serving(app))
+                serving = self.router.serving(app)
+                # As many as were routed: a release of N replicas keeps all N after a restart.
+                plan = planner.plan_reconcile([observe(r) for r in records.values()], serving,
+                                              replicas=max(1, len(set(serving) & set(records))))
                 if plan.forget_route:
                     self.router.remove(app)
                 elif plan.route:

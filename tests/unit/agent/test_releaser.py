@@ -170,6 +170,17 @@ def test_reconcile_keeps_the_routed_container_and_drops_an_ungated_leftover(tmp_
     assert router.serving("web") == ("c1",) and router.url("web") == "http://127.0.0.1:41234"
 
 
+def test_reconcile_keeps_every_routed_replica(tmp_path):
+    """A release of three replicas is three after an agent restart, not one."""
+    engine, router = FakeEngine(), DirectRouter(tmp_path / "routes.json")
+    releaser = Releaser(engine, router)
+    _deploy(releaser, 1, replicas=3)
+    routed = router.serving("web")
+    assert len(routed) == 3
+    releaser.reconcile()
+    assert sorted(router.serving("web")) == sorted(routed) and sorted(engine.containers) == sorted(routed)
+
+
 def test_reconcile_forgets_the_route_of_an_app_with_no_container(tmp_path):
     engine, router = FakeEngine(), DirectRouter(tmp_path / "routes.json")
     releaser = Releaser(engine, router)
