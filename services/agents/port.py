@@ -55,6 +55,17 @@ class BuildUpdate:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class RegistryAuth:
+    """A container registry and the credentials to push to it or pull from it. The password
+    lives in memory only for the call (decrypted from the database by ImageTransfer), so it is
+    kept out of repr: a logged spec or a traceback never shows it."""
+
+    address: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
 @dataclass
 class ReleaseSpec:
     """What to run and how to judge and replace it; the settings are those in RUN_SETTINGS."""
@@ -89,7 +100,13 @@ class ReleaseSpec:
     exclusive_volumes: bool = False
     # Not frozen in the release: a new build runs the app's release command, a rollback none.
     release_command: list[str] = field(default_factory=list)
+    # This server's share of the app's replicas (services.deployments.rollout.spread): containers
+    # of the release side by side behind the server's front door. Not frozen in the release.
+    replicas: int = 1
     retain_releases: int = 5
+    # A digest ref (ADDR/serversinc/APP@sha256:…) built on another server: the agent pulls it with
+    # these credentials when the image is not on its engine yet. Not frozen in the release.
+    pull_auth: RegistryAuth | None = None
 
 
 # The app settings a release freezes: a rollback runs with exactly these again.
@@ -217,3 +234,8 @@ class Agent(Protocol):
     def remove_app(self, app: str, *, delete_volumes: bool = False) -> "AppRemoval": ...
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo: ...
+
+    def push_image(self, image: str, repository: str, auth: RegistryAuth, *, timeout: float) -> str:
+        """Tags `image` (built on this server) as REPOSITORY:TAG, pushes it with `auth`, and returns
+        the digest ref REPOSITORY@sha256:… that other servers pull."""
+        ...

@@ -1,0 +1,1 @@
+"""The container registry the servers share: built images are pushed there and pulled by digest."""
