@@ -135,6 +135,7 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
         superseded_by=deployment_name(d.app.name, d.superseded_by_id) if d.superseded_by_id else "",
         create_time=ts(d.created_at), start_time=ts(d.started_at), end_time=ts(d.finished_at),
         delivery_id=d.delivery_id, pusher=d.pusher, log_pruned=view.log_pruned,
+        image_digest=d.image_digest or "", server_outcomes=server_outcomes_pb(d.server_outcomes),
     )
     for t in d.phase_timings or []:
         msg.phase_timings.add(phase=phase_pb(t["phase"]), start_time=ts(t["start"]), end_time=ts(t.get("end")))
@@ -148,6 +149,15 @@ def deployment_to_pb(view: DeploymentView) -> deployment_pb2.Deployment:
             **fields,
         ))
     return msg
+
+
+def server_outcomes_pb(outcomes) -> list[deployment_pb2.ServerOutcome]:
+    """Deployment.server_outcomes (services.apps.placement) as ServerOutcome messages."""
+    return [deployment_pb2.ServerOutcome(
+        server=o.get("server", ""),
+        state=deployment_pb2.ServerOutcomeState.Value(f"SERVER_OUTCOME_STATE_{o['state']}") if o.get("state") else 0,
+        phase=phase_pb(o.get("phase") or ""), reason=o.get("reason") or "", replicas=int(o.get("replicas") or 0),
+    ) for o in outcomes or []]
 
 
 def event_to_pb(e: Event, app: str) -> deployment_pb2.DeploymentEvent:

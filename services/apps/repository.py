@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from services.core.states import State
-from services.db.models import App, AppHealth, Deployment, Server
+from services.db.models import App, AppHealth, AppServer, Deployment, Server
 
 
 # Built once: every deployment create looks its app up, and building the select cost more than running it.
@@ -35,6 +35,30 @@ def get_server(session: Session, name: str) -> Server | None:
 
 def list_servers(session: Session, *, after: str, limit: int) -> list[Server]:
     return list(session.scalars(select(Server).where(Server.name > after).order_by(Server.name).limit(limit)))
+
+
+def app_server_names(session: Session, app_id: int) -> list[str]:
+    """The app's servers in rollout order (position 0 is apps.server_id)."""
+    q = (select(Server.name).join(AppServer, AppServer.server_id == Server.id)
+         .where(AppServer.app_id == app_id).order_by(AppServer.position))
+    return list(session.scalars(q))
+
+
+def set_app_servers(session: Session, app: App, servers: list[Server]) -> None:
+    """Points the app at `servers` in rollout order: apps.server_id and app_servers in the
+    caller's one transaction (position 0 == apps.server_id), never one without the other."""
+    app.server = servers[0]
+    session.flush()
+    session.execute(delete(AppServer).where(AppServer.app_id == app.id))
+    session.add_all(AppServer(app_id=app.id, server_id=server.id, position=i) for i, server in enumerate(servers))
+    session.flush()
+
+
+def apps_on_server(session: Session, server_id: int) -> list[str]:
+    """Names of the apps that run on a server (any position, or as apps.server_id)."""
+    listed = select(AppServer.app_id).where(AppServer.server_id == server_id)
+    q = select(App.name).where((App.id.in_(listed)) | (App.server_id == server_id)).order_by(App.name)
+    return list(session.scalars(q))
 
 
 def mark_servers_seen(session: Session, names: Iterable[str], when) -> None:

@@ -23,6 +23,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from services.agents.port import RUN_SETTINGS
+from services.apps import placement
+from services.apps import repository as apps_repo
 from services.core.states import EventKind, Phase, State, Trigger
 from services.db.models import App, Deployment, utcnow
 from services.db.session import Database
@@ -75,6 +77,13 @@ class DeploymentSnapshot:
     extra: dict = field(default_factory=dict)
     # Trigger.CONFIG: the source release's image with the app's current settings (config_release).
     trigger: str = ""
+    # The app's servers in rollout order (servers[0] == server_name, the one that builds) and how
+    # many replicas run over them (services.apps.placement.spread).
+    servers: tuple[str, ...] = ()
+    replicas: int = 1
+    # Where the release serving when this deployment began runs: the servers its deployment
+    # SUCCEEDED on (placement.succeeded_servers); () when nothing serves yet.
+    previous_servers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,9 @@ class Recorder:
                 source_commit_message=source.commit_message if source is not None else "",
                 release_command=list(app.release_command or []), retain_releases=app.retain_releases,
                 trigger=dep.trigger,
+                servers=tuple(apps_repo.app_server_names(s, app.id)) or (app.server.name,),
+                replicas=app.replicas or 1,
+                previous_servers=self._previous_servers(s, app),
             )
             self.phase_now = Phase(dep.phase)
             # An earlier attempt's lines count towards the cap.
@@ -171,6 +183,13 @@ class Recorder:
             dep.source_deployment_id = serving.id
             return serving
         return source
+
+    @staticmethod
+    def _previous_servers(s, app: App) -> tuple[str, ...]:
+        serving = repo.get(s, app.current_deployment_id) if app.current_deployment_id else None
+        if serving is None:
+            return ()
+        return placement.succeeded_servers(serving.server_outcomes, app.server.name)
 
     def cancel_requested(self) -> bool:
         with self.db.read() as s:
@@ -232,7 +251,16 @@ class Recorder:
         with self._write():
             pass
 
+    def record_server_outcomes(self, outcomes: list[dict]) -> None:
+        """Stores each server's part of the rollout so far (the whole list, replacing the last one):
+        [{"server", "state", "phase", "reason", "replicas"}, ...], states from placement.OUTCOME_STATES.
+        Fenced like every write; ValueError, writing nothing, on a malformed entry."""
+        stored = placement.normalized(outcomes)
+        with self._write() as s:
+            repo.get(s, self.id).server_outcomes = stored
+
     def update(self, **fields) -> None:
+        """Sets deployment columns (commit_sha, image, image_id, image_digest, ...), fenced."""
         with self._write() as s:
             dep = repo.get(s, self.id)
             for key, value in fields.items():
