@@ -14,18 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common import registry as registry_rules
 from services.agents.port import Agent, AgentError, RegistryAuth
 from services.db.session import Database
 from services.registries.service import RegistryService
 from services.security.secretbox import SecretBox
-
-# Images of all apps live under one namespace in the registry, one repository per app.
-NAMESPACE = "serversinc"
-
-
-def repository_for(address: str, app: str) -> str:
-    return f"{address}/{NAMESPACE}/{app}"
-
 
 @dataclass(frozen=True)
 class Published:
@@ -56,11 +49,11 @@ class ImageTransfer:
         auth = self.registry()
         if auth is None:
             return None
-        repository = repository_for(auth.address, app)
+        repository = registry_rules.repository(auth.address, app)
         log(f"pushing {image} to {repository}")
         ref = agent.push_image(image, repository, auth, timeout=timeout)
-        name, _, digest = ref.partition("@")
-        if name != repository or not digest.startswith("sha256:"):
+        name, digest = registry_rules.split_digest_ref(ref) or ("", "")
+        if name != repository:
             raise AgentError(f"the agent answered the push of {image} with {ref!r}, not {repository}@sha256:…")
         log(f"pushed {ref}")
         return Published(ref=ref, digest=digest, auth=auth)

@@ -8,19 +8,17 @@ only ever leaves this module decrypted for a push or a pull (`credentials`), nev
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from common import registry as registry_rules
+from common.rules import RuleError
 from services.core import paging
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.db.models import Registry, utcnow
 from services.db.session import Database
 from services.registries import repository as repo
 from services.security.secretbox import SecretBox
-
-# HOST or HOST:PORT as Docker names a registry in an image reference: no scheme, no path.
-_ADDRESS = re.compile(r"^(?=.{1,255}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -36,15 +34,10 @@ class RegistryView:
 
 def check_address(address: str) -> str:
     """The address normalised (lower case), or InvalidArgument saying what a valid one looks like."""
-    address = (address or "").strip().lower()
-    if "://" in address:
-        raise InvalidArgument(f"registry address {address!r} must not have a scheme: give HOST[:PORT], e.g. "
-                              "registry.example.com:5000 (the engines always speak HTTPS to it)", field="address")
-    port = address.rpartition(":")[2] if ":" in address else ""
-    if not _ADDRESS.match(address) or (port and not 0 < int(port) < 65536):
-        raise InvalidArgument(f"registry address {address!r} is not HOST[:PORT], e.g. registry.example.com:5000",
-                              field="address")
-    return address
+    try:
+        return registry_rules.address(address)
+    except RuleError as exc:
+        raise InvalidArgument(str(exc), field="address") from None
 
 
 def _check_username(username: str) -> None:
