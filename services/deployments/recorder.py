@@ -84,6 +84,10 @@ class DeploymentSnapshot:
     # Where the release serving when this deployment began runs: the servers its deployment
     # SUCCEEDED on (placement.succeeded_servers); () when nothing serves yet.
     previous_servers: tuple[str, ...] = ()
+    # That serving release and its deployment (None: nothing serves yet): the servers a failed
+    # rollout already reached go back to it (services.deployments.rollout).
+    previous_release: dict | None = None
+    previous_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ class Recorder:
                 replicas=app.replicas or 1,
                 previous_servers=self._previous_servers(s, app),
             )
+            serving = repo.get(s, app.current_deployment_id) if app.current_deployment_id else None
+            if serving is not None and serving.id != dep.id and serving.release:
+                snap.previous_release, snap.previous_id = dict(serving.release), serving.id
             self.phase_now = Phase(dep.phase)
             # An earlier attempt's lines count towards the cap.
             self._log_lines, self._log_chars = repo.log_totals(s, self.id)
