@@ -14,7 +14,7 @@ from typing import Callable
 import grpc
 from google.protobuf import field_mask_pb2
 
-from serversinc.v1 import app_pb2, app_service_pb2
+from serversinc.v1 import app_pb2, app_service_pb2, deployment_pb2, deployment_service_pb2
 
 from client.errors import error_info
 from client.logs import LogCursor
@@ -58,6 +58,8 @@ APP_FLAG_FIELDS = (
     ("exclusive_volumes", "exclusive_volumes"),
     ("release_command", "release_command"),
     ("retain", "retain_releases"),
+    ("servers", "servers"),
+    ("replicas", "replicas"),
 )
 
 
@@ -95,6 +97,8 @@ def _app_from_args(args: argparse.Namespace) -> tuple[app_pb2.App, list[str]]:
             app.volumes.extend(app_pb2.Volume(name=name, path=path) for name, path in value)
         elif field == "release_command":
             app.release_command.extend(value)
+        elif field == "servers":
+            app.servers.extend(value)
         elif field == "health_check_mode":
             app.health_check_mode = app_pb2.HealthCheckMode.Value(f"HEALTH_CHECK_MODE_{value.upper()}")
         else:
@@ -140,7 +144,23 @@ def cmd_update(conn, args, out, err) -> int:
     else:
         fields = ", ".join(req.update_mask.paths)
         out.print(f"updated app {app.name}: {fields} (takes effect on the next deployment)", markup=False)
+        if {"server", "servers"} & set(req.update_mask.paths):
+            move = _queued_move(conn, app.name)
+            if move is not None:
+                out.print(f"moving it to {', '.join(app.servers)}: {move.name} deploys its serving commit there "
+                          f"(follow it with: serversinc deployments watch {move.id})", markup=False)
     return 0
+
+
+def _queued_move(conn, name: str):
+    """The app's newest deployment when it is the move UpdateApp just queued (trigger MOVE, not finished)."""
+    page = conn.deployments.ListDeployments(
+        deployment_service_pb2.ListDeploymentsRequest(parent=f"apps/{name}", page_size=1))
+    newest = page.deployments[0] if page.deployments else None
+    if newest is not None and newest.trigger == deployment_pb2.DEPLOYMENT_TRIGGER_MOVE and newest.state in (
+            deployment_pb2.DEPLOYMENT_STATE_QUEUED, deployment_pb2.DEPLOYMENT_STATE_RUNNING):
+        return newest
+    return None
 
 
 def cmd_list(conn, args, out, err) -> int:

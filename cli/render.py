@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from client.names import deployment_id, enum_short, server_state_words, short_sha
+from client.placement import outcome_words, replicas_words, servers_of
 
 # Width used when stdout is not a terminal: wide enough that tables piped to a file or grep
 # are not wrapped at rich's default of 80 columns.
@@ -165,6 +166,8 @@ def app_detail_table(a) -> Table:
         ("repo", a.repo_url),
         ("branch", a.branch),
         ("server", a.server),
+        ("servers", ", ".join(servers_of(a)) + " (rollout order)" if len(servers_of(a)) > 1 else ""),
+        ("replicas", replicas_words(a)),
         ("port", str(a.port or "")),
         ("health path", a.health_path),
         ("dockerfile", a.dockerfile),
@@ -232,6 +235,8 @@ def deployment_detail_table(d) -> Table:
         ("url", d.url),
         ("failure phase", enum_short(d, "failure_phase")),
         ("failure reason", d.failure_reason),
+        *((f"server {o.server}", outcome_words(o)) for o in d.server_outcomes),
+        ("image digest", d.image_digest),
         ("rollback of", d.source_deployment),
         ("superseded by", d.superseded_by),
         ("created", _ts(d, "create_time")),

@@ -22,6 +22,7 @@ from rich.text import Text
 from serversinc.v1 import deployment_service_pb2
 
 from client.names import enum_value_short, short_sha
+from client.placement import outcome_words
 from client.watch import Phase, State, Update, WatchTracker, exit_code_for, is_terminal
 
 # Backoff between reconnect attempts after the stream breaks; its length is the number of retries.
@@ -55,6 +56,8 @@ def summary_lines(deployment=None, state: int | None = None) -> list[str]:
         lines.append(f"  reason   {d.failure_reason}")
     if d.superseded_by:
         lines.append(f"  superseded by {d.superseded_by}")
+    for o in d.server_outcomes:
+        lines.append(f"  server   {o.server}: {outcome_words(o)}")
     return lines
 
 

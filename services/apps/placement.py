@@ -6,8 +6,8 @@ Free of storage and transport, so the API, the pipeline and the tests read the s
 - replicas is 1..MAX_REPLICAS and at least one per server: a server that runs none would be
   rolled out to for nothing, and would answer 503 at its front door;
 - replicas are spread as evenly as the count allows, the first servers taking the remainder
-  (`spread`), so 5 over (a, b) is a=3, b=2 — every process that counts containers per server
-  must get the same answer;
+  (`spread`, from common.placement), so 5 over (a, b) is a=3, b=2 — every process that counts
+  containers per server, the clients included, must get the same answer;
 - a deployment's `server_outcomes` say where its release ran; a serving deployment recorded
   before outcomes existed ran on the one server the app had (`succeeded_servers`).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from common import placement as common_placement
 from services.core import validation as v
 from services.core.errors import InvalidArgument
 
@@ -54,11 +55,10 @@ def validate(servers: Sequence[str], replicas: int) -> tuple[tuple[str, ...], in
 
 
 def spread(servers: Sequence[str], replicas: int) -> dict[str, int]:
-    """How many replicas each server runs, in rollout order: as even as possible, the first
-    servers taking one more each while the remainder lasts (5 over a, b: a=3, b=2)."""
+    """How many replicas each server runs, in rollout order (common.placement.spread, which the
+    clients read too), after the checks above."""
     servers, replicas = validate(servers, replicas)
-    base, extra = divmod(replicas, len(servers))
-    return {name: base + (1 if i < extra else 0) for i, name in enumerate(servers)}
+    return common_placement.spread(servers, replicas)
 
 
 def outcome(server: str, state: str, *, phase: str = "", reason: str = "", replicas: int = 0) -> dict:

@@ -21,14 +21,41 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-# Settable fields stored as-is on the row ("server" and "secret_env" need work first).
-_STORED_AS_IS = tuple(k for k in SETTABLE if k not in ("server", "secret_env"))
+# Settable fields stored as-is on the row ("server", "servers" and "secret_env" need work first).
+_STORED_AS_IS = tuple(k for k in SETTABLE if k not in ("server", "servers", "secret_env"))
+
+
+def placement_changes(changes: dict) -> dict:
+    """An update's `server` and `servers` made one: `server` alone means servers=[server] (a
+    move, as before apps had several), `servers` alone brings its first as `server`; both must
+    agree (AppSpec.validate says so)."""
+    changes = dict(changes)
+    if "server" in changes and "servers" not in changes:
+        changes["servers"] = [changes["server"]] if changes["server"] else []
+    elif "servers" in changes and "server" not in changes:
+        changes["server"] = changes["servers"][0] if changes["servers"] else ""
+    return changes
 
 
 class AppService:
     def __init__(self, db: Database, box: SecretBox):
         self.db = db
         self.box = box
+        # services.apps.moves.Moves (or None): an update that changes a serving app's servers
+        # queues its move deployment in the update's transaction.
+        self.moves = None
+
+    @staticmethod
+    def _servers(s, names: list[str]) -> list:
+        """The rows of these servers, in order; ServerNotFound naming each one not registered."""
+        rows = [repo.get_server(s, n) for n in names]
+        missing = [n for n, row in zip(names, rows) if row is None]
+        if missing:
+            raise ServerNotFound(f"server{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+                                 f"{'are' if len(missing) > 1 else 'is'} not registered: add "
+                                 f"{'them' if len(missing) > 1 else 'it'} with 'serversinc servers add' first",
+                                 metadata={"servers": ",".join(missing)})
+        return rows
 
     def create(self, spec: AppSpec) -> App:
         spec = spec.with_defaults().validate()
@@ -37,10 +64,8 @@ class AppService:
         with self.db.session() as s:
             if repo.get_app(s, spec.name):
                 raise AppAlreadyExists(f"app {spec.name!r} already exists")
-            server = repo.get_server(s, spec.server)
-            if server is None:
-                raise ServerNotFound(f"server {spec.server!r} is not registered")
-            app = App(**{k: getattr(spec, k) for k in _STORED_AS_IS}, name=spec.name, server=server,
+            servers = self._servers(s, spec.servers)
+            app = App(**{k: getattr(spec, k) for k in _STORED_AS_IS}, name=spec.name, server=servers[0],
                       secret_env=self.box.encrypt_map(spec.secret_env),
                       webhook_secret=self.box.encrypt(new_webhook_secret()),
                       notification_secret=self.box.encrypt(new_webhook_secret()))
@@ -49,6 +74,7 @@ class AppService:
                 s.flush()
             except IntegrityError:
                 raise AppAlreadyExists(f"app {spec.name!r} already exists") from None
+            repo.set_app_servers(s, app, servers)
         return self.get(spec.name)
 
     def webhook(self, name: str, base_url: str) -> tuple[str, str, str]:
@@ -85,17 +111,32 @@ class AppService:
         apps = apps[:size]
         return apps, paging.encode({"after": apps[-1].name}) if more else ""
 
+    def servers_of(self, app: App) -> list[str]:
+        """The app's servers in rollout order (servers[0] is app.server)."""
+        with self.db.read() as s:
+            return repo.app_server_names(s, app.id) or [app.server.name]
+
+    def servers_by_app(self, apps) -> dict[int, list[str]]:
+        """Each app's servers in rollout order, by app id, read at once."""
+        with self.db.read() as s:
+            return repo.server_names_by_app(s, [a.id for a in apps])
+
     def update(self, name: str, changes: dict) -> App:
+        """Changes the given fields. A change of a serving app's set of servers is a move: its
+        serving commit is deployed to the new set (services.apps.moves), in this transaction."""
         unknown = set(changes) - set(SETTABLE)
         if unknown:
             raise InvalidArgument(f"cannot update {', '.join(sorted(unknown))}: settable fields are {', '.join(SETTABLE)}")
+        changes = placement_changes(changes)
+        moved = None
         with self.db.session() as s:
             app = repo.get_app(s, name)
             if app is None:
                 raise AppNotFound(f"app {name!r} not found")
             stored_secrets = self.box.decrypt_map(app.secret_env)
+            before = repo.app_server_names(s, app.id) or [app.server.name]
             current = AppSpec(name=app.name, **{k: getattr(app, k) for k in _STORED_AS_IS},
-                              server=app.server.name, secret_env=stored_secrets)
+                              server=app.server.name, servers=before, secret_env=stored_secrets)
             if "secret_env" in changes:
                 changes = {**changes, "secret_env": {
                     k: stored_secrets.get(k, "") if value == MASK else value
@@ -105,14 +146,20 @@ class AppService:
             for key in SETTABLE:
                 if key == "secret_env":
                     app.secret_env = self.box.encrypt_map(spec.secret_env)
-                elif key == "server":
-                    if spec.server != app.server.name:
-                        server = repo.get_server(s, spec.server)
-                        if server is None:
-                            raise ServerNotFound(f"server {spec.server!r} is not registered")
-                        app.server = server
-                else:
+                elif key == "servers":
+                    if spec.servers != before:
+                        servers = self._servers(s, spec.servers)
+                        if set(spec.servers) != set(before) and self.moves is not None:
+                            # Written down before the app's server changes: it says where the
+                            # serving release runs, which the new servers no longer tell.
+                            self.moves.note_where_serving(s, app, before, current.replicas)
+                        repo.set_app_servers(s, app, servers)
+                        if set(spec.servers) != set(before) and self.moves is not None:
+                            moved = self.moves.queue(s, app, before)
+                elif key != "server":  # written with "servers"
                     setattr(app, key, getattr(spec, key))
+        if moved is not None:
+            self.moves.announce(moved)
         return self.get(name)
 
     def record_maintenance(self, name: str, enabled: bool, message: str) -> App:

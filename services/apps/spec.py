@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from common import rules, runtime_rules
 from common.rules import HEALTH
+from services.apps import placement
 from services.config import LOCAL_SERVER
 from services.core import validation as v
 from services.core.errors import InvalidArgument
@@ -59,9 +60,14 @@ class AppSpec:
     exclusive_volumes: bool = False
     release_command: list[str] = field(default_factory=list)
     retain_releases: int = 0
+    # The servers it runs on in rollout order (services.apps.placement); `server` is servers[0],
+    # the one that builds. Empty means [server]. replicas 0 means one per server.
+    servers: list[str] = field(default_factory=list)
+    replicas: int = 0
 
     def with_defaults(self) -> "AppSpec":
         """Zero values mean "the default", as in proto3."""
+        servers = list(self.servers) or [self.server or LOCAL_SERVER]
         return AppSpec(
             name=self.name,
             repo_url=self.repo_url.strip(),
@@ -71,7 +77,9 @@ class AppSpec:
             dockerfile=self.dockerfile or DEFAULT_DOCKERFILE,
             context_dir=self.context_dir or ".",
             env=dict(self.env),
-            server=self.server or LOCAL_SERVER,
+            server=self.server or servers[0],
+            servers=servers,
+            replicas=self.replicas or len(servers),
             health_timeout_seconds=self.health_timeout_seconds,
             build_timeout_seconds=self.build_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
@@ -128,13 +136,19 @@ class AppSpec:
         for url in self.notify_urls:
             v.notify_url(url)
         v.hsts_seconds(self.hsts_max_age_seconds)
+        servers, replicas = placement.validate(self.servers, self.replicas)
+        if self.server != servers[0]:
+            raise InvalidArgument(f"server {self.server!r} is not the first of servers ({', '.join(servers)}): "
+                                  "the first server is the app's server; set one of them, or both alike",
+                                  field="app.server")
         with v.checked():
             runtime_rules.memory_bytes(self.memory_limit_bytes)
             runtime_rules.cpu_millis(self.cpu_limit_millis)
             volumes = runtime_rules.volumes(self.volumes)
             runtime_rules.release_command(self.release_command)
             runtime_rules.retain_releases(self.retain_releases)
-        return replace(self, stop_signal=signal, domains=domains, volumes=volumes)
+        return replace(self, stop_signal=signal, domains=domains, volumes=volumes, servers=list(servers),
+                       replicas=replicas)
 
 
 SETTABLE = tuple(f.name for f in fields(AppSpec) if f.name != "name")

@@ -35,6 +35,8 @@ class Trigger(StrEnum):
     ROLLBACK = "ROLLBACK"
     # An env or secret-env change deployed as a release of its own: the serving image, no build.
     CONFIG = "CONFIG"
+    # The app's set of servers changed: its serving commit deployed to the new set (services.apps.moves).
+    MOVE = "MOVE"
 
 
 class EventKind(StrEnum):
