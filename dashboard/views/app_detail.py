@@ -13,6 +13,7 @@ from serversinc.v1 import app_pb2, deployment_pb2
 
 from dashboard import ui
 from client.errors import ApiError
+from client.placement import replicas_words, servers_of
 from dashboard.api import banner, get_client
 
 DEPLOYMENT_PAGE = "views/deployment.py"
@@ -56,7 +57,10 @@ with head:
         st.markdown(f":red-badge[:material/error: {flag}]")
     if note := ui.health_note(app):
         st.caption(f":material/monitor_heart: {note}")
-    line = f":material/call_split: `{app.branch}` of `{app.repo_url}` · server `{app.server or 'local'}`"
+    servers = servers_of(app) or ["local"]
+    line = (f":material/call_split: `{app.branch}` of `{app.repo_url}` · "
+            f"server{'s' if len(servers) > 1 else ''} {', '.join(f'`{n}`' for n in servers)}"
+            f" · replicas {replicas_words(app)}")
     if app.url:
         line = f":material/link: [{app.url}]({app.url}) · " + line
     st.caption(line)

@@ -13,6 +13,7 @@ from serversinc.v1 import deployment_pb2
 
 from dashboard import live, ui
 from client.errors import ApiError
+from client.placement import outcome_words
 from dashboard.api import banner, get_client
 
 APP_PAGE = "views/app_detail.py"
@@ -87,6 +88,11 @@ def outcome(dep) -> None:
     m[2].metric("Total", total or "—", border=True)
     m[3].metric("Image", dep.image.split(":", 1)[-1][:12] if dep.image else "—", border=True,
                 help=dep.image or None)
+    if dep.server_outcomes:
+        # Each server's part of the rollout, in rollout order (who failed, who went back).
+        st.markdown("\n".join(f"- server `{o.server}`: {outcome_words(o)}" for o in dep.server_outcomes))
+    if dep.image_digest:
+        st.caption(f":material/fingerprint: every server ran `{dep.image_digest}`")
 
 
 def body(dep, feed: live.Feed, running: bool) -> None:
