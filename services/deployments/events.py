@@ -119,6 +119,25 @@ class EventLog:
             # Sent with the commit; PostgreSQL folds identical payloads of one transaction into one.
             self._bus.publish(session, Channel.EVENTS, str(deployment_id))
 
+    def append_many(self, session, events: list[tuple[int, EventKind, Phase, str, State | None]], *,
+                    first: bool = False) -> None:
+        """Several (deployment id, kind, phase, message, state) events in one statement, inside the
+        caller's transaction: each its deployment's first (`first`: seq 1), or else after its newest
+        one, the caller's transaction already holding those deployments' rows (it updated them)."""
+        if not events:
+            return
+        now = utcnow()
+        rows = [dict(deployment_id=d, created_at=now, kind=str(kind), phase=str(phase), message=message,
+                     step_current=0, step_total=0, state=str(state) if state else "")
+                for d, kind, phase, message, state in events]
+        if first:
+            repo.insert_event(session, [{**row, "seq": 1} for row in rows])
+        else:
+            repo.append_events_locked(session, rows)
+        if self._bus is not None:
+            for d, *_ in events:
+                self._bus.publish(session, Channel.EVENTS, str(d))
+
     def emit(self, deployment_id: int, kind: EventKind, phase: Phase, message: str = "", **kw) -> None:
         """Stores one event in its own transaction, then wakes the watchers."""
         with self.db.session() as s:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Integer, String, Text, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, String, Text, bindparam, func, insert, literal_column, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from services.core.states import EventKind, State, Trigger
-from services.db.models import Deployment, DeploymentEvent, Job
+from services.db.models import App, Deployment, DeploymentEvent, Job
 
 
 def get(session: Session, deployment_id: int) -> Deployment | None:
@@ -70,9 +70,11 @@ _APPEND_EVENT = insert(_EVENTS).from_select(
 _LOCK_DEPLOYMENT = select(Deployment.id).where(Deployment.id == bindparam("id")).with_for_update()
 
 
-def insert_event(session: Session, values: dict) -> None:
-    """An event whose seq the caller knows (a new deployment's first: 1)."""
-    session.connection().execute(_INSERT_EVENT, values)
+def insert_event(session: Session, values: dict | list[dict]) -> None:
+    """An event whose seq the caller knows (a new deployment's first: 1); a list: several, in one
+    executemany."""
+    if values:
+        session.connection().execute(_INSERT_EVENT, values)
 
 
 def append_event(session: Session, values: dict, *, locked: bool = False) -> None:
@@ -83,6 +85,13 @@ def append_event(session: Session, values: dict, *, locked: bool = False) -> Non
     if not locked and connection.dialect.name == "postgresql":
         connection.execute(_LOCK_DEPLOYMENT, {"id": values["deployment_id"]})
     connection.execute(_APPEND_EVENT, values)
+
+
+def append_events_locked(session: Session, rows: list[dict]) -> None:
+    """Events after each deployment's newest one, in one executemany; the caller's transaction
+    already holds every one of those deployments' rows (it updated them)."""
+    if rows:
+        session.connection().execute(_APPEND_EVENT, rows)
 
 
 def cancel_requested_among(session: Session, deployment_ids: Iterable[int]) -> list[int]:
@@ -145,6 +154,45 @@ def newest_push_and_seen(session: Session, app_id: int, sha: str) -> tuple[tuple
     return (tuple(row[:3]), bool(row[3])) if row else (None, False)
 
 
+_PUSH_FACTS: dict[int, object] = {}
+
+
+def _push_facts(n: int):
+    """`_NEWEST_PUSH_AND_SEEN` for n (app, sha) pairs in one statement: a UNION ALL of n copies,
+    each tagged with its index (built once per n)."""
+    statement = _PUSH_FACTS.get(n)
+    if statement is None:
+        parts = []
+        for k in range(n):
+            app, sha = bindparam(f"app_{k}", type_=Integer), bindparam(f"sha_{k}", type_=String)
+            newest = (select(Deployment.id, Deployment.requested_commit_sha, Deployment.before_commit_sha)
+                      .where(Deployment.app_id == app, Deployment.trigger == str(Trigger.WEBHOOK),
+                             Deployment.requested_commit_sha != "")
+                      .order_by(Deployment.id.desc()).limit(1).subquery())
+            seen = select(Deployment.id).where(Deployment.app_id == app, or_(
+                Deployment.requested_commit_sha == sha, Deployment.commit_sha == sha,
+                Deployment.before_commit_sha == sha)).limit(1)
+            parts.append(select(literal_column(str(k)).label("k"), newest.c.id, newest.c.requested_commit_sha,
+                                newest.c.before_commit_sha, select(seen.exists()).scalar_subquery().label("seen")))
+        statement = _PUSH_FACTS[n] = parts[0] if n == 1 else union_all(*parts)
+    return statement
+
+
+def newest_pushes_and_seen(session: Session, pairs: list[tuple[int, str]]
+                           ) -> list[tuple[tuple[int, str, str] | None, bool]]:
+    """`newest_push_and_seen` for several (app id, sha) pairs in one statement (a group of webhook
+    creates), in the order of `pairs`."""
+    out: list[tuple[tuple[int, str, str] | None, bool]] = [(None, False)] * len(pairs)
+    if not pairs:
+        return out
+    params = {}
+    for k, (app_id, sha) in enumerate(pairs):
+        params[f"app_{k}"], params[f"sha_{k}"] = app_id, sha
+    for k, *row in session.execute(_push_facts(len(pairs)), params):
+        out[int(k)] = (tuple(row[:3]), bool(row[3]))
+    return out
+
+
 def newest_push(session: Session, app_id: int) -> tuple[int, str, str] | None:
     """(deployment id, commit, before) of the app's newest webhook deployment of a named commit
     (whatever its outcome)."""
@@ -190,6 +238,25 @@ def insert_returning(session: Session, values: dict) -> Deployment:
     return Deployment(**row._asdict())
 
 
+# Several at once (a group commit of creates): one multi-row INSERT ... RETURNING (SQLAlchemy's
+# insertmanyvalues), its rows returned in the order of the values.
+_INSERT_MANY = insert(_DEPLOYMENTS).returning(*_DEPLOYMENTS.c, sort_by_parameter_order=True)
+_APPS_BY_NAME = select(App).where(App.name.in_(bindparam("names", expanding=True)))
+
+
+def insert_many_returning(session: Session, values: list[dict]) -> list[Deployment]:
+    """`insert_returning` for several deployments in one statement, in the order of `values`
+    (every dict with the same keys)."""
+    if len(values) == 1:
+        return [insert_returning(session, values[0])]
+    return [Deployment(**row._asdict()) for row in session.connection().execute(_INSERT_MANY, values)]
+
+
+def apps_by_name(session: Session, names: Iterable[str]) -> dict[str, App]:
+    """The apps of these names that exist (a group of creates looks its apps up in one query)."""
+    return {app.name: app for app in session.scalars(_APPS_BY_NAME, {"names": sorted(set(names))})}
+
+
 def queued_ids_before(session: Session, app_id: int, before: int) -> list[int]:
     """Ids of the app's queued deployments older than `before`, oldest first."""
     return list(session.scalars(_QUEUED_BEFORE, {"app_id": app_id, "before": before}))
@@ -205,6 +272,43 @@ def supersede_queued_before(session: Session, app_id: int, before: int, by: int,
     if ids:
         connection.execute(_SUPERSEDE, {"ids": ids, "by": by, "at": finished_at})
     return ids
+
+
+_NEWER = _DEPLOYMENTS.alias("newer")
+_OLDER = _DEPLOYMENTS.alias("older")
+_JOBS = Job.__table__
+# For each deployment in :newer, its app's queued deployments older than it. A group of creates has
+# one deployment per app, so each older one belongs to exactly one of them.
+_END_QUEUED_JOBS_BEFORE_EACH = (
+    update(_JOBS)
+    .where(_JOBS.c.deployment_id.in_(
+        select(_OLDER.c.id)
+        .join(_NEWER, (_NEWER.c.app_id == _OLDER.c.app_id) & (_OLDER.c.id < _NEWER.c.id))
+        .where(_NEWER.c.id.in_(bindparam("newer", expanding=True)), _OLDER.c.state == State.QUEUED)))
+    .values(status="done", lease_until=None)
+    .returning(_JOBS.c.deployment_id, _JOBS.c.app_id))
+_SUPERSEDE_ONE = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.id == bindparam("older"))
+                  .values(state=str(State.SUPERSEDED), superseded_by_id=bindparam("by"), finished_at=bindparam("at")))
+
+
+def supersede_queued_before_each(session: Session, newer: dict[int, int], finished_at) -> dict[int, list[int]]:
+    """`supersede_queued_before` for several apps at once: `newer` maps an app id to its new
+    deployment (at most one per app); ends each app's queued deployments older than it, and their
+    jobs, in two statements (jobs first, as there). Returns {new deployment: the ids it ended,
+    oldest first}; their rows stay locked (PostgreSQL) until the caller commits."""
+    if not newer:
+        return {}
+    connection = session.connection()
+    ended: dict[int, list[int]] = {}
+    for deployment_id, app_id in connection.execute(_END_QUEUED_JOBS_BEFORE_EACH, {"newer": sorted(newer.values())}):
+        ended.setdefault(newer[app_id], []).append(deployment_id)
+    rows = []
+    for by, ids in ended.items():
+        ids.sort()
+        rows += [{"older": older, "by": by, "at": finished_at} for older in ids]
+    if rows:
+        connection.execute(_SUPERSEDE_ONE, rows)
+    return ended
 
 
 def mark_superseded(session: Session, deployment_ids: list[int], by: int, finished_at) -> None:

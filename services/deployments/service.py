@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from common.names import deployment_name
 from services.apps import repository as apps_repo
@@ -20,6 +20,7 @@ from services.core.errors import (
     RequestAlreadyProcessed,
 )
 from services.core.states import PAST_SWITCH, EventKind, Phase, State, Trigger
+from services.db.group_commit import GroupCommit
 from services.db.models import Deployment, utcnow
 from services.db.session import Database
 from services.deployments import pushes
@@ -40,6 +41,23 @@ class DeploymentView:
     log_pruned: bool = False
 
 
+@dataclass(frozen=True)
+class _Create:
+    """One CreateDeployment, validated, waiting for its group commit."""
+
+    app_name: str
+    rebuild: bool
+    commit_sha: str
+    trigger: Trigger
+    source_deployment: str
+    request_id: str
+    delivery_id: str
+    pusher: str
+    commit_message: str
+    supersede_queued: bool
+    before_commit_sha: str
+
+
 def parse_name(name: str) -> int:
     """Accepts "deployments/42" or "42"."""
     raw = name.removeprefix("deployments/")
@@ -57,6 +75,9 @@ class DeploymentService:
         # services.retention.rollback.RollbackGuard (or None): a redeploy of a release whose image
         # retention pruned is refused before it is queued.
         self.rollback_guard = None
+        # Creates that arrive together are written together (services.db.group_commit); one app's
+        # creates never share a transaction, so each sees the one before it committed.
+        self._group = GroupCommit(self._create_group, key=lambda r: r.app_name)
 
     def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
                trigger: Trigger = Trigger.API, source_deployment: str = "", request_id: str = "",
@@ -76,16 +97,13 @@ class DeploymentService:
                 raise InvalidArgument(f"{what} is longer than 255 characters")
         if len(commit_message) > 64 * 1024:
             raise InvalidArgument("commit_message is longer than 64 KiB")
-        if source_deployment and self.rollback_guard is not None:
-            self.rollback_guard.check(app_name, parse_name(source_deployment))
-        try:
-            return self._create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
-                                delivery_id, pusher, commit_message, supersede_queued, before_commit_sha)
-        except IntegrityError:
-            # Another request with the same idempotency key won the race.
-            if request_id:
-                self._raise_duplicate(request_id)
-            raise
+        if source_deployment:
+            source_id = parse_name(source_deployment)  # bad input fails here, never in a group
+            if self.rollback_guard is not None:
+                self.rollback_guard.check(app_name, source_id)
+        return self._group.submit(_Create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
+                                          delivery_id, pusher, commit_message, supersede_queued,
+                                          before_commit_sha))
 
     def _raise_duplicate(self, request_id: str) -> None:
         with self.db.read() as s:
@@ -96,77 +114,138 @@ class DeploymentService:
                 metadata={"deployment": deployment_name(existing.app.name, existing.id)},
             )
 
-    def _create(self, app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id,
-                pusher, commit_message, supersede_queued, before_commit_sha) -> DeploymentView:
-        # A repeated request_id is caught by its unique constraint (no read first: this is the hot
-        # path of every webhook delivery).
+    def _create_group(self, requests: list[_Create]) -> list:
+        """The group commit's writer: the creates that arrived together, in one transaction. When it
+        fails (one request's idempotency key was used already, or a lock conflict with another
+        replica) nothing of it is kept and each request is written alone, as it would have been
+        without the group, so each caller gets its own answer."""
+        if len(requests) > 1:
+            try:
+                return self._create_all(requests)
+            except SQLAlchemyError:
+                pass
+        return [self._create_one(r) for r in requests]
+
+    def _create_one(self, r: _Create):
+        try:
+            return self._create_all([r])[0]
+        except IntegrityError as err:
+            # Another request with the same idempotency key won the race.
+            if r.request_id:
+                try:
+                    self._raise_duplicate(r.request_id)
+                except RequestAlreadyProcessed as duplicate:
+                    return duplicate
+            return err
+        except Exception as err:  # noqa: BLE001 - this caller's error, raised in its own thread
+            return err
+
+    def _create_all(self, requests: list[_Create]) -> list:
+        """Writes the requests (at most one per app) in one transaction: the deployments in one
+        INSERT, their jobs in one, their first events in one, the older queued deployments they
+        supersede in two more. A repeated request_id is caught by its unique constraint (no read
+        first: this is the hot path of every webhook delivery). Returns a DeploymentView or the
+        error (app or source deployment not found) for each request, in order."""
+        outcomes: list = [None] * len(requests)
+        made = []  # (index, request, app, trigger, older push or None)
         with self.db.session() as s:
-            app = apps_repo.get_app(s, app_name)
-            if app is None:
-                raise AppNotFound(f"app {app_name!r} not found")
-            source_id = None
-            if source_deployment:
-                source_id = parse_name(source_deployment)
-                source = repo.get(s, source_id)
-                if source is None or source.app_id != app.id:
-                    raise DeploymentNotFound(f"deployment {source_deployment!r} of app {app_name!r} not found")
-                if source.state != State.SUCCEEDED or not source.release:
-                    raise ReleaseNotRedeployable(f"deployment {source_id} did not succeed: only a successful release can be redeployed")
-                trigger = Trigger.ROLLBACK
-            older = self._older_push(s, app.id, commit_sha, before_commit_sha) if trigger == Trigger.WEBHOOK else None
-            values = dict(
-                app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
-                rebuild=rebuild, requested_commit_sha=commit_sha, source_deployment_id=source_id,
-                created_at=utcnow(), request_id=request_id or None, delivery_id=delivery_id, pusher=pusher,
-                commit_message=commit_message, before_commit_sha=before_commit_sha,
-            )
-            if older is not None:
-                newest_id, reason = older
-                values.update(state=str(State.SUPERSEDED), superseded_by_id=newest_id, failure_reason=reason,
-                              finished_at=utcnow())
-            dep = repo.insert_returning(s, values)
-            dep.app = app
-            superseded = []
-            if older is not None:
-                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"ignored: {older[1]}",
-                                   state=State.SUPERSEDED, seq=1)
-                position = 0
-            else:
-                self.queue.enqueue(s, dep.id, dep.app_id)
-                self.events.append(s, dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
-                                   state=State.QUEUED, seq=1)
-                if supersede_queued:
-                    superseded = self._supersede_older(s, dep)
-                # Every older queued deployment was just superseded: this one is next.
-                position = 1 if supersede_queued else repo.queue_position(s, app.id, dep.id)
-            view = DeploymentView(dep, position)
-        for older in [*superseded, view.row.id]:
-            self.events.notifier.notify(older)
-        self.queue.wake()
-        return view
+            apps = repo.apps_by_name(s, [r.app_name for r in requests])
+            # The older-push rule's facts for every webhook create at once (one statement).
+            asked = [(apps[r.app_name].id, r.commit_sha) for r in requests
+                     if r.app_name in apps and r.trigger == Trigger.WEBHOOK and r.commit_sha
+                     and not r.source_deployment]
+            facts = dict(zip(asked, repo.newest_pushes_and_seen(s, asked)))
+            values = []
+            for i, r in enumerate(requests):
+                app = apps.get(r.app_name)
+                if app is None:
+                    outcomes[i] = AppNotFound(f"app {r.app_name!r} not found")
+                    continue
+                trigger, source_id = r.trigger, None
+                if r.source_deployment:
+                    source_id = parse_name(r.source_deployment)
+                    source = repo.get(s, source_id)
+                    if source is None or source.app_id != app.id:
+                        outcomes[i] = DeploymentNotFound(
+                            f"deployment {r.source_deployment!r} of app {r.app_name!r} not found")
+                        continue
+                    if source.state != State.SUCCEEDED or not source.release:
+                        outcomes[i] = ReleaseNotRedeployable(
+                            f"deployment {source_id} did not succeed: only a successful release can be redeployed")
+                        continue
+                    trigger = Trigger.ROLLBACK
+                older = (self._older_push(facts.get((app.id, r.commit_sha)), r.commit_sha, r.before_commit_sha)
+                         if trigger == Trigger.WEBHOOK else None)
+                row = dict(
+                    app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
+                    rebuild=r.rebuild, requested_commit_sha=r.commit_sha, source_deployment_id=source_id,
+                    created_at=utcnow(), request_id=r.request_id or None, delivery_id=r.delivery_id,
+                    pusher=r.pusher, commit_message=r.commit_message, before_commit_sha=r.before_commit_sha,
+                    superseded_by_id=None, failure_reason="", finished_at=None,
+                )
+                if older is not None:
+                    newest_id, reason = older
+                    row.update(state=str(State.SUPERSEDED), superseded_by_id=newest_id, failure_reason=reason,
+                               finished_at=utcnow())
+                values.append(row)
+                made.append((i, r, app, trigger, older))
+            deps = repo.insert_many_returning(s, values) if values else []
+            jobs, first_events, newer = [], [], {}
+            for (_i, r, app, trigger, older), dep in zip(made, deps):
+                dep.app = app
+                if older is not None:
+                    first_events.append((dep.id, EventKind.STATE, Phase.QUEUED, f"ignored: {older[1]}",
+                                         State.SUPERSEDED))
+                    continue
+                jobs.append((dep.id, dep.app_id))
+                first_events.append((dep.id, EventKind.STATE, Phase.QUEUED, f"queued ({trigger.lower()})",
+                                     State.QUEUED))
+                if r.supersede_queued:
+                    newer[dep.app_id] = dep
+            self.queue.enqueue_many(s, jobs)
+            self.events.append_many(s, first_events, first=True)
+            superseded = self._supersede_older(s, newer)
+            for (i, r, app, trigger, older), dep in zip(made, deps):
+                if older is not None:
+                    position = 0
+                elif r.supersede_queued:
+                    position = 1  # every older queued deployment was just superseded: this one is next
+                else:
+                    position = repo.queue_position(s, app.id, dep.id)
+                outcomes[i] = DeploymentView(dep, position)
+        for deployment_id in [*superseded, *(dep.id for dep in deps)]:
+            self.events.notifier.notify(deployment_id)
+        if jobs:
+            self.queue.wake()
+        return outcomes
 
     @staticmethod
-    def _older_push(s, app_id: int, commit_sha: str, before_commit_sha: str) -> tuple[int, str] | None:
-        """(the newest push's deployment id, why) when a pushed commit is older than that push."""
-        if not commit_sha:
+    def _older_push(facts, commit_sha: str, before_commit_sha: str) -> tuple[int, str] | None:
+        """(the newest push's deployment id, why) when a pushed commit is older than that push;
+        `facts`: repo.newest_pushes_and_seen's (newest push, seen) for the app and commit."""
+        if not commit_sha or facts is None:
             return None
-        row, seen = repo.newest_push_and_seen(s, app_id, commit_sha)
+        row, seen = facts
         newest = pushes.Push(*row) if row else None
         reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, seen)
         return (newest.deployment_id, reason) if reason else None
 
-    def _supersede_older(self, s, newer: Deployment) -> list[int]:
-        """Ends the app's older queued deployments: only the newest push needs deploying."""
-        ended = repo.supersede_queued_before(s, newer.app_id, newer.id, newer.id, utcnow())
+    def _supersede_older(self, s, newer: dict[int, Deployment]) -> list[int]:
+        """Ends each app's older queued deployments (`newer`: app id -> its new deployment): only
+        the newest push needs deploying. Returns the ids it ended."""
+        ended = repo.supersede_queued_before_each(s, {app_id: dep.id for app_id, dep in newer.items()}, utcnow())
         if not ended:
             return []
         self.queue.announce(s)  # their jobs ended
-        commit = (newer.requested_commit_sha or "branch head")[:12]
-        for older in ended:  # their rows are locked by the update: no second lock for the seq
-            self.events.append(s, older, EventKind.STATE, Phase.QUEUED,
-                               f"superseded by deployments/{newer.id} ({commit})", state=State.SUPERSEDED,
-                               locked=True)
-        return ended
+        by_id = {dep.id: dep for dep in newer.values()}
+        events = []
+        for newer_id, ids in ended.items():
+            commit = (by_id[newer_id].requested_commit_sha or "branch head")[:12]
+            # Their rows are locked by the update: no second lock for the seq.
+            events += [(older, EventKind.STATE, Phase.QUEUED, f"superseded by deployments/{newer_id} ({commit})",
+                        State.SUPERSEDED) for older in ids]
+        self.events.append_many(s, events)
+        return [older for ids in ended.values() for older in ids]
 
     def rollback(self, app_name: str, deployment: str = "") -> DeploymentView:
         """Queues a redeploy of `deployment`'s release, or of the last successful one before the

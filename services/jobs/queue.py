@@ -66,6 +66,12 @@ class JobQueue:
         self._announce(session)
         return job
 
+    def enqueue_many(self, session: Session, jobs: list[tuple[int, int]]) -> None:
+        """`enqueue` for several (deployment id, app id) at once, in one statement."""
+        if jobs:
+            repo.insert_queued(session, jobs)
+            self._announce(session)
+
     def announce(self, session: Session) -> None:
         """Jobs changed in the caller's transaction (ended by a repository statement of the
         caller's): wake the other replicas' workers when it commits."""

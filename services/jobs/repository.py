@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, func, select, text, union_all, update
+from sqlalchemy import bindparam, func, insert, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from services.db import locks
@@ -116,6 +116,15 @@ def _claim_under_app_lock(session: Session, worker: str, lease: timedelta, now: 
                                            "lease": lease}).first()
         if taken is not None:
             return ClaimedJob(*taken)
+
+
+_INSERT = insert(Job.__table__)
+
+
+def insert_queued(session: Session, jobs: list[tuple[int, int]]) -> None:
+    """Queued jobs for these (deployment id, app id), in one Core executemany (no unit of work)."""
+    if jobs:
+        session.connection().execute(_INSERT, [{"deployment_id": d, "app_id": a, "status": "queued"} for d, a in jobs])
 
 
 def extend_leases(session: Session, job_ids: Iterable[int], worker: str, lease_until: datetime) -> None:
