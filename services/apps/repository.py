@@ -54,6 +54,13 @@ def server_names_by_app(session: Session, app_ids: Iterable[int]) -> dict[int, l
     return result
 
 
+def serving_outcomes(session: Session, app: App) -> list | None:
+    """The server_outcomes of the app's serving deployment; None when nothing serves."""
+    if not app.current_deployment_id:
+        return None
+    return list(session.scalar(select(Deployment.server_outcomes).where(Deployment.id == app.current_deployment_id)) or [])
+
+
 def set_app_servers(session: Session, app: App, servers: list[Server]) -> None:
     """Points the app at `servers` in rollout order: apps.server_id and app_servers in the
     caller's one transaction (position 0 == apps.server_id), never one without the other."""

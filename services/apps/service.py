@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 
+from services.apps import placement
 from services.apps import repository as repo
 from services.apps.spec import SETTABLE, AppSpec
 from services.core import paging
@@ -30,6 +31,8 @@ def placement_changes(changes: dict) -> dict:
     move, as before apps had several), `servers` alone brings its first as `server`; both must
     agree (AppSpec.validate says so)."""
     changes = dict(changes)
+    if "servers" in changes and not changes["servers"] and not changes.get("server"):
+        raise InvalidArgument("servers is empty: name at least one server the app runs on", field="app.servers")
     if "server" in changes and "servers" not in changes:
         changes["servers"] = [changes["server"]] if changes["server"] else []
     elif "servers" in changes and "server" not in changes:
@@ -115,6 +118,16 @@ class AppService:
         """The app's servers in rollout order (servers[0] is app.server)."""
         with self.db.read() as s:
             return repo.app_server_names(s, app.id) or [app.server.name]
+
+    def runs_on(self, app: App) -> list[str]:
+        """Every server something of the app may run on: its servers, and where its serving
+        release runs (a move that has not succeeded yet leaves it on the servers it left)."""
+        with self.db.read() as s:
+            names = repo.app_server_names(s, app.id) or [app.server.name]
+            serving = repo.serving_outcomes(s, app)
+        if serving is not None:
+            names += [n for n in placement.succeeded_servers(serving, app.server.name) if n not in names]
+        return names
 
     def servers_by_app(self, apps) -> dict[int, list[str]]:
         """Each app's servers in rollout order, by app id, read at once."""

@@ -62,6 +62,8 @@ def test_an_update_of_server_alone_means_that_server_only_and_servers_alone_brin
     assert placement_changes({"servers": ["b", "a"]}) == {"servers": ["b", "a"], "server": "b"}
     assert placement_changes({"servers": ["a"], "server": "a"}) == {"servers": ["a"], "server": "a"}
     assert placement_changes({"port": 1}) == {"port": 1}
+    with pytest.raises(InvalidArgument, match="servers is empty"):
+        placement_changes({"servers": []})  # not a silent move to the default server
 
 
 def test_the_serving_release_runs_where_its_deployment_succeeded():
