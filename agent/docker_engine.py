@@ -19,6 +19,7 @@ import docker.errors
 from docker.api.client import APIClient
 
 from agent import labels as L
+from common import registry as registry_rules
 
 
 class EngineError(Exception):
@@ -339,7 +340,8 @@ class DockerEngine:
             raise EngineError(str(exc.explanation or exc)) from exc
         for image in images:
             tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-            ours = [t for t in tags if t.split(":", 1)[0] == app]
+            # Its registry tag (REGISTRY/serversinc/<app>:*, a release this server pushed) is ours too.
+            ours = [t for t in tags if registry_rules.is_app_repository(registry_rules.tag_repository(t), app)]
             refs = ours if len(ours) < len(tags) else (ours or [image["Id"]])
             for ref in refs:
                 try:

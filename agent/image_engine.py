@@ -15,6 +15,7 @@ import docker
 from agent import labels as L
 from agent.docker_engine import EngineError
 from agent.retention import Container, Image
+from common import registry as registry_rules
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,12 @@ class ImageEngine:
         return out
 
     def remove_image(self, image: Image, app: str) -> bool:
-        """Remove the app's tags of the image (`<app>:*`), or the image itself when untagged;
-        True when the image is gone. A tag of another repository keeps it (someone else's name
-        for it), and so does a container of another agent that uses it (a conflict, not forced)."""
-        ours = [t for t in image.tags if t.split(":", 1)[0] == app]
+        """Remove the app's tags of the image (`<app>:*`, and `REGISTRY/serversinc/<app>:*` of a
+        release this server pushed), or the image itself when untagged (a release pulled by
+        digest has no tag); True when the image is gone. A tag of another repository keeps it
+        (someone else's name for it), and so does a container of another agent that uses it (a
+        conflict, not forced)."""
+        ours = [t for t in image.tags if registry_rules.is_app_repository(registry_rules.tag_repository(t), app)]
         try:
             for ref in ours or [image.id]:
                 self.api.remove_image(ref)

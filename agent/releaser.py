@@ -26,6 +26,8 @@ from agent.docker_engine import (ContainerRecord, ContainerSpec, DockerEngine, E
 from agent.health import HealthPolicy, probe
 from agent.limits import oom_reason
 from agent.locks import KeyedLocks
+from agent.image_pull import PullFailed, pull_if_missing
+from agent.registry_images import RegistryLogin
 from agent.one_off import KIND_RELEASE, Exited, OneOffs, OneOffSpec, Output
 from agent.operations import CancelToken
 from agent.planner import Action, Observed, Release
@@ -78,6 +80,8 @@ class DeploySpec:
     exclusive_volumes: bool = False
     release_command: tuple[str, ...] = ()
     retain_releases: int = runtime_rules.DEFAULT_RETAIN_RELEASES
+    # The registry a digest-ref image is pulled from when it is not on the engine (agent.image_pull).
+    pull_login: RegistryLogin | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,8 @@ class Releaser:
         # agent.pruner.Pruner (or None): told of each release that takes traffic and each
         # successful deploy, so retention knows the order releases served in.
         self.retention = None
+        # agent.registry_images.RegistryImages (or None): pulls releases built on other servers.
+        self.registry_images = None
         # How long a deploy's stream follows the old release's drain (TUGBOAT_DRAIN_FOLLOW_SECONDS).
         self.drain_follow_seconds = float(os.environ.get("TUGBOAT_DRAIN_FOLLOW_SECONDS")
                                           or DRAIN_FOLLOW_SECONDS)
@@ -287,6 +293,11 @@ class Releaser:
             try:
                 if token.cancelled:
                     raise _Failed(Phase.START, Failure.CANCELLED, "cancelled")
+                try:  # built on another server: its bytes, by digest, before anything runs it
+                    for line in pull_if_missing(self, spec):
+                        yield DeployProgress(Phase.START, line)
+                except PullFailed as exc:
+                    raise _Failed(Phase.START, Failure.START, str(exc)) from exc
                 if spec.release_command:
                     yield from self._release_command(spec, token)
                 yield DeployProgress(Phase.START, f"starting {spec.app} from {spec.image}")

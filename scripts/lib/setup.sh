@@ -33,6 +33,7 @@ ensure_system_packages() {
   need_apt docker-compose docker-compose    # validates docker-compose.yml
   need_apt ip iproute2                      # namespace test hosts (tests/support/hosts.py)
   need_apt nsenter util-linux               # runs their engines and agents in the namespaces
+  need_apt docker-registry docker-registry  # a real registry for build-once/pull-by-digest tests (tests/support/registry.py)
   [ -x /bin/busybox ] && file_is_static /bin/busybox || APT_MISSING+=(busybox-static)
   for extra in "$@"; do need_apt "${extra%%:*}" "${extra#*:}"; done
   if [ ${#APT_MISSING[@]} -gt 0 ]; then
