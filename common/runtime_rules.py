@@ -23,6 +23,8 @@ MAX_RELEASE_COMMAND_ARGS = 64
 MAX_RELEASE_COMMAND_CHARS = 16 * 1024
 DEFAULT_RETAIN_RELEASES = 5
 MAX_RETAIN_RELEASES = 100
+# Containers of one release on one server (the app's replicas are spread over its servers).
+MAX_REPLICAS_PER_SERVER = 32
 
 _MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
@@ -117,6 +119,14 @@ def retain_releases(value: int) -> int:
         raise RuleError(f"retain releases {value} is out of range: 1 to {MAX_RETAIN_RELEASES} (0: the default, "
                         f"{DEFAULT_RETAIN_RELEASES})")
     return value or DEFAULT_RETAIN_RELEASES
+
+
+def replicas(value: int) -> int:
+    """Containers of a release on one server: 0 means unset (a control plane that does not send
+    it), so 1; otherwise 1 to MAX_REPLICAS_PER_SERVER."""
+    if value and not 1 <= value <= MAX_REPLICAS_PER_SERVER:
+        raise RuleError(f"replicas {value} on one server is out of range: 1 to {MAX_REPLICAS_PER_SERVER}")
+    return value or 1
 
 
 def memory_text(value: int) -> str:

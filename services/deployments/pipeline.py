@@ -196,7 +196,13 @@ class DeployPipeline:
                                                            already or {})
         self._remove_moved(rec, snap)
         rec.finish(State.SUCCEEDED, app_url=url, url=url, container_id=container_id, deploy_seconds=deploy_seconds,
-                   release={**self._release_record(spec, image, image_id), "images": refs})
+                   release={**self._release_record(spec, image, image_id), "images": self._recorded(refs, image, image_id)})
+
+    @staticmethod
+    def _recorded(refs: dict[str, str], image: str, image_id: str) -> dict[str, str]:
+        """The image each server ran, as the release keeps it: by id where a tag ran (the tag may
+        name another image by the time the release runs again)."""
+        return {server: image_id if ref == image and image_id else ref for server, ref in refs.items()}
 
     @staticmethod
     def _servers(snap: DeploymentSnapshot) -> tuple[str, ...]:
@@ -227,7 +233,7 @@ class DeployPipeline:
                 rec.record_server_outcomes(progress.outcomes())
                 raise PhaseFailed(Phase.BUILD, progress.failure_reason()) from None
             if published is not None:
-                rec.update(image_digest=published.digest)
+                rec.update(image_digest=published.ref)  # as the API shows it: repository@sha256:…
                 return {s.server: published.ref for s in progress.shares}, published.auth
         rec.record_server_outcomes(progress.outcomes())
         for share in progress.shares[1:]:

@@ -1,5 +1,6 @@
 """A bounded keep-alive HTTP client for zero-downtime checks: one reused connection to the
-front door (127.0.0.1) with a Host header, recording every request's outcome and timing."""
+front door (127.0.0.1, or a namespace host's address) with a Host header, recording every
+request's outcome and timing."""
 
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ class KeepAliveClient(threading.Thread):
                  max_seconds: float = 120, max_requests: int = 100_000, timeout: float = 10) -> None:
         super().__init__(daemon=True, name=f"keepalive-{host}{path}")
         hostname, _, port = front_door.rpartition(":")
-        assert hostname == "127.0.0.1", front_door
-        self.port = int(port)
+        self.address, self.port = hostname, int(port)
         self.host, self.path, self.pause = host, path, pause
         self.max_seconds, self.max_requests, self.timeout = max_seconds, max_requests, timeout
         self.samples: list[Sample] = []
@@ -36,7 +36,7 @@ class KeepAliveClient(threading.Thread):
 
     def _connect(self) -> http.client.HTTPConnection:
         self.connections += 1
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        return http.client.HTTPConnection(self.address, self.port, timeout=self.timeout)
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_seconds

@@ -62,7 +62,7 @@ def test_built_on_the_first_server_once_then_each_server_deploys_its_share(world
     assert states(dep) == [("a", "SUCCEEDED", 2), ("b", "SUCCEEDED", 1)]
     assert [d.replicas for d in a.deploys + b.deploys] == [2, 1]
     # No registry: b builds the same commit itself; the release records what each server ran.
-    assert b.builds[0].commit_sha == SHA and dep.release["images"] == {"a": f"web:{SHA[:12]}", "b": "sha256:1"}
+    assert b.builds[0].commit_sha == SHA and dep.release["images"] == {"a": "sha256:1", "b": "sha256:1"}
     assert dep.image_id == "sha256:1" and dep.url
 
 
@@ -79,7 +79,7 @@ def test_a_failure_on_b_puts_a_back_on_the_previous_release_and_names_b(world):
     assert states(dep) == [("a", "ROLLED_BACK", 2), ("b", "FAILED", 1)]
     # a ran the new release, then the previous one again, by the image it ran, under its deployment.
     back = a.deploys[-1]
-    assert (back.deployment_id, back.image, back.replicas, back.release_command) == (first, f"web:{SHA[:12]}", 2, [])
+    assert (back.deployment_id, back.image, back.replicas, back.release_command) == (first, "sha256:1", 2, [])
     assert world.app().current_deployment_id == first
 
 
