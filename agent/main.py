@@ -59,6 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default $TUGBOAT_JOIN_TOKEN)")
     tokens.add_argument("--join-token-file", default=None, metavar="PATH",
                         help="read the join token from this file (keeps it out of 'ps')")
+    trust.add_argument("--ca-hash", default=None, metavar="sha256:HEX",
+                       help="the platform CA's fingerprint from the join command: with no "
+                            "certificates in --certs, the agent checks the API's CA against it, "
+                            "then fetches its own certificate by CSR (default $TUGBOAT_CA_HASH)")
     args = parser.parse_args(argv)
     if args.listen and (args.host is not None or args.port is not None):
         parser.error("--listen replaces --host and --port; give one or the other")
@@ -83,6 +87,12 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"tugboat: {exc}", flush=True)
         return 2
+    from agent.enroll_start import enroll_if_asked
+
+    config, refused = enroll_if_asked(config, args.ca_hash)
+    if refused:
+        print(f"tugboat: {refused}", flush=True)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -27,22 +27,25 @@ from agent.releaser import Releaser
 from agent.repo_cache import RepoCache
 from agent.router import DirectRouter, Router
 from agent.servicer import TugboatServicer, add_to_server
-from agent.trust import AuthInterceptor, parse_allowlist, resolve_secret, server_tls
+from agent.serving_cert import ServingCertificate
+from agent.trust import AuthInterceptor, parse_allowlist, resolve_secret
 from common.aio_server import LoopServer, serve
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 32
 
 
-def server_credentials(config: AgentConfig) -> grpc.ServerCredentials | None:
-    """Transport security for the listening port: mutual TLS from config.certs_dir, or None
-    (plaintext) only when config.insecure. Raises TrustError when certificates are missing."""
+def server_credentials(config: AgentConfig, serving: ServingCertificate | None = None
+                       ) -> grpc.ServerCredentials | None:
+    """Transport security for the listening port: mutual TLS from config.certs_dir (through
+    `serving`, which renews it in place), or None (plaintext) only when config.insecure. Raises
+    TrustError when certificates are missing."""
     if config.insecure:
         log.warning("INSECURE: tugboat is serving PLAINTEXT gRPC without client certificates "
                     "(--insecure / TUGBOAT_INSECURE); anyone who can reach the port and learns "
                     "the secret can deploy. Use it only for local tests.")
         return None
-    return server_tls(config.certs_dir)
+    return (serving or ServingCertificate(config.certs_dir)).credentials()
 
 
 def make_router(config: AgentConfig) -> Router:
@@ -107,10 +110,12 @@ def run_server(config: AgentConfig, *, port: int | None = None, host: str = "127
     with config.join / config.join_token once serving. TrustError (missing certificates, short
     secret) is raised before anything starts.
     """
-    credentials = server_credentials(config)
+    serving = None if config.insecure else ServingCertificate(config.certs_dir)
+    credentials = server_credentials(config, serving)
     secret = resolve_secret(config.secret, config.env_file)
     auth = AuthInterceptor(secret, parse_allowlist(config.allow))
     servicer, releaser = build_servicer(config, docker_client=docker_client, router=router)
+    servicer.serving_cert = serving
     router = releaser.router
     getattr(router, "start", lambda: None)()
     certificates = servicer.certificates

@@ -35,6 +35,7 @@ from agent.oom_watch import OomKills
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
 from agent import run_rpc
 from agent import prune_rpc
+from agent import serving_cert_rpc
 from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
 from common import rules, runtime_rules
@@ -416,6 +417,16 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
 
     def ListImages(self, request, context):
         return prune_rpc.list_images(self.pruner, request, context)
+
+    # ---- the agent's own certificate (agent.serving_cert_rpc) ------------------------------
+    # agent.serving_cert.ServingCertificate, set by agent.server (None when serving plaintext).
+    serving_cert = None
+
+    def PrepareAgentCertificate(self, request, context):
+        return serving_cert_rpc.prepare(self.serving_cert, request, context)
+
+    def InstallAgentCertificate(self, request, context):
+        return serving_cert_rpc.install(self.serving_cert, request, context)
 
     def GetInfo(self, request, context):
         info = self.admin.info()

@@ -36,6 +36,12 @@ class TrustError(RuntimeError):
 def server_tls(certs_dir: Path) -> grpc.ServerCredentials:
     """Mutual TLS from `certs_dir`: our pair (agent.pem, agent-key.pem) and the CA (ca.pem) every
     client certificate must chain to; clients without one are refused in the handshake."""
+    ca, cert, key = read_certs(certs_dir)
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+def read_certs(certs_dir: Path) -> tuple[bytes, bytes, bytes]:
+    """(ca.pem, agent.pem, agent-key.pem) of `certs_dir`; TrustError saying what is missing."""
     certs_dir = Path(certs_dir)
     missing = [name for name in CERT_FILES if not (certs_dir / name).is_file()]
     if missing:
@@ -43,13 +49,14 @@ def server_tls(certs_dir: Path) -> grpc.ServerCredentials:
             what = f"no certificates in {certs_dir}"
         else:
             what = f"incomplete certificates in {certs_dir} (missing {', '.join(missing)})"
-        raise TrustError(f"{what}: run scripts/certs.py --out {certs_dir}, "
+        raise TrustError(f"{what}: run scripts/certs.py --out {certs_dir}, or start the agent "
+                         "with the join command 'serversinc servers add' prints (it fetches them), "
                          "or pass --insecure for a plaintext test agent")
     try:
         ca, cert, key = ((certs_dir / name).read_bytes() for name in CERT_FILES)
     except OSError as exc:
         raise TrustError(f"cannot read certificates in {certs_dir}: {exc.strerror}") from None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+    return ca, cert, key
 
 
 # ---- the secret ------------------------------------------------------------------------------

@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, metavar="HOST:PORT", help="where its agent listens")
     p.add_argument("--ttl", type=_non_negative_int, metavar="SECONDS", help="join token lifetime (default 3600)")
     json_flag(p)
+    p = leaf(srv_sub, "rotate-cert", misc.cmd_servers_rotate_cert,
+             "renew a server's agent certificate (no restart, no downtime)")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
 
     # prune
     prune_cli.add_parser(sub, leaf, json_flag)

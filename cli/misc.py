@@ -36,6 +36,17 @@ def cmd_servers_add(conn, args, out, err) -> int:
     return 0
 
 
+def cmd_servers_rotate_cert(conn, args, out, err) -> int:
+    server = conn.servers.RotateServerCertificate(
+        server_service_pb2.RotateServerCertificateRequest(name=args.name))
+    if args.json:
+        render.print_json(server)
+    else:
+        out.print(f"server {server.name}: new agent certificate in service, serial {server.cert_serial}, "
+                  f"expires {render.fmt_time(server.cert_expire_time)}", markup=False)
+    return 0
+
+
 def cmd_tokens_create(conn, args, out, err) -> int:
     token = conn.tokens.CreateApiToken(api_token_service_pb2.CreateApiTokenRequest(name=args.name))
     if args.json:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.files import write_atomic
@@ -160,3 +161,117 @@ def uncovered_hosts(cert: x509.Certificate, hosts) -> list[str]:
 def exists(out: Path, stem: str) -> bool:
     """Both files of the pair `stem` (`stem.pem`, `stem-key.pem`) are in `out`."""
     return (Path(out) / f"{stem}.pem").exists() and (Path(out) / f"{stem}-key.pem").exists()
+
+
+# ---- enrollment: the CA's fingerprint, certificate signing requests --------------------------
+# An agent that joins knows the platform CA only by this fingerprint (printed in its join
+# command, as kubeadm's --discovery-token-ca-cert-hash); the control plane prints it and the agent
+# checks it, both through these two functions.
+FINGERPRINT_PREFIX = "sha256:"
+AGENT_DAYS = 90  # an enrolled agent's certificate; `servers rotate-cert` renews it in place
+
+
+def fingerprint(cert: x509.Certificate | bytes) -> str:
+    """"sha256:<64 hex>" of the certificate's DER encoding (`cert` an object or PEM bytes)."""
+    if isinstance(cert, (bytes, str)):
+        cert = x509.load_pem_x509_certificate(cert.encode() if isinstance(cert, str) else cert)
+    return FINGERPRINT_PREFIX + cert.fingerprint(hashes.SHA256()).hex()
+
+
+def parse_fingerprint(text: str) -> str:
+    """A fingerprint as written by a person ("sha256:AB..", colons allowed), normalised to
+    fingerprint()'s form; ValueError saying the expected form otherwise."""
+    value = (text or "").strip().lower()
+    if value.startswith(FINGERPRINT_PREFIX):
+        value = value[len(FINGERPRINT_PREFIX):]
+    value = value.replace(":", "")
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"{text!r} is not a CA fingerprint: expected sha256: and 64 hex digits, "
+                         "as the join command 'serversinc servers add' prints")
+    return FINGERPRINT_PREFIX + value
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_csr(key, common_name: str) -> bytes:
+    """A PEM certificate signing request for `key`. What it asks for beyond the key is ignored:
+    the control plane decides names and usages (sign_csr)."""
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_name(common_name)).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+class CsrError(ValueError):
+    """A certificate signing request that cannot be signed; the message says why."""
+
+
+def sign_csr(ca: Pair, csr_pem: bytes | str, *, common_name: str, hosts, days: int = AGENT_DAYS,
+             not_after: dt.datetime | None = None) -> x509.Certificate:
+    """An agent certificate for the CSR's key, issued by `ca`: serverAuth and clientAuth, SANs
+    `hosts` only. Nothing but the public key is taken from the CSR (whose signature proves the
+    requester holds the key), so a requester cannot name itself something it is not. CsrError
+    for a CSR that does not parse, is not self-signed or has a weak key."""
+    if isinstance(csr_pem, str):
+        csr_pem = csr_pem.encode()
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise CsrError("the certificate signing request is not a PEM CSR") from None
+    if not csr.is_signature_valid:
+        raise CsrError("the certificate signing request's signature does not verify")
+    public = csr.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        if public.curve.key_size < 256:
+            raise CsrError("the certificate signing request's EC key is weaker than P-256")
+    elif isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < 2048:
+            raise CsrError("the certificate signing request's RSA key is shorter than 2048 bits")
+    else:
+        raise CsrError("the certificate signing request's key is neither EC nor RSA")
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise CsrError("no host name or address to issue the certificate for")
+    start, end = _window(days, None, not_after)
+    usage = x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
+                          content_commitment=False, key_encipherment=isinstance(public, rsa.RSAPublicKey),
+                          data_encipherment=False, key_agreement=isinstance(public, ec.EllipticCurvePublicKey),
+                          encipher_only=False, decipher_only=False)
+    return (x509.CertificateBuilder()
+            .subject_name(_name(common_name)).issuer_name(ca.cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                           critical=False)
+            .add_extension(_san(hosts), critical=False)
+            .sign(ca.key, hashes.SHA256()))
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """How serials are shown and stored: lowercase hex, no separators."""
+    return format(cert.serial_number, "x")
+
+
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """`cert` names `ca` as its issuer and carries its signature."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def same_key(cert: x509.Certificate, key) -> bool:
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    return cert.public_key().public_bytes(serialization.Encoding.DER, public) == \
+        key.public_key().public_bytes(serialization.Encoding.DER, public)

@@ -21,10 +21,15 @@ Private keys are written with mode 0600 (temp file + rename, so a reader never s
 The agent reads ``ca.pem``, ``agent.pem`` and ``agent-key.pem``; the control plane reads
 ``ca.pem``, ``control-plane.pem``, ``control-plane-key.pem``, ``api.pem`` and ``api-key.pem``; API clients
 read ``ca.pem`` alone. On more than one machine, copy
-only those files; ``ca-key.pem`` stays where certificates are issued.
+only those files; ``ca-key.pem`` stays where certificates are issued. A new agent needs none of
+them copied: the join command ``serversinc servers add`` prints carries the CA's fingerprint, and
+the agent gets ``ca.pem`` and its own certificate by CSR from the control plane (agent.enroll),
+which signs with ``ca-key.pem``.
 
 Rotation
 --------
+- An enrolled agent's certificate: ``serversinc servers rotate-cert NAME`` (no restart: the agent
+  serves new connections with the new certificate at once).
 - Leaf certificates (agent or control plane): delete the pair (``agent.pem`` and
   ``agent-key.pem``, say) and run the script again; a new leaf from the same CA is trusted by
   the other side as is. Both sides read their certificates at start: restart the agent to pick

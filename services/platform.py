@@ -39,6 +39,7 @@ from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
 from services.security.files import write_private
 from services.security.secretbox import KEY_ENV, SecretBox, SecretBoxError
+from services.servers.issuer import AgentIssuer
 from services.servers.service import ServerService
 from services.retention.rollback import RollbackGuard
 from services.retention.events import EventRetention
@@ -68,7 +69,7 @@ class Platform:
         self.cancels = CancelRegistry(self.bus)
         self.cancels.on_resync(self._recheck_cancels)
         self.apps = AppService(self.db, self.box)
-        self.servers = ServerService(self.db, self.box)
+        self.servers = ServerService(self.db, self.box, AgentIssuer(settings.certs_dir))  # signs agents' CSRs
         self.tokens = ApiTokenService(self.db)
         self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
         self.config_releases = ConfigReleases(self.db, self.box, self.deployments)

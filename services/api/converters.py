@@ -189,6 +189,9 @@ def server_to_pb(server, info=None, error: str = "") -> server_service_pb2.Serve
                                     registered=bool(server.agent_secret))
     if server.last_seen_at is not None:
         msg.last_seen_time.CopyFrom(ts(server.last_seen_at))
+    msg.cert_serial = server.cert_serial or ""
+    if server.cert_not_after is not None:
+        msg.cert_expire_time.CopyFrom(ts(server.cert_not_after))
     if info is not None:
         msg.state = server_service_pb2.SERVER_STATE_ONLINE
         msg.docker_version, msg.agent_version = info.docker_version, info.agent_version

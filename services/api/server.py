@@ -46,6 +46,11 @@ def server_credentials(settings, host: str) -> grpc.ServerCredentials | None:
                     "secrets cross the network in clear; use it on loopback for tests only", PLAINTEXT_ENV)
         return None
     cert, key = ensure_api_pair(settings.certs_dir, [listen_host(host)])
+    # The chain ends with the platform CA: an agent that joins knows the CA only by its
+    # fingerprint, and reads it from the handshake before it sends anything (agent.enroll).
+    ca = settings.certs_dir / "ca.pem"
+    if ca.is_file():
+        cert = cert.rstrip(b"\n") + b"\n" + ca.read_bytes()
     return grpc.ssl_server_credentials([(key, cert)])
 
 

@@ -36,6 +36,8 @@ from services.deployments.service import DeploymentView
 from services.platform import Platform
 from services.retention import converters as conv_retention
 from services.retention.prune import prune_server
+from services.servers import converters as enrollment
+from services.servers.rotation import rotate_certificate
 
 
 def _page_by_name(items: list, key, request, *, default: int, maximum: int) -> tuple[list, str]:
@@ -280,11 +282,19 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
         msg.join_token_expire_time.CopyFrom(conv.ts(server.join_token_expires_at))
         msg.join_command = (f"tugboat --listen {server.address} --join {self.p.settings.api_address} "
                             f"--join-token {join_token}")
+        enrollment.add_ca_fingerprint(msg, self.p.servers.issuer)
         return msg
 
     @translate_errors
     def RegisterServer(self, request, context):
-        server = self.p.servers.register(request.join_token, request.agent_secret, request.address)
+        issued = []
+        server = self.p.servers.register(request.join_token, request.agent_secret, request.address,
+                                         request.csr_pem, issued)
+        return enrollment.with_certificate(conv.server_to_pb(server, None, ""), issued)
+
+    @translate_errors
+    def RotateServerCertificate(self, request, context):
+        server = rotate_certificate(self.p.servers, self.p.agents, request.name)
         return conv.server_to_pb(server, None, "")
 
     @translate_errors

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 
 from services.apps import repository as repo
 from services.core import validation as v
-from services.core.errors import InvalidArgument, JoinTokenInvalid, ServerAlreadyExists, ServerNotFound
+from services.core.errors import (FailedPrecondition, InvalidArgument, JoinTokenInvalid, ServerAlreadyExists,
+                                  ServerNotFound)
 from services.db.models import Server, utcnow
 from services.db.session import Database
 from services.security import tokens
 from services.security.secretbox import SecretBox
+from services.servers.issuer import AgentIssuer
 
 MIN_AGENT_SECRET = 32
 # A server's last_seen_at is written at most this often by one process. People read it as
@@ -28,9 +30,10 @@ SEEN_WRITE_SECONDS = 15.0
 
 
 class ServerService:
-    def __init__(self, db: Database, box: SecretBox):
+    def __init__(self, db: Database, box: SecretBox, issuer: AgentIssuer | None = None):
         self.db = db
         self.box = box
+        self.issuer = issuer  # signs agents' CSRs (None: this control plane has no CA)
         self._seen_lock = threading.Lock()
         self._seen_written: dict[str, float] = {}  # server name -> time.monotonic() of the last write
 
@@ -81,11 +84,18 @@ class ServerService:
                     and server.join_token_used_at is None
                     and not (server.join_token_expires_at and server.join_token_expires_at < utcnow()))
 
-    def register(self, join_token: str, agent_secret: str, address: str = "") -> Server:
+    def register(self, join_token: str, agent_secret: str, address: str = "", csr_pem: str = "",
+                 issued: list | None = None) -> Server:
+        """Trades the join token for the registration. With `csr_pem` the agent's certificate is
+        issued too (services.servers.issuer) and appended to `issued`; a CSR that cannot be signed
+        fails before the token is marked used, so the agent may try again with it."""
         if len(agent_secret) < MIN_AGENT_SECRET:
             raise InvalidArgument(f"agent secret must be at least {MIN_AGENT_SECRET} characters")
         if address:
             _address(address)
+        if csr_pem and self.issuer is None:
+            raise FailedPrecondition("this control plane issues no agent certificates (no CA)",
+                                     reason="CERTIFICATE_ISSUE_FAILED")
         digest = tokens.digest(join_token or "")
         with self.db.session() as s:
             server = repo.server_by_join_token(s, digest)
@@ -96,11 +106,25 @@ class ServerService:
             now = utcnow()
             if server.join_token_used_at is not None or (server.join_token_expires_at and server.join_token_expires_at < now):
                 raise refused
+            if csr_pem:
+                cert = self.issuer.sign(csr_pem, server.name, address or server.address)
+                server.cert_serial, server.cert_not_after = cert.serial, cert.not_after
+                if issued is not None:
+                    issued.append(cert)
             server.join_token_used_at = now
             server.registered_at = now
             server.agent_secret = self.box.encrypt(agent_secret)
             if address:
                 server.address = address
+        return server
+
+    def record_certificate(self, name: str, serial: str, not_after: datetime) -> Server:
+        """Stores the serial and expiry of the certificate just issued to the server's agent."""
+        with self.db.session() as s:
+            server = repo.get_server(s, name)
+            if server is None:
+                raise ServerNotFound(f"server {name!r} not found")
+            server.cert_serial, server.cert_not_after = serial, not_after
         return server
 
     def agent_secret(self, server: Server) -> str:

@@ -452,3 +452,70 @@ def add_caller(hosts: HostSet, target: TestHost, letter: str = "z") -> tuple[str
     _run(*inside_caller, "ip", "link", "set", "lo", "up")
     _run(*inside_caller, "ip", "route", "add", f"{target.address}/32", "via", theirs)
     return f"/var/run/netns/{name}", mine
+
+
+# ---- an agent from a given command line (enrollment tests) -----------------------------------
+@dataclass
+class CommandAgent:
+    """A `tugboat` process started by `start_agent_from_argv`; `output` grows while it runs."""
+
+    __test__ = False
+
+    proc: subprocess.Popen
+    home: Path
+    output: list[str]
+    listening: bool
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self) -> None:
+        """Ends the process and the front door it started (state under `home`)."""
+        from agent.frontdoor import stop as stop_front_door
+        from agent.frontdoor_files import FrontDoorFiles
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        stop_front_door(FrontDoorFiles.for_state(self.home))
+
+
+def start_agent_from_argv(host: TestHost, argv: list[str], home: Path, *,
+                          env: dict[str, str] | None = None) -> CommandAgent:
+    """Runs `argv`, a `tugboat ...` command line (e.g. the join command CreateServer printed;
+    "tugboat" is this virtualenv's), in `host`'s namespace with `--home home`, an empty state
+    dir: its certs folder (home/../certs) starts empty too. None of the session's TUGBOAT_ or
+    DOCKER_ settings are passed, except DOCKER_HOST = the host's engine, plus `env`. Returns once
+    the agent listens, or once it has exited (a refused enrollment); the caller stops it."""
+    home = Path(home)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    if home.exists() and any(home.iterdir()):
+        raise HostSetupError(f"{home} is not empty")
+    command = [str(TUGBOAT) if argv[0] == "tugboat" else argv[0], *argv[1:], "--home", str(home)]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TUGBOAT_", "DOCKER_"))}
+    clean.update(DOCKER_HOST=host.docker_host, PYTHONUNBUFFERED="1", **(env or {}))
+    proc = subprocess.Popen(host.inside(*command), env=clean, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen: list[str] = []
+    listening = False
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("tugboat listening"):
+            listening = True
+            break
+    if not listening:
+        proc.wait(30)
+    agent = CommandAgent(proc, home, seen, listening)
+
+    def drain() -> None:
+        for line in proc.stdout:
+            seen.append(line)
+
+    if listening:
+        threading.Thread(target=drain, daemon=True).start()
+    return agent
