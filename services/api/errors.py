@@ -75,7 +75,7 @@ def _abort(context, final: grpc.Status) -> None:
 
 
 def translate_errors(method):
-    """Wraps a unary, server-streaming or async server-streaming (grpc.aio) servicer method."""
+    """Wraps a unary, async unary, server-streaming or async server-streaming (grpc.aio) servicer method."""
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
@@ -104,6 +104,19 @@ def translate_errors(method):
                 _abort(context, _status_of(err, method.__qualname__))
 
         return stream
+
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def async_unary(self, request, context):
+            try:
+                return await method(self, request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:  # noqa: BLE001 - translated, never leaked
+                await context.abort_with_status(_status_of(err, method.__qualname__))
+
+        return async_unary
 
     @functools.wraps(method)
     def unary(self, request, context):

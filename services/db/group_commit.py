@@ -24,6 +24,7 @@ the process's write lock: never submit from inside a write transaction).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -33,14 +34,27 @@ R = TypeVar("R")
 
 
 class _Slot:
-    __slots__ = ("item", "key", "outcome", "done", "wake")
+    __slots__ = ("item", "key", "outcome", "done", "wake", "future")
 
-    def __init__(self, item, key) -> None:
+    def __init__(self, item, key, future: asyncio.Future | None = None) -> None:
         self.item = item
         self.key = key
         self.outcome = None
         self.done = False
-        self.wake = threading.Event()  # set when done, or when this caller is to lead
+        # A thread's caller waits on `wake` (set when done, or when it is to lead); a coroutine's
+        # awaits `future`, resolved on its loop.
+        self.wake = threading.Event() if future is None else None
+        self.future = future
+
+
+def _resolve(slots: list[_Slot]) -> None:
+    """On the coroutines' loop: their outcomes (a caller that went away is not waiting)."""
+    for slot in slots:
+        if not slot.future.done():
+            if isinstance(slot.outcome, BaseException):
+                slot.future.set_exception(slot.outcome)
+            else:
+                slot.future.set_result(slot.outcome)
 
 
 class GroupCommit(Generic[T, R]):
@@ -67,6 +81,19 @@ class GroupCommit(Generic[T, R]):
             raise slot.outcome
         return slot.outcome
 
+    async def submit_async(self, item: T) -> R:
+        """`submit` for a coroutine on an event loop: it holds no thread while it waits. With no
+        batch being written, a thread of the loop's default executor leads (never the loop)."""
+        loop = asyncio.get_running_loop()
+        slot = _Slot(item, self._key(item), loop.create_future())
+        with self._lock:
+            self._pending.append(slot)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            loop.run_in_executor(None, self._lead, None)
+        return await slot.future
+
     def _take(self) -> list[_Slot]:
         """The oldest queued items of distinct keys; the rest keep their places."""
         batch, keys, rest = [], set(), []
@@ -79,26 +106,48 @@ class GroupCommit(Generic[T, R]):
         self._pending = rest
         return batch
 
-    def _lead(self, mine: _Slot) -> None:
-        """Writes batches until `mine` is written, then passes the lead on (or lays it down)."""
+    def _lead(self, mine: _Slot | None) -> None:
+        """Writes batches until `mine` is written, then passes the lead on (or lays it down). An
+        executor's thread (`mine` None) writes until nothing is queued."""
         try:
-            while not mine.done:
+            while mine is None or not mine.done:
                 with self._lock:
                     batch = self._take()
+                if not batch:
+                    return  # (an executor's thread only: a caller's own slot is queued until done)
                 try:
                     outcomes = self._run([slot.item for slot in batch])
                     if len(outcomes) != len(batch):
                         raise RuntimeError(f"group commit: {len(outcomes)} outcomes for {len(batch)} items")
                 except BaseException as err:  # every caller of the batch learns it
                     outcomes = [err] * len(batch)
+                loops: dict[asyncio.AbstractEventLoop, list[_Slot]] = {}
                 for slot, outcome in zip(batch, outcomes):
                     slot.outcome = outcome
                     slot.done = True
-                    if slot is not mine:
+                    if slot.future is not None:
+                        loops.setdefault(slot.future.get_loop(), []).append(slot)
+                    elif slot is not mine:
                         slot.wake.set()
+                for loop, slots in loops.items():  # one wake-up of each loop per batch
+                    try:
+                        loop.call_soon_threadsafe(_resolve, slots)
+                    except RuntimeError:  # that loop is closed: nobody awaits them any more
+                        pass
         finally:
             with self._lock:
-                if self._pending:
-                    self._pending[0].wake.set()  # it leads: it is not done
-                else:
+                handed = False
+                while self._pending and not handed:
+                    first = self._pending[0]
+                    if first.wake is not None:
+                        first.wake.set()  # it leads: it is not done
+                        handed = True
+                    else:
+                        try:
+                            loop = first.future.get_loop()
+                            loop.call_soon_threadsafe(loop.run_in_executor, None, self._lead, None)
+                            handed = True
+                        except RuntimeError:  # its loop is closed: drop it, nobody awaits it
+                            self._pending.pop(0)
+                if not handed:
                     self._leading = False

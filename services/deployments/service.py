@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -85,6 +87,22 @@ class DeploymentService:
                supersede_queued: bool = False, before_commit_sha: str = "") -> DeploymentView:
         """Queues a deployment. A webhook deployment of a commit older than the newest push seen
         (services.deployments.pushes) is recorded SUPERSEDED at once, with the reason, and never runs."""
+        return self._group.submit(self._request(
+            app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id, pusher,
+            commit_message, supersede_queued, before_commit_sha))
+
+    async def create_async(self, app_name: str, **kw) -> DeploymentView:
+        """`create` for a caller on an event loop (the API's CreateDeployment): it holds no thread
+        while its group is written. A redeploy of a release is checked by the rollback guard
+        (which may ask an agent) in the loop's executor instead."""
+        if kw.get("source_deployment"):
+            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.create, app_name, **kw))
+        return await self._group.submit_async(self._request(app_name, **kw))
+
+    def _request(self, app_name: str, rebuild: bool = False, commit_sha: str = "", trigger: Trigger = Trigger.API,
+                 source_deployment: str = "", request_id: str = "", delivery_id: str = "", pusher: str = "",
+                 commit_message: str = "", supersede_queued: bool = False, before_commit_sha: str = "") -> _Create:
+        """A create's arguments, validated (bad input fails here, never in a group)."""
         v.app_name(app_name)
         if commit_sha:
             v.commit_sha(commit_sha)
@@ -98,12 +116,11 @@ class DeploymentService:
         if len(commit_message) > 64 * 1024:
             raise InvalidArgument("commit_message is longer than 64 KiB")
         if source_deployment:
-            source_id = parse_name(source_deployment)  # bad input fails here, never in a group
+            source_id = parse_name(source_deployment)
             if self.rollback_guard is not None:
                 self.rollback_guard.check(app_name, source_id)
-        return self._group.submit(_Create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id,
-                                          delivery_id, pusher, commit_message, supersede_queued,
-                                          before_commit_sha))
+        return _Create(app_name, rebuild, commit_sha, trigger, source_deployment, request_id, delivery_id, pusher,
+                       commit_message, supersede_queued, before_commit_sha)
 
     def _raise_duplicate(self, request_id: str) -> None:
         with self.db.read() as s:

@@ -117,3 +117,30 @@ def test_many_callers_each_get_their_own_outcome():
         t.join(10)
     assert results == {i: f"done {i}" for i in range(callers)}
     assert all(len({i % 5 for i in batch}) == len(batch) for batch in writer.batches)
+
+
+def test_coroutines_wait_holding_no_thread_and_a_thread_caller_shares_their_batches():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = Writer(fail={"c"})
+    group = GroupCommit(writer, key=lambda item: item)
+    results: dict = {}
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2))  # the leader's thread
+        first = asyncio.ensure_future(group.submit_async("a"))
+        await loop.run_in_executor(None, writer.writing.wait, 10)
+        rest = [asyncio.ensure_future(group.submit_async(item)) for item in ("b", "c")]
+        threads = submit_all(group, ["t"], results)  # a thread caller queues behind them
+        await loop.run_in_executor(None, wait_until, lambda: len(group._pending) == 3)
+        writer.gate.set()
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        for t in threads:
+            t.join(10)
+        return outcomes
+
+    a, b, c = asyncio.run(main())
+    assert (a, b, results["t"]) == ("done a", "done b", "done t") and isinstance(c, ValueError)
+    assert writer.batches[0] == ["a"] and sorted(writer.batches[1]) == ["b", "c", "t"] and len(writer.batches) == 2
