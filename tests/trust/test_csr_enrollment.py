@@ -28,6 +28,7 @@ from tests.integration import conftest as integration
 from tests.support.agent_client import agent_channel
 
 token_channel = integration.token_channel
+control_plane_cli = integration.control_plane_cli
 pytestmark = pytest.mark.docker
 
 
@@ -54,8 +55,10 @@ def served_serial(address: str) -> str:
         return pki.serial_hex(x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)))
 
 
-def test_csr_enrollment_refusals_then_rotation_with_no_failed_call(control_plane, tmp_path, agent_certs):
+def test_csr_enrollment_refusals_then_rotation_with_no_failed_call(control_plane, control_plane_cli, tmp_path,
+                                                                   agent_certs):
     api, platform, servers = control_plane
+    cli = control_plane_cli(api, SERVERSINC_TOKEN=(platform.settings.home / "api-token").read_text().strip())
     port = free_port()
     created = servers.CreateServer(spb.CreateServerRequest(name="edge", address=f"127.0.0.1:{port}"))
     ca_hash = pki.fingerprint((agent_certs / "ca.pem").read_bytes())
@@ -117,7 +120,7 @@ def test_csr_enrollment_refusals_then_rotation_with_no_failed_call(control_plane
         caller = threading.Thread(target=keep_calling, daemon=True)
         caller.start()
         try:
-            renewed = servers.RotateServerCertificate(spb.RotateServerCertificateRequest(name="edge"), timeout=30)
+            renewed = cli.json("servers", "rotate-cert", "edge", "--json")  # RotateServerCertificate
             rotated.set()
             assert after.wait(60), failures
         finally:
@@ -125,9 +128,10 @@ def test_csr_enrollment_refusals_then_rotation_with_no_failed_call(control_plane
             caller.join(30)
         assert failures == [] and calls[0] >= 5
         on_disk = x509.load_pem_x509_certificate((certs / "agent.pem").read_bytes())
-        assert renewed.cert_serial == pki.serial_hex(on_disk) != first.cert_serial
-        assert served_serial(address) == renewed.cert_serial
-        assert servers.GetServer(spb.GetServerRequest(name="edge"), timeout=10).cert_serial == renewed.cert_serial
+        assert renewed["cert_serial"] == pki.serial_hex(on_disk) != first.cert_serial
+        assert served_serial(address) == renewed["cert_serial"]
+        [listed] = [s for s in cli.json("servers", "list", "--json") if s["name"] == "edge"]
+        assert listed["cert_serial"] == renewed["cert_serial"] and listed["cert_expire_time"]
 
     with pytest.raises(grpc.RpcError) as unknown:
         servers.RotateServerCertificate(spb.RotateServerCertificateRequest(name="nope"), timeout=10)
