@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "(default $TUGBOAT_ALLOW; empty allows any)")
     trust.add_argument("--join", default=None, metavar="API_ADDRESS",
                        help="control plane API to register with, over TLS verified with the --certs "
-                            "folder's ca.pem (default $TUGBOAT_JOIN)")
+                            "folder's ca.pem, or with the CA --ca-hash names (default $TUGBOAT_JOIN)")
     tokens = trust.add_mutually_exclusive_group()
     tokens.add_argument("--join-token", default=None, metavar="TOKEN",
                         help="one-time join token from 'serversinc servers add' "

@@ -101,3 +101,21 @@ def test_issuer_names_the_address_host_and_never_the_api_name(tmp_path):
     with pytest.raises(InvalidArgument) as bad:
         issuer.sign("not a csr", "b", "10.0.0.1:7700")
     assert bad.value.field == "csr_pem" and bad.value.reason == "CSR_INVALID"
+
+
+def test_an_enrolled_agent_keeps_its_certificates_and_warns_of_another_ca(tmp_path, caplog):
+    from agent.config import AgentConfig
+    from agent.enroll_start import enroll_if_asked
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = pki.make_ca()
+    pki.write_pem(certs / "ca.pem", ca.cert_pem)
+    config = AgentConfig(state_dir=tmp_path / "agent", router="direct", certs_dir=certs, join="127.0.0.1:1",
+                         join_token="join_x")
+    assert enroll_if_asked(config, pki.fingerprint(ca.cert), environ={}) == (config, "")
+    assert "another CA" not in caplog.text
+    assert enroll_if_asked(config, pki.fingerprint(pki.make_ca().cert), environ={}) == (config, "")
+    assert "another CA than the join command's" in caplog.text
+    assert "needs --join" in enroll_if_asked(AgentConfig(state_dir=tmp_path / "a2", router="direct"),
+                                             pki.fingerprint(ca.cert), environ={})[1]
