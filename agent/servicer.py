@@ -218,7 +218,8 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 volumes=tuple(runtime_rules.volumes((v.name, v.path) for v in request.volumes)),
                 exclusive_volumes=request.exclusive_volumes,
                 release_command=tuple(runtime_rules.release_command(request.release_command)),
-                retain_releases=runtime_rules.retain_releases(request.retain_releases))
+                retain_releases=runtime_rules.retain_releases(request.retain_releases),
+                replicas=runtime_rules.replicas(request.replicas))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
             tls = AppTls(domains_of(spec.domains, spec.app), request.https_redirect,

@@ -24,6 +24,7 @@ from services.db import locks
 from services.db.pubsub import Bus
 from services.db.session import Database
 from services.deployments.events import EventLog
+from services.deployments.image_transfer import ImageTransfer
 from services.deployments.pipeline import DeployPipeline
 from services.deployments.recorder import Recorder
 from services.deployments import repository as deployments_repo
@@ -92,7 +93,7 @@ class Platform:
         self.metrics_port = 0
         self.pipeline = DeployPipeline(
             settings, lambda claim: Recorder(self.db, self.events, self.queue, claim, self._deployment_finished),
-            self.git, self.agents, self.box,
+            self.git, self.agents, self.box, transfer=ImageTransfer(self.db, self.box),
         )
         self.worker = Worker(self.queue, self.pipeline.run, self.cancels, threads=settings.workers)
 

@@ -207,7 +207,7 @@ class AgentClient:
             resources=pb.Resources(memory_bytes=spec.memory_limit_bytes, cpu_millis=spec.cpu_limit_millis),
             volumes=[pb.Volume(name=name, path=path) for name, path in spec.volumes],
             exclusive_volumes=spec.exclusive_volumes, release_command=spec.release_command,
-            retain_releases=spec.retain_releases,
+            retain_releases=spec.retain_releases, replicas=spec.replicas,
         )
         self._connected()
         call = self.stub.Deploy(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)

@@ -29,6 +29,7 @@ def _refused(call, request) -> str:
     ({"stop_signal": "SIGNOPE"}, "not a signal name like SIGTERM"),
     ({"domains": ["a.com\n"]}, "use letters, digits, '-' and '.'"),
     ({"health_path": "/up\n"}, "must start with '/' and contain no spaces"),
+    ({"replicas": -1}, "replicas -1 on one server is out of range: 1 to 32"),
 ])
 def test_deploy_with_a_value_the_api_refuses_is_invalid_argument(agent, app_name, docker_client,
                                                                   fields, allowed):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.agents.port import AgentError, AppRemoval, DeployUpdate
+from services.agents.port import AgentError, AppRemoval, CancelToken, DeployUpdate
 from services.apps import repository as apps_repo
 from services.core.states import Phase
 from services.db.models import App, Server
@@ -100,3 +100,49 @@ def test_moving_removes_the_app_from_the_server_it_left_and_a_failure_there_is_o
     world.service.create("web")
     world.run_next()
     assert world.by_server["b"].removed == [("web", False)]
+
+
+
+def interrupted(world, server: str, phase: str) -> int:
+    """A rollout the control plane stopped at `phase` of `server`'s deploy, released for a new one."""
+    dep_id = world.service.create("web").row.id
+    claim = world.queue.claim("w1")
+    token = CancelToken()
+
+    def stop_worker():
+        token.shutdown = True
+        token.cancel()
+
+    world.by_server[server].during[phase] = stop_worker
+    world.pipeline.run(claim, token)
+    assert world.deployment(dep_id).state == "RUNNING"
+    world.by_server[server].during.clear()
+    world.queue.release_all()
+    return dep_id
+
+
+def test_a_resumed_rollout_asks_each_server_and_deploys_only_where_the_release_does_not_serve(world):
+    a, b = world.by_server["a"], world.by_server["b"]
+    dep_id = interrupted(world, "b", "HEALTH")
+    a.containers = [a.serving(dep_id)]  # a switched before the stop; b undid its new container
+    a_deploys, b_deploys = len(a.deploys), len(b.deploys)
+
+    assert world.run_next() == dep_id
+    dep = world.deployment(dep_id)
+    assert dep.state == "SUCCEEDED", dep.failure_reason
+    assert (len(a.deploys), len(b.deploys)) == (a_deploys, b_deploys + 1)
+    assert [(o["server"], o["state"], bool(o["reason"])) for o in dep.server_outcomes] == [
+        ("a", "SUCCEEDED", True), ("b", "SUCCEEDED", False)]
+
+
+def test_a_resumed_rollout_serving_everywhere_finishes_from_what_serves(world):
+    a, b = world.by_server["a"], world.by_server["b"]
+    dep_id = interrupted(world, "b", "SWITCH")
+    a.containers, b.containers = [a.serving(dep_id)], [b.serving(dep_id)]
+    deploys = len(a.deploys) + len(b.deploys)
+
+    assert world.run_next() == dep_id
+    dep = world.deployment(dep_id)
+    assert dep.state == "SUCCEEDED" and len(a.deploys) + len(b.deploys) == deploys
+    assert [o["state"] for o in dep.server_outcomes] == ["SUCCEEDED", "SUCCEEDED"]
+    assert world.app().current_deployment_id == dep_id
