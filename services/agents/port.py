@@ -100,7 +100,7 @@ class ReleaseSpec:
     exclusive_volumes: bool = False
     # Not frozen in the release: a new build runs the app's release command, a rollback none.
     release_command: list[str] = field(default_factory=list)
-    # This server's share of the app's replicas (services.deployments.rollout.spread): containers
+    # This server's share of the app's replicas (services.deployments.rollout.plan): containers
     # of the release side by side behind the server's front door. Not frozen in the release.
     replicas: int = 1
     retain_releases: int = 5

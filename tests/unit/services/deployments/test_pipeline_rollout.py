@@ -146,3 +146,16 @@ def test_a_resumed_rollout_serving_everywhere_finishes_from_what_serves(world):
     assert dep.state == "SUCCEEDED" and len(a.deploys) + len(b.deploys) == deploys
     assert [o["state"] for o in dep.server_outcomes] == ["SUCCEEDED", "SUCCEEDED"]
     assert world.app().current_deployment_id == dep_id
+
+
+def test_a_cancel_during_b_puts_a_back_and_ends_cancelled(world):
+    world.service.create("web")
+    first = world.run_next()
+    a, b = world.by_server["a"], world.by_server["b"]
+    dep_id = world.service.create("web").row.id
+    b.during["HEALTH"] = lambda: world.service.cancel(dep_id)
+    world.run_next()
+    dep = world.deployment(dep_id)
+    assert dep.state == "CANCELLED"
+    assert [(o["server"], o["state"]) for o in dep.server_outcomes] == [("a", "ROLLED_BACK"), ("b", "FAILED")]
+    assert a.deploys[-1].deployment_id == first and world.app().current_deployment_id == first
