@@ -272,8 +272,12 @@ class DeployPipeline:
             server_spec = replace(spec, image=refs[share.server], replicas=share.replicas,
                                   pull_auth=auth if "@sha256:" in refs[share.server] else None,
                                   release_command=spec.release_command if index == 0 else [])
-            rec.log(f"server {share.server!r} ({index + 1}/{len(progress.shares)}): "
+            told = (f"server {share.server!r} ({index + 1}/{len(progress.shares)}): "
                     f"{share.replicas} replica{'s' if share.replicas != 1 else ''} of {server_spec.image}")
+            if index:  # its own START: a server that cannot even be reached fails there, not in the last one's phase
+                rec.phase(Phase.START, told)
+            else:
+                rec.log(told)
             try:
                 self._check_cancel(rec, cancel)
                 url, container_id, _ = self._deploy(rec, snap, server_spec, self._agent(snap, share.server, first),

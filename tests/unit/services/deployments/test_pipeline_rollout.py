@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.agents.port import AgentError, AppRemoval, CancelToken, DeployUpdate
+from services.agents.port import AgentError, AgentUnavailable, AppRemoval, CancelToken, DeployUpdate
 from services.apps import repository as apps_repo
 from services.core.states import Phase
 from services.db.models import App, Server
@@ -159,3 +159,20 @@ def test_a_cancel_during_b_puts_a_back_and_ends_cancelled(world):
     assert dep.state == "CANCELLED"
     assert [(o["server"], o["state"]) for o in dep.server_outcomes] == [("a", "ROLLED_BACK"), ("b", "FAILED")]
     assert a.deploys[-1].deployment_id == first and world.app().current_deployment_id == first
+
+
+def test_a_server_that_cannot_be_reached_fails_at_start_and_a_goes_back(world):
+    world.service.create("web")
+    world.run_next()
+    b = world.by_server["b"]
+
+    def unreachable(spec, *, timeout, cancel):
+        raise AgentUnavailable("server 'b' (agent at 127.0.0.1:3) is unreachable: no connection within 5s")
+        yield  # a generator, as the client's deploy is
+
+    b.deploy = unreachable
+    world.service.create("web")
+    dep = world.deployment(world.run_next())
+    assert dep.state == "FAILED" and dep.failure_phase == "START", dep.failure_reason
+    assert dep.failure_reason.startswith("server 'b' failed at start: start failed: server 'b'"), dep.failure_reason
+    assert [(o["server"], o["state"]) for o in dep.server_outcomes] == [("a", "ROLLED_BACK"), ("b", "FAILED")]
