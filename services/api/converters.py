@@ -57,7 +57,7 @@ _PLAIN_FIELDS = (
     "build_timeout_seconds", "stop_grace_seconds", "health_status_min", "health_status_max",
     "health_interval_ms", "health_probe_timeout_ms", "healthy_threshold", "stop_signal", "drain_seconds",
     "https_redirect", "hsts_max_age_seconds", "memory_limit_bytes", "cpu_limit_millis", "exclusive_volumes",
-    "retain_releases",
+    "retain_releases", "replicas",
 )
 
 
@@ -76,7 +76,7 @@ def volumes_pb(pairs) -> list[app_pb2.Volume]:
 
 def spec_from_pb(app: app_pb2.App) -> AppSpec:
     return AppSpec(
-        name=app.name, env=dict(app.env), server=app.server, domains=list(app.domains),
+        name=app.name, env=dict(app.env), server=app.server, servers=list(app.servers), domains=list(app.domains),
         secret_env=dict(app.secret_env), notify_urls=list(app.notify_urls),
         health_check_mode=health_mode_from_pb(app.health_check_mode),
         volumes=[(v.name, v.path) for v in app.volumes], release_command=list(app.release_command),
@@ -85,10 +85,12 @@ def spec_from_pb(app: app_pb2.App) -> AppSpec:
 
 
 def app_to_pb(app: App, status: str = "", current: DeploymentView | None = None,
-              secret_keys: list[str] = (), view: AppView | None = None) -> app_pb2.App:
-    """`view` (services.apps.status) adds the newest finished deployment and the health record."""
+              secret_keys: list[str] = (), view: AppView | None = None,
+              servers: list[str] | None = None) -> app_pb2.App:
+    """`view` (services.apps.status) adds the newest finished deployment and the health record;
+    `servers` are the app's servers in rollout order (default: its one server)."""
     msg = app_pb2.App(
-        secret_env={key: MASK for key in secret_keys},
+        secret_env={key: MASK for key in secret_keys}, servers=servers or [app.server.name],
         name=app.name, env=dict(app.env or {}), server=app.server.name, domains=list(app.domains or []),
         notify_urls=list(app.notify_urls or []),
         maintenance=bool(app.maintenance), maintenance_message=app.maintenance_message or "",
