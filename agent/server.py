@@ -22,6 +22,7 @@ from agent.operations import Operations
 from agent.one_off import OneOffs
 from agent.image_engine import ImageEngine
 from agent.pruner import Pruner
+from agent.registry_images import RegistryImages
 from agent.release_history import ReleaseHistory
 from agent.releaser import Releaser
 from agent.repo_cache import RepoCache
@@ -94,6 +95,8 @@ def build_servicer(config: AgentConfig, *, docker_client=None,
                              disk_threshold=config.prune.disk_threshold_bytes,
                              after_deploys=config.prune.after_deploy)
     releaser.retention = servicer.pruner  # started by run_server
+    # Pushes what this server built, pulls by digest what another built (agent.registry_images).
+    servicer.registry_images = releaser.registry_images = RegistryImages(engine.client)
     return servicer, releaser
 
 

@@ -35,6 +35,7 @@ from agent.oom_watch import OomKills
 from agent.releaser import DeployProgress, DeploySpec, Failure, Releaser
 from agent import run_rpc
 from agent import prune_rpc
+from agent import push_rpc
 from agent import serving_cert_rpc
 from agent.router import Health, RouterError, UnknownRoute
 from common.aio_server import in_thread
@@ -222,6 +223,8 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
                 replicas=runtime_rules.replicas(request.replicas))
             if not spec.image:
                 spec = replace(spec, image=f"{spec.app}:{spec.commit_sha}")
+            if request.HasField("pull_credentials"):
+                spec = replace(spec, pull_login=push_rpc.login_of(request.pull_credentials))
             tls = AppTls(domains_of(spec.domains, spec.app), request.https_redirect,
                          rules.hsts_seconds(request.hsts_max_age.seconds))
             if self.certificates is not None:
@@ -418,6 +421,9 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
 
     def ListImages(self, request, context):
         return prune_rpc.list_images(self.pruner, request, context)
+
+    def PushImage(self, request, context):
+        return push_rpc.push(getattr(self, "registry_images", None), request, context)
 
     # ---- the agent's own certificate (agent.serving_cert_rpc) ------------------------------
     # agent.serving_cert.ServingCertificate, set by agent.server (None when serving plaintext).

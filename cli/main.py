@@ -24,6 +24,7 @@ from common.defaults import API_ENV, DEFAULT_API
 from . import apps, deployments, misc
 from . import config as config_cli
 from . import prune as prune_cli
+from . import registries as registries_cli
 from . import run as run_cli
 from .errors import UsageError
 from .render import make_console
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # run, runs
     run_cli.add_parsers(sub, leaf, json_flag)
+
+    # registries
+    registries_cli.add_parsers(sub, leaf, json_flag)
 
     # tokens
     tok_p = sub.add_parser("tokens", help="create, list and revoke API tokens")

@@ -35,6 +35,7 @@ from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
 from services.jobs.worker import Worker
 from services.runs.service import RunService
+from services.registries.service import RegistryService
 from services.notifications.sender import NotificationSender
 from services.observability.metrics import Metrics
 from services.security.api_tokens import ApiTokenService
@@ -72,6 +73,8 @@ class Platform:
         self.apps = AppService(self.db, self.box)
         self.servers = ServerService(self.db, self.box, AgentIssuer(settings.certs_dir))  # signs agents' CSRs
         self.tokens = ApiTokenService(self.db)
+        # The registry releases are pushed to and pulled from by digest (build once, run everywhere).
+        self.registries = RegistryService(self.db, self.box)
         self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
         self.config_releases = ConfigReleases(self.db, self.box, self.deployments)
         self.git = git or GitResolver(timeout=settings.resolve_timeout)

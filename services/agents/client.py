@@ -31,6 +31,7 @@ from services.agents.port import (
     ContainerView,
     DeployUpdate,
     LogEntry,
+    RegistryAuth,
     ReleaseSpec,
     RunReport,
     RunSpec,
@@ -103,6 +104,10 @@ def agent_aio_channel(address: str, tls: AgentTLS | None) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(address)
     creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
     return grpc.aio.secure_channel(address, creds)
+
+
+def _credentials(auth: RegistryAuth) -> pb.RegistryCredentials:
+    return pb.RegistryCredentials(address=auth.address, username=auth.username, password=auth.password)
 
 
 def _build_update(ev: pb.BuildEvent) -> BuildUpdate:
@@ -209,6 +214,8 @@ class AgentClient:
             exclusive_volumes=spec.exclusive_volumes, release_command=spec.release_command,
             retain_releases=spec.retain_releases, replicas=spec.replicas,
         )
+        if spec.pull_auth is not None:  # built elsewhere: pulled by digest from the registry
+            request.pull_credentials.CopyFrom(_credentials(spec.pull_auth))
         self._connected()
         call = self.stub.Deploy(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
         for ev in self._stream(call, cancel):
@@ -325,6 +332,19 @@ class AgentClient:
             raise self._error(err) from None
         return AppImages(tuple(AgentImage(i.id, tuple(i.tags), i.commit_sha, i.retained, tuple(i.deployment_ids))
                                for i in r.images), r.retain_releases)
+
+    def push_image(self, image: str, repository: str, auth: RegistryAuth, *, timeout: float) -> str:
+        """Has the agent push `image` to the registry; returns its digest ref. A refusal (wrong
+        credentials, an untrusted or unreachable registry, no such image) is an AgentError
+        with the agent's reason, which never holds the password."""
+        request = pb.PushImageRequest(image=image, repository=repository, credentials=_credentials(auth))
+        try:
+            return self.stub.PushImage(request, timeout=timeout, metadata=self.metadata).ref
+        except grpc.RpcError as err:
+            if err.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION,
+                              grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise AgentError(f"{self.who}: {err.details()}") from None
+            raise self._error(err) from None
 
     def info(self, *, timeout: float = 3.0) -> AgentInfo:
         try:

@@ -18,6 +18,8 @@ from serversinc.v1 import (
     deployment_service_pb2_grpc,
     git_service_pb2,
     git_service_pb2_grpc,
+    registry_service_pb2,
+    registry_service_pb2_grpc,
     server_service_pb2,
     server_service_pb2_grpc,
 )
@@ -25,6 +27,7 @@ from serversinc.v1 import (
 from common.aio_server import LoopServer, serve
 from common.api_tls import PLAINTEXT_ENV, ensure_api_pair, listen_host
 from services.api.auth import TokenAuthInterceptor
+from services.api.registry_servicer import RegistryServicer
 from services.api.servicers import ApiTokenServicer, AppServicer, DeploymentServicer, GitServicer, ServerServicer
 from services.deployments.feed import Feeds
 from services.platform import Platform
@@ -73,6 +76,7 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
         git_service_pb2.DESCRIPTOR.services_by_name["GitService"].full_name,
         server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name,
         api_token_service_pb2.DESCRIPTOR.services_by_name["ApiTokenService"].full_name,
+        registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     ]
 
     async def setup(server: grpc.aio.Server) -> int:
@@ -81,6 +85,7 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
         git_service_pb2_grpc.add_GitServiceServicer_to_server(GitServicer(platform), server)
         server_service_pb2_grpc.add_ServerServiceServicer_to_server(ServerServicer(platform), server)
         api_token_service_pb2_grpc.add_ApiTokenServiceServicer_to_server(ApiTokenServicer(platform), server)
+        registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(platform.registries), server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         address = f"{host}:{port}"
