@@ -47,6 +47,13 @@ def cmd_servers_rotate_cert(conn, args, out, err) -> int:
     return 0
 
 
+def cmd_servers_delete(conn, args, out, err) -> int:
+    """Refused by the control plane while any app runs on the server (the message names them)."""
+    conn.servers.DeleteServer(server_service_pb2.DeleteServerRequest(name=args.name))
+    out.print(f"server {args.name} removed from the control plane (its agent was left as it is)", markup=False)
+    return 0
+
+
 def cmd_tokens_create(conn, args, out, err) -> int:
     token = conn.tokens.CreateApiToken(api_token_service_pb2.CreateApiTokenRequest(name=args.name))
     if args.json:
