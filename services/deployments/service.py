@@ -79,7 +79,7 @@ class DeploymentService:
         self.rollback_guard = None
         # Creates that arrive together are written together (services.db.group_commit); one app's
         # creates never share a transaction, so each sees the one before it committed.
-        self._group = GroupCommit(self._create_group, key=lambda r: r.app_name)
+        self._group = GroupCommit(self._create_group, key=lambda r: r.app_name, name="deployment-creates")
 
     def create(self, app_name: str, *, rebuild: bool = False, commit_sha: str = "",
                trigger: Trigger = Trigger.API, source_deployment: str = "", request_id: str = "",
@@ -93,7 +93,7 @@ class DeploymentService:
 
     async def create_async(self, app_name: str, **kw) -> DeploymentView:
         """`create` for a caller on an event loop (the API's CreateDeployment): it holds no thread
-        while its group is written. A redeploy of a release is checked by the rollback guard
+        while its group is written (by the group's own writer thread). A redeploy of a release is checked by the rollback guard
         (which may ask an agent) in the loop's executor instead."""
         if kw.get("source_deployment"):
             return await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.create, app_name, **kw))

@@ -87,7 +87,7 @@ def test_a_batch_that_raises_fails_its_callers_only_and_the_next_batch_runs():
     for t in threads:
         t.join(10)
     assert isinstance(results["boom"], RuntimeError) and isinstance(results["b"], RuntimeError)
-    assert group.submit("c") == "done c"  # the lead was laid down: a new caller leads
+    assert group.submit("c") == "done c"  # the writer went on: a later caller is written
 
 
 def test_max_batch_bounds_a_batch():
@@ -129,7 +129,7 @@ def test_coroutines_wait_holding_no_thread_and_a_thread_caller_shares_their_batc
 
     async def main():
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=2))  # the leader's thread
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2))  # for the waits below
         first = asyncio.ensure_future(group.submit_async("a"))
         await loop.run_in_executor(None, writer.writing.wait, 10)
         rest = [asyncio.ensure_future(group.submit_async(item)) for item in ("b", "c")]
