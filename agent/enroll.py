@@ -1,6 +1,7 @@
 """Enrollment: trade a one-time join token for this agent's registration with the control plane.
 
-`tugboat --listen ADDR --join API --join-token TOKEN` (the join_command CreateServer prints) calls
+`TUGBOAT_JOIN_TOKEN=TOKEN tugboat --listen ADDR --join API --ca-hash sha256:…` (the join_command
+CreateServer prints: the token in the environment, never in the process arguments) calls
 `ServerService.RegisterServer(join_token, agent_secret, address)` once the agent serves. The call
 goes over TLS, verifying the API's certificate with the agent's own `ca.pem` (the platform CA it
 already trusts for mutual TLS), because it carries the token and the secret; plaintext only when

@@ -55,8 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "folder's ca.pem, or with the CA --ca-hash names (default $TUGBOAT_JOIN)")
     tokens = trust.add_mutually_exclusive_group()
     tokens.add_argument("--join-token", default=None, metavar="TOKEN",
-                        help="one-time join token from 'serversinc servers add' "
-                             "(default $TUGBOAT_JOIN_TOKEN)")
+                        help="one-time join token (visible in 'ps' while the agent runs: prefer "
+                             "$TUGBOAT_JOIN_TOKEN, as the join command does, or --join-token-file)")
     tokens.add_argument("--join-token-file", default=None, metavar="PATH",
                         help="read the join token from this file (keeps it out of 'ps')")
     trust.add_argument("--ca-hash", default=None, metavar="sha256:HEX",

@@ -280,8 +280,7 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
         msg = conv.server_to_pb(server, None, "not registered yet")
         msg.join_token = join_token
         msg.join_token_expire_time.CopyFrom(conv.ts(server.join_token_expires_at))
-        msg.join_command = (f"tugboat --listen {server.address} --join {self.p.settings.api_address} "
-                            f"--join-token {join_token}")
+        msg.join_command = enrollment.join_command(server.address, self.p.settings.api_address, join_token)
         enrollment.add_ca_fingerprint(msg, self.p.servers.issuer)
         return msg
 

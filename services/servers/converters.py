@@ -8,6 +8,13 @@ from services.core.errors import FailedPrecondition
 from services.servers.issuer import AgentIssuer
 
 
+def join_command(address: str, api: str, join_token: str) -> str:
+    """The command that enrolls a new server's agent. The token goes in the environment
+    (TUGBOAT_JOIN_TOKEN, which the agent reads), not in an argument: process arguments are
+    readable by every user of the machine (`ps`) while the agent runs."""
+    return f"TUGBOAT_JOIN_TOKEN={join_token} tugboat --listen {address} --join {api}"
+
+
 def add_ca_fingerprint(msg: server_service_pb2.Server, issuer: AgentIssuer | None) -> None:
     """Puts the platform CA's fingerprint in `msg` and `--ca-hash` in its join command, so the
     command alone enrolls the agent; nothing when this control plane has no CA."""

@@ -6,6 +6,8 @@ works once."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import shlex
 import shutil
 import signal
@@ -60,7 +62,12 @@ def test_host_b_enrolls_by_the_printed_command_alone_then_takes_a_deploy(control
                                                                          agent_certs, tmp_path):
     cp, b = control_plane_for_b, hosts[1]
     created = cp.servers.CreateServer(server_service_pb2.CreateServerRequest(name="b", address=b.agent_address))
-    argv = shlex.split(created.join_command)
+    words = shlex.split(created.join_command)
+    # The printed command is `TUGBOAT_JOIN_TOKEN=… tugboat …`: the shell puts the first word in the
+    # agent's environment, as a user's shell would.
+    leading = list(itertools.takewhile(lambda word: re.fullmatch(r"[A-Z_]+=\S+", word), words))
+    env, argv = dict(word.split("=", 1) for word in leading), words[len(leading):]
+    assert env == {"TUGBOAT_JOIN_TOKEN": created.join_token} and "--join-token" not in argv
     ca_hash = pki.fingerprint((agent_certs / "ca.pem").read_bytes())
     assert argv[0] == "tugboat" and argv[argv.index("--ca-hash") + 1] == ca_hash == created.ca_fingerprint
     assert argv[argv.index("--join") + 1] == cp.address
@@ -70,14 +77,14 @@ def test_host_b_enrolls_by_the_printed_command_alone_then_takes_a_deploy(control
     b.stop_agent(signal.SIGTERM)  # B's port is the one the command listens on
     app, agent = f"enr-{uuid.uuid4().hex[:8]}", None
     try:
-        refused = start_agent_from_argv(b, wrong, tmp_path / "wrong" / "agent")
+        refused = start_agent_from_argv(b, wrong, tmp_path / "wrong" / "agent", env=env)
         assert not refused.listening and refused.proc.returncode != 0, refused.text
         assert f"the API's CA fingerprint is {ca_hash}, the join command says sha256:{'0' * 64}" in refused.text
         assert cp.platform.servers.join_token_usable("b", created.join_token)  # never sent
         assert not any((tmp_path / "wrong" / "certs").glob("*.pem"))
 
         agent = start_agent_from_argv(b, [*argv, "--front-door", f"{b.address}:{FRONT_DOOR_PORT}"],
-                                      tmp_path / "joined" / "agent")
+                                      tmp_path / "joined" / "agent", env=env)
         assert agent.listening and "(mutual TLS)" in agent.text, agent.text
         certs = tmp_path / "joined" / "certs"
         issued = x509.load_pem_x509_certificate((certs / "agent.pem").read_bytes())
@@ -98,7 +105,7 @@ def test_host_b_enrolls_by_the_printed_command_alone_then_takes_a_deploy(control
         assert served.status_code == 200 and f"v1-{app}" in served.text
 
         # The same command once more, on a machine with no certificates: the token is used.
-        again = start_agent_from_argv(b, argv, tmp_path / "again" / "agent")
+        again = start_agent_from_argv(b, argv, tmp_path / "again" / "agent", env=env)
         assert not again.listening and again.proc.returncode != 0, again.text
         assert "refused to enroll this agent" in again.text and "unknown, used or expired" in again.text
         text = refused.text + agent.text + again.text

@@ -61,7 +61,7 @@ def test_a_revoked_token_is_refused_at_once(control_plane, control_plane_cli):
 def test_join_tokens_are_single_use_and_expire(control_plane):
     servers = control_plane.servers
     made = servers.CreateServer(server_service_pb2.CreateServerRequest(name="edge-1", address="127.0.0.1:59999"))
-    assert made.join_token.startswith("join_") and "--join-token" in made.join_command
+    assert made.join_token.startswith("join_") and f"TUGBOAT_JOIN_TOKEN={made.join_token} " in made.join_command
     # RegisterServer needs no API token, only the join token.
     open_servers = server_service_pb2_grpc.ServerServiceStub(tls_channel(control_plane.address, control_plane.platform.settings.certs_dir))
     secret = "s" * 48

@@ -38,7 +38,8 @@ def _create(cp, name: str, ttl: int = 0) -> spb.Server:
     server = cp.servers.CreateServer(spb.CreateServerRequest(name=name, address="127.0.0.1:1",
                                                              join_token_ttl=Duration(seconds=ttl)))
     assert server.join_token and not server.registered
-    assert f"--join-token {server.join_token}" in server.join_command
+    assert server.join_command.startswith(f"TUGBOAT_JOIN_TOKEN={server.join_token} tugboat ")
+    assert "--join-token" not in server.join_command  # never in the agent's process arguments
     return server
 
 
