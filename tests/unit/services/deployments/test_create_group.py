@@ -84,6 +84,10 @@ def test_creates_written_together_keep_idempotency_supersede_and_per_app_order(d
         events = {}
         for e in s.scalars(select(DeploymentEvent).order_by(DeploymentEvent.seq)):
             events.setdefault(e.deployment_id, []).append((e.seq, e.state, e.message))
+    for delivery, app in [("d1", "docs"), ("d2", "web"), ("d3", "api"), ("d4", "web")]:  # each caller its own row
+        view = results[delivery]
+        assert view.row.request_id == f"{delivery}:{app}" and view.row.app.name == app
+        assert rows[view.row.id].request_id == view.row.request_id and rows[view.row.id].state == view.row.state
     # The first web deployment was superseded by d2, in the batch, with its job ended and its event.
     assert rows[first.row.id].state == State.SUPERSEDED and rows[first.row.id].superseded_by_id == d2.id
     assert jobs[first.row.id] == "done" and jobs[d2.id] == "queued" and jobs[d3.id] == "queued"
