@@ -69,6 +69,14 @@ def _argv(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def _server_list(value: str) -> list[str]:
+    """argparse type for --servers: 'a,b' -> ['a', 'b'] (names are checked by the server)."""
+    names = [n.strip() for n in value.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected server names separated by commas, e.g. a,b (got {value!r})")
+    return names
+
+
 def _positive_int(value: str) -> int:
     n = _non_negative_int(value)
     if n == 0:
@@ -88,7 +96,14 @@ def _add_app_fields(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("--context", metavar="DIR", help="build context, relative to the repository root")
     p.add_argument("--env", action="append", type=_env_pair, metavar="K=V",
                    help="environment variable (repeatable)" + ("" if create else "; replaces the whole env"))
-    p.add_argument("--server", metavar="S", help="server (Tugboat agent) to run on")
+    p.add_argument("--server", metavar="S", help="server (Tugboat agent) to run on"
+                   + ("" if create else "; moves the app there (a deploy of its serving commit)"))
+    p.add_argument("--servers", type=_server_list, metavar="A,B",
+                   help="servers to run on, in rollout order (the first builds)"
+                   + ("" if create else "; a new set moves the app (a deploy of its serving commit)"))
+    p.add_argument("--replicas", type=_positive_int, metavar="N",
+                   help="containers per release, spread over the servers (at least one each"
+                   + ("; default: one per server)" if create else ")"))
     p.add_argument("--health-timeout", type=_non_negative_int, metavar="SECONDS")
     p.add_argument("--build-timeout", type=_non_negative_int, metavar="SECONDS")
     p.add_argument("--stop-grace", type=_non_negative_int, metavar="SECONDS",
@@ -257,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
              "renew a server's agent certificate (no restart, no downtime)")
     p.add_argument("name", metavar="NAME")
     json_flag(p)
+    p = leaf(srv_sub, "delete", misc.cmd_servers_delete,
+             "remove a server no app runs on (move or delete its apps first)")
+    p.add_argument("name", metavar="NAME")
 
     # prune
     prune_cli.add_parser(sub, leaf, json_flag)

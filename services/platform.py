@@ -14,6 +14,7 @@ from services.agents.client import AgentDirectory, AgentTLS, LogsNotKept
 from services.agents.port import AgentError, AppRemoval
 from services.apps import repository as apps_repo
 from services.apps.config_release import ConfigReleases
+from services.apps.moves import Moves
 from services.apps.service import AppService
 from services.certificates import relay as certificate_relay
 from services.config import LOCAL_SERVER, Settings
@@ -77,6 +78,7 @@ class Platform:
         self.registries = RegistryService(self.db, self.box)
         self.deployments = DeploymentService(self.db, self.events, self.queue, self.cancels)
         self.config_releases = ConfigReleases(self.db, self.box, self.deployments)
+        self.apps.moves = Moves(self.deployments)  # UpdateApp queues a move in its transaction
         self.git = git or GitResolver(timeout=settings.resolve_timeout)
         tls = AgentTLS.from_dir(settings.certs_dir) if settings.agent_tls else None
         if tls is None:
@@ -212,8 +214,8 @@ class Platform:
         return app, self.agents.for_server(app.server.name)
 
     def delete_app(self, name: str, *, delete_volumes: bool = False) -> AppRemoval:
-        """Check, then remove from the agent, then delete the row; returns what the agent
-        removed. The app's named volumes go only with `delete_volumes`: otherwise they are
+        """Check, then remove from the agents (every server the app runs on), then delete the
+        row; returns what they removed. The app's named volumes go only with `delete_volumes`: otherwise they are
         kept on the server and named, so a mistaken delete loses no data.
 
         Refused with DEPLOYMENT_IN_PROGRESS (FAILED_PRECONDITION) while a deployment of the app
@@ -222,14 +224,18 @@ class Platform:
         leaves the app to be deleted again; a deployment that started between the check and the
         row's deletion makes the delete fail at the end (delete again once it finished).
         """
-        app, agent = self._agent_for(name)
+        app = self.apps.get(name)
         self.apps.ensure_deletable(name)
-        try:
-            removal = agent.remove_app(app.name, delete_volumes=delete_volumes)
-        except AgentError as err:
-            raise ServerUnreachable(f"could not remove {name!r} from server {app.server.name!r}: {err}") from None
+        removals = []
+        for server in self.apps.runs_on(app):  # every server of the app (services.apps.placement)
+            try:
+                removals.append(self.agents.for_server(server).remove_app(app.name, delete_volumes=delete_volumes))
+            except AgentError as err:
+                raise ServerUnreachable(f"could not remove {name!r} from server {server!r}: {err}") from None
         self.apps.delete(name)
-        return removal
+        return AppRemoval(containers=sum(r.containers for r in removals),
+                          removed_volumes=tuple(dict.fromkeys(v for r in removals for v in r.removed_volumes)),
+                          kept_volumes=tuple(dict.fromkeys(v for r in removals for v in r.kept_volumes)))
 
     def app_containers(self, name: str):
         app, agent = self._agent_for(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timezone
 
+from google.protobuf import empty_pb2
 from serversinc.v1 import (
     api_token_service_pb2,
     api_token_service_pb2_grpc,
@@ -38,6 +39,7 @@ from services.retention import converters as conv_retention
 from services.retention.prune import prune_server
 from services.servers import converters as enrollment
 from services.servers.rotation import rotate_certificate
+from services.servers.removal import delete_server
 
 
 def _page_by_name(items: list, key, request, *, default: int, maximum: int) -> tuple[list, str]:
@@ -57,9 +59,10 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     def _to_pb(self, apps):
         info = app_status.overview(self.p.db, apps)
+        servers = self.p.apps.servers_by_app(apps)
         return [
             conv.app_to_pb(a, info[a.id].status, DeploymentView(info[a.id].serving) if info[a.id].serving else None,
-                           secret_keys=self.p.apps.secret_env_keys(a), view=info[a.id])
+                           secret_keys=self.p.apps.secret_env_keys(a), view=info[a.id], servers=servers.get(a.id))
             for a in apps
         ]
 
@@ -310,6 +313,11 @@ class ServerServicer(server_service_pb2_grpc.ServerServiceServicer):
             servers=[conv.server_to_pb(*status) for status in self.p.server_statuses(servers)], next_page_token=token
         )
 
+
+    @translate_errors
+    def DeleteServer(self, request, context):
+        delete_server(self.p.db, request.name.removeprefix("servers/"))
+        return empty_pb2.Empty()
 
     @translate_errors
     def PruneServer(self, request, context):
