@@ -133,33 +133,14 @@ def previous_success(session: Session, app_id: int, *, before: int | None) -> De
 
 # The create path (every webhook delivery) runs its queries as statements built once, with bound
 # parameters: building a select() per call cost more than running it (~110 of ~140 us on SQLite).
-_NEWEST_PUSH = (
-    select(Deployment.id, Deployment.requested_commit_sha, Deployment.before_commit_sha)
-    .where(Deployment.app_id == bindparam("app_id"), Deployment.trigger == str(Trigger.WEBHOOK),
-           Deployment.requested_commit_sha != "")
-    .order_by(Deployment.id.desc()).limit(1)
-)
-_COMMIT_SEEN = select(Deployment.id).where(Deployment.app_id == bindparam("app_id"), or_(
-    Deployment.requested_commit_sha == bindparam("sha"), Deployment.commit_sha == bindparam("sha"),
-    Deployment.before_commit_sha == bindparam("sha"))).limit(1)
-
-
-_NEWEST_PUSH_AND_SEEN = select(
-    _NEWEST_PUSH.subquery().c, select(_COMMIT_SEEN.exists()).scalar_subquery().label("seen"))
-
-
-def newest_push_and_seen(session: Session, app_id: int, sha: str) -> tuple[tuple[int, str, str] | None, bool]:
-    """`newest_push` and `commit_seen` of `sha` in one statement (the webhook create's hot path)."""
-    row = session.execute(_NEWEST_PUSH_AND_SEEN, {"app_id": app_id, "sha": sha}).first()
-    return (tuple(row[:3]), bool(row[3])) if row else (None, False)
-
-
 _PUSH_FACTS: dict[int, object] = {}
 
 
 def _push_facts(n: int):
-    """`_NEWEST_PUSH_AND_SEEN` for n (app, sha) pairs in one statement: a UNION ALL of n copies,
-    each tagged with its index (built once per n)."""
+    """For n (app, sha) pairs in one statement, a UNION ALL of n parts each tagged with its index
+    (built once per n): the app's newest webhook deployment of a named commit, whatever its outcome
+    (id, commit, before), and whether a deployment of the app named `sha` as its commit or a push
+    of it replaced `sha` ("seen"). An app with no such push has no row."""
     statement = _PUSH_FACTS.get(n)
     if statement is None:
         parts = []
@@ -180,8 +161,8 @@ def _push_facts(n: int):
 
 def newest_pushes_and_seen(session: Session, pairs: list[tuple[int, str]]
                            ) -> list[tuple[tuple[int, str, str] | None, bool]]:
-    """`newest_push_and_seen` for several (app id, sha) pairs in one statement (a group of webhook
-    creates), in the order of `pairs`."""
+    """(newest push or None, seen) of each (app id, sha) pair, in one statement (a group of webhook
+    creates, services.deployments.pushes), in the order of `pairs`."""
     out: list[tuple[tuple[int, str, str] | None, bool]] = [(None, False)] * len(pairs)
     if not pairs:
         return out
@@ -191,18 +172,6 @@ def newest_pushes_and_seen(session: Session, pairs: list[tuple[int, str]]
     for k, *row in session.execute(_push_facts(len(pairs)), params):
         out[int(k)] = (tuple(row[:3]), bool(row[3]))
     return out
-
-
-def newest_push(session: Session, app_id: int) -> tuple[int, str, str] | None:
-    """(deployment id, commit, before) of the app's newest webhook deployment of a named commit
-    (whatever its outcome)."""
-    row = session.execute(_NEWEST_PUSH, {"app_id": app_id}).first()
-    return tuple(row) if row else None
-
-
-def commit_seen(session: Session, app_id: int, sha: str) -> bool:
-    """Whether a deployment of the app named `sha` as its commit, or a push of it replaced `sha`."""
-    return session.scalar(_COMMIT_SEEN, {"app_id": app_id, "sha": sha}) is not None
 
 
 def by_request_id(session: Session, request_id: str) -> Deployment | None:
@@ -216,18 +185,8 @@ def count_queued(session: Session) -> int:
 
 _DEPLOYMENTS = Deployment.__table__
 _INSERT = insert(_DEPLOYMENTS).returning(*_DEPLOYMENTS.c)
-_QUEUED_BEFORE = (select(Deployment.id).where(Deployment.app_id == bindparam("app_id"), Deployment.state == State.QUEUED,
-                                              Deployment.id < bindparam("before")).order_by(Deployment.id))
 _QUEUE_POSITION = select(func.count(Deployment.id)).where(
     Deployment.app_id == bindparam("app_id"), Deployment.state == State.QUEUED, Deployment.id < bindparam("before"))
-_END_QUEUED_JOBS = (update(Job.__table__)
-                    .where(Job.__table__.c.deployment_id.in_(
-                        select(Deployment.id).where(Deployment.app_id == bindparam("of_app"),
-                                                    Deployment.state == State.QUEUED,
-                                                    Deployment.id < bindparam("older_than"))))
-                    .values(status="done", lease_until=None).returning(Job.__table__.c.deployment_id))
-_SUPERSEDE = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.id.in_(bindparam("ids", expanding=True)))
-              .values(state=str(State.SUPERSEDED), superseded_by_id=bindparam("by"), finished_at=bindparam("at")))
 
 
 def insert_returning(session: Session, values: dict) -> Deployment:
@@ -280,23 +239,6 @@ def apps_by_name(session: Session, names: Iterable[str]) -> dict[str, App]:
     return {app.name: app for app in session.scalars(_APPS_BY_NAME, {"names": sorted(set(names))})}
 
 
-def queued_ids_before(session: Session, app_id: int, before: int) -> list[int]:
-    """Ids of the app's queued deployments older than `before`, oldest first."""
-    return list(session.scalars(_QUEUED_BEFORE, {"app_id": app_id, "before": before}))
-
-
-def supersede_queued_before(session: Session, app_id: int, before: int, by: int, finished_at) -> list[int]:
-    """Ends the app's queued deployments older than `before` (superseded by `by`) and their
-    jobs, in two statements: the jobs' rows first, then the deployments' (the order a worker's
-    writes lock them). Returns their ids, oldest first; their rows stay locked (PostgreSQL) until
-    the caller commits."""
-    connection = session.connection()
-    ids = sorted(connection.scalars(_END_QUEUED_JOBS, {"of_app": app_id, "older_than": before}))
-    if ids:
-        connection.execute(_SUPERSEDE, {"ids": ids, "by": by, "at": finished_at})
-    return ids
-
-
 _NEWER = _DEPLOYMENTS.alias("newer")
 _OLDER = _DEPLOYMENTS.alias("older")
 _JOBS = Job.__table__
@@ -315,10 +257,11 @@ _SUPERSEDE_ONE = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.id == bindparam("old
 
 
 def supersede_queued_before_each(session: Session, newer: dict[int, int], finished_at) -> dict[int, list[int]]:
-    """`supersede_queued_before` for several apps at once: `newer` maps an app id to its new
-    deployment (at most one per app); ends each app's queued deployments older than it, and their
-    jobs, in two statements (jobs first, as there). Returns {new deployment: the ids it ended,
-    oldest first}; their rows stay locked (PostgreSQL) until the caller commits."""
+    """Ends the queued deployments older than a new one, and their jobs, for several apps at once:
+    `newer` maps an app id to its new deployment (at most one per app). Two statements: the jobs'
+    rows first, then the deployments' (the order a worker's writes lock them). Returns {new
+    deployment: the ids it ended, oldest first}; their rows stay locked (PostgreSQL) until the
+    caller commits."""
     if not newer:
         return {}
     connection = session.connection()
@@ -332,10 +275,6 @@ def supersede_queued_before_each(session: Session, newer: dict[int, int], finish
     if rows:
         connection.execute(_SUPERSEDE_ONE, rows)
     return ended
-
-
-def mark_superseded(session: Session, deployment_ids: list[int], by: int, finished_at) -> None:
-    session.execute(_SUPERSEDE, {"ids": deployment_ids, "by": by, "at": finished_at})
 
 
 def queue_position(session: Session, app_id: int, deployment_id: int) -> int:
