@@ -70,6 +70,23 @@ def api_channel(api: str, ca_file: Path | None = None) -> grpc.Channel:
     return grpc.secure_channel(api, grpc.ssl_channel_credentials(root_certificates=read_ca(ca_file or ca_path())))
 
 
+def _register_until(stub, request, deadline: float):
+    """RegisterServer, called again while the API is unreachable or slow (it may still be
+    starting) until `deadline` (time.monotonic()); any other error, or one past the deadline, is
+    raised as the grpc.RpcError it is."""
+    delay = 0.2
+    while True:
+        try:
+            timeout = max(1.0, min(10.0, deadline - time.monotonic()))
+            return stub.RegisterServer(request, timeout=timeout, wait_for_ready=True)
+        except grpc.RpcError as err:
+            if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def register(api: str, join_token: str, secret: str, address: str, *, ca_file: Path | None = None,
              retry_seconds: float = RETRY_SECONDS, channel: grpc.Channel | None = None) -> Outcome:
     """Call RegisterServer, retrying while the API is unreachable (it may still be starting).
@@ -87,31 +104,21 @@ def register(api: str, join_token: str, secret: str, address: str, *, ca_file: P
         stub = server_service_pb2_grpc.ServerServiceStub(channel)
         request = server_service_pb2.RegisterServerRequest(join_token=join_token, agent_secret=secret,
                                                            address=address)
-        deadline = time.monotonic() + retry_seconds
-        delay = 0.2
-        while True:
-            try:
-                timeout = max(1.0, min(10.0, deadline - time.monotonic()))
-                server = stub.RegisterServer(request, timeout=timeout, wait_for_ready=True)
-            except grpc.RpcError as err:
-                code = err.code()
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                        and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                if code == grpc.StatusCode.FAILED_PRECONDITION:
-                    log.warning("join token refused by %s (%s): this agent is already registered or "
-                                "the token is stale; serving with the secret it has (create a new "
-                                "token with 'serversinc servers add' to enroll again)",
-                                api, err.details())
-                    return Outcome.REFUSED
-                log.error("could not register with the control plane at %s: %s %s; serving anyway",
-                          api, code.name, err.details())
-                return Outcome.FAILED
-            log.info("registered with the control plane at %s as server %r (address %s)", api,
-                     server.name, server.address)
-            return Outcome.REGISTERED
+        try:
+            server = _register_until(stub, request, time.monotonic() + retry_seconds)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                log.warning("join token refused by %s (%s): this agent is already registered or "
+                            "the token is stale; serving with the secret it has (create a new "
+                            "token with 'serversinc servers add' to enroll again)",
+                            api, err.details())
+                return Outcome.REFUSED
+            log.error("could not register with the control plane at %s: %s %s; serving anyway",
+                      api, err.code().name, err.details())
+            return Outcome.FAILED
+        log.info("registered with the control plane at %s as server %r (address %s)", api,
+                 server.name, server.address)
+        return Outcome.REGISTERED
     finally:
         if own:
             channel.close()
@@ -207,24 +214,14 @@ def enroll_with_csr(api: str, join_token: str, ca_hash: str, secret: str, addres
                                   options=[("grpc.ssl_target_name_override", TLS_NAME)])
     try:
         stub = server_service_pb2_grpc.ServerServiceStub(channel)
-        delay = 0.2
-        while True:
-            try:
-                timeout = max(1.0, min(10.0, deadline - time.monotonic()))
-                server = stub.RegisterServer(request, timeout=timeout, wait_for_ready=True)
-                break
-            except grpc.RpcError as err:
-                code = err.code()
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                        and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                if code == grpc.StatusCode.FAILED_PRECONDITION:
-                    raise EnrollError(f"the control plane at {api} refused to enroll this agent: "
-                                      f"{err.details()}") from None
-                raise EnrollError(f"could not register with the control plane at {api}: "
-                                  f"{code.name} {err.details()}") from None
+        try:
+            server = _register_until(stub, request, deadline)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise EnrollError(f"the control plane at {api} refused to enroll this agent: "
+                                  f"{err.details()}") from None
+            raise EnrollError(f"could not register with the control plane at {api}: "
+                              f"{err.code().name} {err.details()}") from None
     finally:
         channel.close()
     try:
