@@ -293,17 +293,20 @@ def cmd_logs(conn, args, out, err, *, backoff: tuple[float, ...] = RECONNECT_BAC
     opened again, on whichever replica answers, without printing a line twice (client.logs)."""
     cursor = LogCursor()
     attempt = 0
+    server = getattr(args, "server", None) or ""
+    # An app on several servers: each line says where it came from ("server/container| line").
+    tagged = not server and len(conn.apps.GetApp(app_service_pb2.GetAppRequest(name=args.name)).servers) > 1
     while True:
         try:
             request = cursor.request(args.name, args.follow, args.tail or 0,
                                      deployment=getattr(args, "deployment", None) or "",
-                                     since=getattr(args, "since", None))
+                                     since=getattr(args, "since", None), server=server)
             for line in conn.apps.StreamAppLogs(request):
                 if not cursor.is_new(line):
                     continue
                 attempt = 0
                 # Plain write: container output is printed verbatim, never styled or wrapped.
-                sys.stdout.write(line.text + "\n")
+                sys.stdout.write((f"{line.server}/{line.container_id[:12]}| " if tagged else "") + line.text + "\n")
                 if args.follow:
                     sys.stdout.flush()
             sys.stdout.flush()

@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
 
     # logs
-    p = leaf(sub, "logs", apps.cmd_logs, "print the serving container's output, or a past release's")
+    p = leaf(sub, "logs", apps.cmd_logs, "print the serving release's output (every server of the app), or a past release's")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     p.add_argument("--tail", type=_non_negative_int, metavar="N",
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the output of this deployment's release (a number or deployments/N), also after it was replaced")
     p.add_argument("--since", type=config_cli.since_arg, metavar="WHEN",
                    help="only lines from WHEN on: a duration ago (30s, 10m, 2h, 1d) or an RFC 3339 time")
+    p.add_argument("--server", metavar="NAME",
+                   help="only the output on this server of the app (default: every server it runs on, "
+                        "each line prefixed with its server and container)")
 
     # servers
     srv_p = sub.add_parser("servers", help="list and add servers")

@@ -25,7 +25,8 @@ State = run_pb2.RunState
 
 
 def add_parsers(sub, leaf, json_flag) -> None:
-    p = leaf(sub, "run", cmd_run, "run a command in a fresh container of an app's serving release")
+    p = leaf(sub, "run", cmd_run, "run a command in a fresh container of an app's serving release, "
+             "on the app's first server")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--detach", action="store_true",
                    help="start it and return: list it with `runs NAME`, read it with `runs logs NAME ID`")

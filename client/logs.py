@@ -53,13 +53,14 @@ class LogCursor:
         return True
 
     def request(self, name: str, follow: bool, tail: int, *, deployment: str = "",
-                since=None) -> app_service_pb2.StreamAppLogsRequest:
+                since=None, server: str = "") -> app_service_pb2.StreamAppLogsRequest:
         """The request that starts the stream (the caller's tail) or, once lines were shown, resumes
-        it; `deployment` and `since` (a datetime) are asked for again as they were."""
+        it; `deployment`, `since` (a datetime) and `server` are asked for again as they were."""
         if self.started:
             self.resumed = True
         request = app_service_pb2.StreamAppLogsRequest(
-            name=name, follow=follow, tail=RESUME_TAIL if self.resumed else tail, deployment=deployment)
+            name=name, follow=follow, tail=RESUME_TAIL if self.resumed else tail, deployment=deployment,
+            server=server)
         if since is not None:
             request.since_time.FromDatetime(since)
         return request

@@ -5,13 +5,13 @@ Also holds the few use cases that span apps and their agent (delete, containers,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from services.agents.client import AgentDirectory, AgentTLS, LogsNotKept
+from services.agents.client import AgentDirectory, AgentTLS
 from services.agents.port import AgentError, AppRemoval
+from services.apps import across
 from services.apps import repository as apps_repo
 from services.apps.config_release import ConfigReleases
 from services.apps.moves import Moves
@@ -19,7 +19,7 @@ from services.apps.service import AppService
 from services.certificates import relay as certificate_relay
 from services.config import LOCAL_SERVER, Settings
 from services.core import paging
-from services.core.errors import NotFound, ServerNotFound, ServerUnreachable
+from services.core.errors import ServerNotFound, ServerUnreachable
 from services.db.models import Server, utcnow
 from services.db import locks
 from services.db.pubsub import Bus
@@ -209,10 +209,6 @@ class Platform:
 
     # Use cases that span an app and its agent.
 
-    def _agent_for(self, app_name: str):
-        app = self.apps.get(app_name)
-        return app, self.agents.for_server(app.server.name)
-
     def delete_app(self, name: str, *, delete_volumes: bool = False) -> AppRemoval:
         """Check, then remove from the agents (every server the app runs on), then delete the
         row; returns what they removed. The app's named volumes go only with `delete_volumes`: otherwise they are
@@ -238,26 +234,31 @@ class Platform:
                           kept_volumes=tuple(dict.fromkeys(v for r in removals for v in r.kept_volumes)))
 
     def app_containers(self, name: str):
-        app, agent = self._agent_for(name)
-        try:
-            return agent.list_containers(app.name)
-        except AgentError as err:
-            raise ServerUnreachable(str(err)) from None
+        """The app's containers on every server it runs on, each naming its server."""
+        return self.app_containers_across(name)[0]
+
+    def app_containers_across(self, name: str):
+        """(containers, {server: why} of the servers that did not answer): services.apps.across."""
+        return across.containers(self.apps, self.agents, name)
+
+    def set_maintenance(self, name: str, enabled: bool, message: str):
+        """Applied on every server of the app, then stored (services.apps.across)."""
+        return across.set_maintenance(self.apps, self.agents, name, enabled, message)
+
+    def upload_certificate(self, app, domain: str, certificate_pem: bytes, private_key_pem: bytes):
+        """The user's certificate to every server of the app (services.apps.across)."""
+        return across.upload_certificate(
+            self.apps, self.agents, app, domain, certificate_pem, private_key_pem,
+            lambda reported: certificate_relay.store_report(self.db, {app.name: app.id}, reported))
 
     async def app_logs(self, name: str, *, follow: bool, tail: int, deployment_id: int = 0,
-                       since=None):
-        """The serving container's output (or one release's: live, else as its agent archived
-        it), relayed from its agent on the caller's event loop: a `--follow` that waits for its
-        next line holds no thread."""
-        app, agent = await asyncio.to_thread(self._agent_for, name)
-        try:
-            async for entry in agent.stream_logs(app.name, follow=follow, tail=tail,
-                                                 deployment_id=deployment_id, since=since):
-                yield entry
-        except LogsNotKept as err:
-            raise NotFound(str(err), reason="LOGS_NOT_KEPT") from None
-        except AgentError as err:
-            raise ServerUnreachable(str(err)) from None
+                       since=None, server: str = ""):
+        """The serving release's output (or one release's: live, else as its agent archived it)
+        on every server of the app (or `server`), relayed on the caller's event loop: a
+        `--follow` that waits for its next line holds no thread (services.apps.across)."""
+        async for entry in across.logs(self.apps, self.agents, name, follow=follow, tail=tail,
+                                       deployment_id=deployment_id, since=since, server=server):
+            yield entry
 
     def list_servers(self, *, page_size: int, page_token: str):
         size = paging.page_size(page_size, default=50, maximum=500)

@@ -168,6 +168,8 @@ class ContainerView:
     # How many times the kernel killed a process of it for memory, and when last (agent.oom_watch).
     oom_kills: int = 0
     last_oom: datetime | None = None
+    # The server it runs on: set by the control plane, which asks each of an app's servers.
+    server: str = ""
 
 
 @dataclass
@@ -175,6 +177,8 @@ class LogEntry:
     time: datetime | None
     text: str
     container_id: str
+    # The server the line came from: set by the control plane, which reads each of an app's servers.
+    server: str = ""
 
 
 @dataclass

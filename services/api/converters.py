@@ -183,6 +183,7 @@ def container_to_pb(c) -> app_pb2.Container:
         id=c.id, name=c.name, app=c.app, deployment=deployment_name(c.app, c.deployment_id) if c.deployment_id else "",
         commit_sha=c.commit_sha, image=c.image, state=c.state, direct_url=c.direct_url, create_time=ts(c.created),
         draining=getattr(c, "draining", False), open_connections=getattr(c, "open_connections", 0),
+        server=getattr(c, "server", ""),
     )
 
 

@@ -27,11 +27,8 @@ from services.api.errors import translate_errors
 from services.apps import status as app_status
 from services.apps.spec import SETTABLE
 from services.core import paging
-from services.agents.client import AppNotOnAgent, CertificateRefused
-from services.agents.port import AgentError
-from services.certificates import relay
 from services.core import validation
-from services.core.errors import AppNotDeployed, DeploymentNotFound, InvalidArgument, ServerUnreachable
+from services.core.errors import DeploymentNotFound, InvalidArgument
 from services.deployments.feed import Feeds
 from services.deployments.service import DeploymentView
 from services.platform import Platform
@@ -99,10 +96,11 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
 
     @translate_errors
     def ListAppContainers(self, request, context):
-        containers = self.p.app_containers(names.parse_app(request.parent, "parent"))
-        page, token = _page_by_name(containers, lambda c: c.name, request, default=50, maximum=500)
+        containers, down = self.p.app_containers_across(names.parse_app(request.parent, "parent"))
+        page, token = _page_by_name(containers, lambda c: f"{c.name}\n{c.server}", request, default=50, maximum=500)
         return app_service_pb2.ListAppContainersResponse(
-            containers=[conv.container_to_pb(c) for c in page], next_page_token=token)
+            containers=[conv.container_to_pb(c) for c in page], next_page_token=token,
+            unreachable=[f"{server}: {why}" for server, why in down.items()])
 
     @translate_errors
     def GetAppWebhook(self, request, context):
@@ -117,30 +115,15 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
         if domain not in (app.domains or []):
             raise InvalidArgument(f"{domain} is not a domain of app {app.name}: add it first "
                                   "(serversinc apps update --domain) and deploy", field="domain")
-        agent = self.p.agents.for_server(app.server.name)
-        try:
-            view = agent.upload_certificate(app.name, domain, request.certificate_pem, request.private_key_pem)
-            relay.store_report(self.p.db, {app.name: app.id}, agent.list_certificates(app.name))
-        except CertificateRefused as err:
-            raise InvalidArgument(str(err), field="certificate_pem") from None
-        except AgentError as err:
-            raise ServerUnreachable(f"could not hand the certificate to server {app.server.name!r}: {err}") from None
+        view = self.p.upload_certificate(app, domain, request.certificate_pem, request.private_key_pem)
         return conv.certificate_to_pb(view)
 
     @translate_errors
     def SetAppMaintenance(self, request, context):
-        """The server applies it first (so a stored mode is one that serves), then it is stored."""
-        app = self.p.apps.get(names.parse_app(request.name))
+        """Every server applies it first (so a stored mode is one that serves), then it is stored."""
+        name = names.parse_app(request.name)
         message = validation.maintenance_message(request.message) if request.enabled else ""
-        agent = self.p.agents.for_server(app.server.name)
-        try:
-            agent.set_maintenance(app.name, request.enabled, message)
-        except AppNotOnAgent:
-            raise AppNotDeployed(f"app {app.name} has nothing running on server {app.server.name!r} "
-                                 "yet: deploy it first") from None
-        except AgentError as err:
-            raise ServerUnreachable(f"could not set maintenance mode on server {app.server.name!r}: {err}") from None
-        return self._to_pb([self.p.apps.record_maintenance(app.name, request.enabled, message)])[0]
+        return self._to_pb([self.p.set_maintenance(name, request.enabled, message)])[0]
 
     # One-off commands (services.runs): each a call into the run service.
     @translate_errors
@@ -176,8 +159,9 @@ class AppServicer(app_service_pb2_grpc.AppServiceServicer):
         since = request.since_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("since_time") else None
         tail = request.tail or (0 if since else 100)  # since alone: every line from then on
         async for entry in self.p.app_logs(app, follow=request.follow, tail=tail,
-                                           deployment_id=deployment_id, since=since):
-            yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id)
+                                           deployment_id=deployment_id, since=since, server=request.server):
+            yield app_pb2.LogLine(time=conv.ts(entry.time), text=entry.text, container_id=entry.container_id,
+                                  server=entry.server)
 
     @translate_errors
     def SetAppEnv(self, request, context):

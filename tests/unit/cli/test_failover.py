@@ -40,6 +40,9 @@ class FlakyLogs:
     def __init__(self):
         self.requests = []
 
+    def GetApp(self, request):
+        return app_pb2.App(name=request.name, servers=["local"])
+
     def StreamAppLogs(self, request):
         self.requests.append(request)
         if len(self.requests) == 1:
@@ -62,6 +65,9 @@ def test_a_dropped_log_stream_resumes_without_repeating(capsys):
 
 def test_a_log_stream_that_keeps_failing_gives_up():
     class Down:
+        def GetApp(self, request):
+            return app_pb2.App(name=request.name, servers=["local"])
+
         def StreamAppLogs(self, request):
             raise Lost()
 
