@@ -321,3 +321,35 @@ def cmd_logs(conn, args, out, err, *, backoff: tuple[float, ...] = RECONNECT_BAC
             print(f"log stream lost, reconnecting in {backoff[attempt]:g}s…", file=sys.stderr, flush=True)
             sleep(backoff[attempt])
             attempt += 1
+
+
+def cmd_containers(conn, args, out, err) -> int:
+    """The app's containers on every server it runs on; a server that did not answer is named on
+    stderr (its containers are missing from the list), and the exit status is then 1."""
+    containers, unreachable, token = [], {}, ""
+    while True:
+        page = conn.apps.ListAppContainers(app_service_pb2.ListAppContainersRequest(
+            parent=args.name, page_size=500, page_token=token))
+        containers += page.containers
+        unreachable.update(dict.fromkeys(page.unreachable))
+        token = page.next_page_token
+        if not token:
+            break
+    if args.json:
+        render.print_json(containers)
+    elif not containers:
+        out.print(f"no containers of {args.name}", markup=False)
+    else:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("SERVER", "NAME", "STATE", "DEPLOYMENT", "COMMIT", "CREATED", "ID"):
+            table.add_column(column, overflow="fold")
+        for c in sorted(containers, key=lambda c: (c.server, c.name)):
+            state = c.state + (f" (draining, {c.open_connections} open)" if c.draining else "")
+            table.add_row(c.server, c.name, state, c.deployment.rpartition("/")[2], c.commit_sha[:7],
+                          render.fmt_time(c.create_time, c.HasField("create_time")), c.id[:12])
+        out.print(table)
+    for why in unreachable:
+        print(f"server {why} (its containers are not listed)", file=sys.stderr)
+    return 1 if unreachable else 0

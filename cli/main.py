@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=("on", "off"), metavar="on|off")
     p.add_argument("--message", metavar="TEXT", help="the page's text (shown HTML-escaped)")
     json_flag(p)
+    p = leaf(apps_sub, "containers", apps.cmd_containers,
+             "the app's containers on every server it runs on (each with its server)")
+    p.add_argument("name", metavar="NAME")
+    json_flag(p)
     certs_p = apps_sub.add_parser("certs", help="an app's HTTPS certificates: list them, upload your own")
     certs_sub = certs_p.add_subparsers(dest="certs_verb", metavar="VERB", required=True)
     p = leaf(certs_sub, "list", apps.cmd_certs_list, "each domain's certificate, as the app's server reports it")

@@ -4,6 +4,7 @@ output read from both, through the API and the `serversinc` console script."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,11 @@ def test_containers_maintenance_and_logs_reach_both_servers(fleet, tmp_path):
             assert {c.id for c in listed.containers if c.server == server} == {
                 c.id for c in engine.containers.list(filters={"label": f"io.serversinc.app={app}"})}
 
+    shown = json.loads(cli(fleet, "apps", "containers", app, "--json").stdout)
+    assert sorted((c["server"], c["id"]) for c in shown) == sorted((c.server, c.id) for c in listed.containers)
+    table = cli(fleet, "apps", "containers", app).stdout
+    assert "SERVER" in table and all(c.id[:12] in table for c in listed.containers), table
+
     maintenance(fleet, app, True, "back soon")
     for host in (a, b):
         page = via_front_door(host, dep.url)
@@ -101,3 +107,6 @@ def test_a_server_that_fails_leaves_maintenance_unchanged_everywhere(fleet, tmp_
     listed = containers(fleet, app)
     assert {c.server for c in listed.containers} == {"a"}
     assert len(listed.unreachable) == 1 and listed.unreachable[0].startswith("b: ")
+    partial = cli(fleet, "apps", "containers", app, "--json", check=False)
+    assert partial.returncode == 1 and "server b: " in partial.stderr, partial.stderr
+    assert {c["server"] for c in json.loads(partial.stdout)} == {"a"}
