@@ -14,24 +14,64 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.db.models import App, AppHealth, Notification, Server
-from services.health.assess import Health, Observation, Previous
+from services.apps import placement
+from services.apps import repository as apps_repo
+from services.core.states import State
+from services.db.models import App, AppHealth, Deployment, Notification, Server
+from services.health.assess import Health, Observation, Previous, Watch
 
 
 @dataclass(frozen=True)
 class Target:
-    """An app with a serving release, and the server it runs on."""
+    """An app with a serving release, and each server to judge it on (assess.Watch), in rollout order."""
 
     app_id: int
     app: str
-    server: str
     deployment_id: int
+    watches: tuple[Watch, ...]
+    memory_limit: int = 0
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        return tuple(w.server for w in self.watches)
+
+
+def _replicas(outcomes: list | None) -> dict[str, int]:
+    return {o["server"]: int(o.get("replicas") or 0) for o in outcomes or [] if o.get("server")}
 
 
 def targets(session: Session) -> list[Target]:
-    q = (select(App.id, App.name, Server.name, App.current_deployment_id).join(Server, App.server_id == Server.id)
-         .where(App.current_deployment_id.is_not(None)).order_by(App.id))
-    return [Target(*row) for row in session.execute(q)]
+    """Every app with a serving release. Its servers: where the serving deployment SUCCEEDED
+    (placement.succeeded_servers: the app's one server for a deployment recorded before
+    outcomes), in the app's rollout order (app_servers) and then any it is moving away from;
+    while a deployment of the app is RUNNING, the servers of its outcomes too, each with that
+    deployment's id (assess.judged picks whichever release serves there)."""
+    rows = session.execute(
+        select(App.id, App.name, Server.name, App.current_deployment_id, App.memory_limit_bytes,
+               Deployment.server_outcomes)
+        .join(Server, App.server_id == Server.id)
+        .join(Deployment, Deployment.id == App.current_deployment_id, isouter=True)
+        .where(App.current_deployment_id.is_not(None)).order_by(App.id)).all()
+    ids = [r[0] for r in rows]
+    order = apps_repo.server_names_by_app(session, ids)
+    running: dict[int, tuple[int, list]] = {}
+    for app_id, dep_id, outcomes in session.execute(
+            select(Deployment.app_id, Deployment.id, Deployment.server_outcomes)
+            .where(Deployment.app_id.in_(ids), Deployment.state == str(State.RUNNING)).order_by(Deployment.id)):
+        running.setdefault(app_id, (dep_id, list(outcomes or [])))  # one runs per app at a time
+    result = []
+    for app_id, name, first, dep_id, memory, outcomes in rows:
+        serving = placement.succeeded_servers(outcomes, first)
+        replicas = _replicas(outcomes)
+        rollout_id, rollout_outcomes = running.get(app_id, (None, []))
+        rollout_replicas = _replicas(rollout_outcomes)
+        names = [n for n in order.get(app_id, [first]) if n in serving or n in rollout_replicas]
+        names += [n for n in [*serving, *rollout_replicas] if n not in names]
+        watches = tuple(Watch(n, dep_id if n in serving else None, replicas.get(n, 0),
+                              rollout_id if n in rollout_replicas else None, rollout_replicas.get(n, 0))
+                        for n in names)
+        result.append(Target(app_id, name, dep_id, watches, memory or 0))
+    return result
 
 
 def previous(session: Session, app_ids: Iterable[int]) -> dict[int, Previous]:
@@ -43,10 +83,12 @@ def records(session: Session, app_ids: Iterable[int]) -> dict[int, AppHealth]:
     return {r.app_id: r for r in session.scalars(select(AppHealth).where(AppHealth.app_id.in_(list(app_ids))))}
 
 
-def record(session: Session, app_id: int, before: Health | None, obs: Observation, now: datetime) -> bool:
-    """Stores the observation; True when it is this call that moved health from `before`."""
+def record(session: Session, app_id: int, before: Health | None, obs: Observation, now: datetime,
+           stale: bool = False) -> bool:
+    """Stores the observation (`stale`: some of the app's servers did not answer); True when it
+    is this call that moved health from `before`."""
     values = dict(deployment_id=obs.deployment_id, health=str(obs.health), detail=obs.detail,
-                  restart_count=obs.restart_count, restarted_at=obs.restarted_at, observed_at=now, stale=False)
+                  restart_count=obs.restart_count, restarted_at=obs.restarted_at, observed_at=now, stale=stale)
     if before is None:
         # A concurrent first record fails this transaction on the primary key: nothing announced twice.
         session.add(AppHealth(app_id=app_id, **values))
