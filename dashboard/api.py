@@ -69,10 +69,11 @@ class Client:
     def delete_app(self, name: str) -> None:
         self._call(self.connection.apps.DeleteApp, app_service_pb2.DeleteAppRequest(name=name))
 
-    def list_containers(self, name: str) -> list[app_pb2.Container]:
+    def list_containers(self, name: str) -> tuple[list[app_pb2.Container], list[str]]:
+        """The app's containers on all its servers, and "server: why" for each that did not answer."""
         resp = self._call(self.connection.apps.ListAppContainers,
                           app_service_pb2.ListAppContainersRequest(parent=f"apps/{name}"))
-        return list(resp.containers)
+        return list(resp.containers), list(resp.unreachable)
 
     def app_logs(self, name: str, tail: int = 100, timeout: float = 10.0,
                  deployment: str = "") -> list[app_pb2.LogLine]:

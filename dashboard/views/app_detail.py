@@ -165,14 +165,17 @@ with tab_deps:
 
 with tab_containers:
     try:
-        containers = client.list_containers(pick)
+        containers, unreachable = client.list_containers(pick)
     except ApiError as err:
         banner(err)
-        containers = []
+        containers, unreachable = [], []
+    for why in unreachable:
+        st.warning(f"Not listed: server {why}", icon=":material/cloud_off:")
     if not containers:
         st.caption("No containers on the server for this app.")
     else:
         table = pd.DataFrame([{
+            "server": c.server,
             "name": c.name,
             "state": c.state or "unknown",
             # An old release after a switch keeps its WebSockets and event streams until they
