@@ -1,6 +1,6 @@
 """A release rolled out over an app's servers: the plan, each server's outcome, and what a failure undoes.
 
-Pure (no agent, no database), shaped like `services/cli/watch.py`'s tracker: the pipeline asks it
+Pure (no agent, no database), shaped like `cli/watch.py`'s tracker: the pipeline asks it
 what to do next and tells it what happened; it keeps the outcomes the deployment records.
 
 Invariants:
