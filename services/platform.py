@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 
+from services.agents import fanout
 from services.agents.client import AgentDirectory, AgentTLS
 from services.agents.port import AgentError, AppRemoval
 from services.apps import across
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 # Asking a server's agent for its state (GetServer, ListServers): the deadline of one agent, and how
 # many agents one call asks at the same time.
 STATUS_SECONDS = 3.0
-STATUS_PARALLEL = 16
 
 
 class SecretKeyMismatch(Exception):
@@ -279,24 +278,14 @@ class Platform:
 
     def server_statuses(self, servers: list[Server]) -> list[tuple]:
         """(server, AgentInfo or None, why not) per server, in order. The agents are asked at the
-        same time (at most STATUS_PARALLEL at once, each with the STATUS_SECONDS deadline), so a
-        page with several servers down takes one deadline, not one per server. Those that answer
-        are recorded as seen; their last_seen_at in the result is this read."""
-        def ask(server: Server):
-            try:
-                return self.agents.for_server(server.name).info(timeout=STATUS_SECONDS), ""
-            except AgentError as err:
-                return None, str(err)
-
-        if len(servers) <= 1:
-            answers = [ask(server) for server in servers]
-        else:
-            with ThreadPoolExecutor(min(STATUS_PARALLEL, len(servers)), thread_name_prefix="server-status") as pool:
-                answers = list(pool.map(ask, servers))
+        same time (services.agents.fanout, each with the STATUS_SECONDS deadline), so a page with
+        several servers down takes one deadline, not one per server. Those that answer are
+        recorded as seen; their last_seen_at in the result is this read."""
+        answers = fanout.each(servers, lambda server: self.agents.for_server(server.name).info(timeout=STATUS_SECONDS))
         now = utcnow()
-        reached = [server for server, (info, _) in zip(servers, answers) if info is not None]
+        reached = [server for server, info, _ in answers if info is not None]
         if reached:
             self.servers.seen([server.name for server in reached], now)
         for server in reached:
             server.last_seen_at = now
-        return [(server, info, error) for server, (info, error) in zip(servers, answers)]
+        return [(server, info, str(err) if err is not None else "") for server, info, err in answers]

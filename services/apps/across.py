@@ -15,28 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 
 from services.agents.client import AppNotOnAgent, CertificateRefused, LogsNotKept
+from services.agents.fanout import each
 from services.agents.port import AgentError
 from services.core.errors import AppNotDeployed, InvalidArgument, NotFound, ServerUnreachable
 
-# How many of an app's servers one call asks at the same time.
-PARALLEL = 16
-
-
-def each(servers: list[str], ask) -> list[tuple[str, object, Exception | None]]:
-    """(server, ask(server) or None, the AgentError or None) per server, in order, asked at once."""
-    def one(server: str):
-        try:
-            return server, ask(server), None
-        except AgentError as err:
-            return server, None, err
-
-    if len(servers) <= 1:
-        return [one(s) for s in servers]
-    with ThreadPoolExecutor(min(PARALLEL, len(servers)), thread_name_prefix="app-across") as pool:
-        return list(pool.map(one, servers))
 
 
 def containers(apps, agents, name: str) -> tuple[list, dict[str, str]]:
