@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 WORKERS = 32  # unary calls running at once; open streams hold none
+# Young-generation collections between two full ones (CPython: 10); see the gc.freeze() in run_server().
+FULL_COLLECTION_AFTER = 100
 
 
 def server_credentials(settings, host: str) -> grpc.ServerCredentials | None:
@@ -107,6 +109,13 @@ def run_server(platform: Platform, *, host: str = "127.0.0.1", port: int = 0, st
     # the process: moved out of the collector's sight, a full collection no longer walks it. Measured:
     # those collections paused every thread for 50-80 ms, the slowest CreateDeployment calls under load.
     gc.freeze()
+    # What stays young is still collected as before; a full collection (which walks every object made
+    # since the freeze) waits for 100 young-generation passes instead of 10. Measured at 20 concurrent
+    # CreateDeployment callers: two or three 7-16 ms full collections per 3,000 calls, each stalling
+    # every call in flight; with 100 none in such a run. Cyclic garbage of long-lived objects is still
+    # reclaimed, only less often.
+    young, middle, _full = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
     try:
         with serve(setup, workers=WORKERS, name="api", interceptors=[TokenAuthInterceptor(platform.tokens)],
                    options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
