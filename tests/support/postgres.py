@@ -167,6 +167,10 @@ class PostgresCluster:
         )
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def checkpoint(self) -> None:
+        """Writes every dirty page out now (a benchmark settles the server between measurements)."""
+        self._admin("CHECKPOINT")
+
     # -- helpers -----------------------------------------------------------------------------
     def _admin(self, sql: str, params: tuple = ()) -> None:
         # CREATE/DROP DATABASE cannot run inside a transaction block: autocommit.
