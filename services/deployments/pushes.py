@@ -27,14 +27,18 @@ class Push:
     before: str
 
 
+def seen_decides(commit: str, before: str, newest: Push | None) -> bool:
+    """Whether the push may be older than the newest, which only `seen` settles: not the first push,
+    nor the newest again, nor the next of the chain (the create path asks the database only then)."""
+    if newest is None or commit == newest.commit:
+        return False
+    return not (before and before == newest.commit)
+
+
 def older_than_newest(commit: str, before: str, newest: Push | None, seen: bool) -> str:
     """Why `commit` (pushed over `before`) must not be deployed, or "" when it may.
     `seen`: the app already deployed `commit`, or a recorded push replaced it."""
-    if newest is None or commit == newest.commit:
-        return ""
-    if before and before == newest.commit:
-        return ""
-    if not seen:
+    if not seen_decides(commit, before, newest) or not seen:
         return ""
     return (f"commit {commit[:12]} is older than {newest.commit[:12]}, the newest push seen for the branch "
             f"(deployments/{newest.deployment_id}): not redeployed")

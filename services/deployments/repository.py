@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Integer, String, Text, bindparam, func, insert, literal_column, or_, select, union_all, update
+from sqlalchemy import Integer, String, Text, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.core.states import EventKind, State, Trigger
@@ -133,45 +133,43 @@ def previous_success(session: Session, app_id: int, *, before: int | None) -> De
 
 # The create path (every webhook delivery) runs its queries as statements built once, with bound
 # parameters: building a select() per call cost more than running it (~110 of ~140 us on SQLite).
-_PUSH_FACTS: dict[int, object] = {}
+_PUSH = Deployment.__table__.alias("push")
 
 
-def _push_facts(n: int):
-    """For n (app, sha) pairs in one statement, a UNION ALL of n parts each tagged with its index
-    (built once per n): the app's newest webhook deployment of a named commit, whatever its outcome
-    (id, commit, before), and whether a deployment of the app named `sha` as its commit or a push
-    of it replaced `sha` ("seen"). An app with no such push has no row."""
-    statement = _PUSH_FACTS.get(n)
-    if statement is None:
-        parts = []
-        for k in range(n):
-            app, sha = bindparam(f"app_{k}", type_=Integer), bindparam(f"sha_{k}", type_=String)
-            newest = (select(Deployment.id, Deployment.requested_commit_sha, Deployment.before_commit_sha)
-                      .where(Deployment.app_id == app, Deployment.trigger == str(Trigger.WEBHOOK),
-                             Deployment.requested_commit_sha != "")
-                      .order_by(Deployment.id.desc()).limit(1).subquery())
-            seen = select(Deployment.id).where(Deployment.app_id == app, or_(
-                Deployment.requested_commit_sha == sha, Deployment.commit_sha == sha,
-                Deployment.before_commit_sha == sha)).limit(1)
-            parts.append(select(literal_column(str(k)).label("k"), newest.c.id, newest.c.requested_commit_sha,
-                                newest.c.before_commit_sha, select(seen.exists()).scalar_subquery().label("seen")))
-        statement = _PUSH_FACTS[n] = parts[0] if n == 1 else union_all(*parts)
-    return statement
+def _newest_push(column):
+    """`column` of the app's newest webhook deployment of a named commit, whatever its outcome (a
+    subquery correlated with the apps row: one probe of ix_deployments_app_id_id)."""
+    return (select(column)
+            .where(_PUSH.c.app_id == App.id, _PUSH.c.trigger == str(Trigger.WEBHOOK), _PUSH.c.requested_commit_sha != "")
+            .order_by(_PUSH.c.id.desc()).limit(1).scalar_subquery())
 
 
-def newest_pushes_and_seen(session: Session, pairs: list[tuple[int, str]]
-                           ) -> list[tuple[tuple[int, str, str] | None, bool]]:
-    """(newest push or None, seen) of each (app id, sha) pair, in one statement (a group of webhook
-    creates, services.deployments.pushes), in the order of `pairs`."""
-    out: list[tuple[tuple[int, str, str] | None, bool]] = [(None, False)] * len(pairs)
-    if not pairs:
-        return out
-    params = {}
-    for k, (app_id, sha) in enumerate(pairs):
-        params[f"app_{k}"], params[f"sha_{k}"] = app_id, sha
-    for k, *row in session.execute(_push_facts(len(pairs)), params):
-        out[int(k)] = (tuple(row[:3]), bool(row[3]))
-    return out
+# The apps of a group of creates and each one's newest push (services.deployments.pushes) in one
+# statement: the app lookup and the older-push rule's facts had been two round trips, the second a
+# UNION ALL of one part per create that PostgreSQL planned afresh for every size of group.
+_APPS_WITH_NEWEST_PUSH = select(
+    App, _newest_push(_PUSH.c.id), _newest_push(_PUSH.c.requested_commit_sha), _newest_push(_PUSH.c.before_commit_sha),
+).where(App.name.in_(bindparam("names", expanding=True)))
+_SHA = bindparam("sha", type_=String)
+_SEEN = select(select(Deployment.id).where(
+    Deployment.app_id == bindparam("app_id", type_=Integer),
+    or_(Deployment.requested_commit_sha == _SHA, Deployment.commit_sha == _SHA, Deployment.before_commit_sha == _SHA),
+).limit(1).exists())
+
+
+def apps_with_newest_push(session: Session, names: Iterable[str]
+                          ) -> dict[str, tuple[App, tuple[int, str, str] | None]]:
+    """{name: (app, its newest push as (deployment id, commit, before) or None)} of the apps of these
+    names that exist, in one statement."""
+    found = {}
+    for app, push_id, commit, before in session.execute(_APPS_WITH_NEWEST_PUSH, {"names": sorted(set(names))}):
+        found[app.name] = (app, (push_id, commit, before) if push_id is not None else None)
+    return found
+
+
+def push_seen(session: Session, app_id: int, sha: str) -> bool:
+    """Whether a deployment of the app named `sha` as its commit, or a push of it replaced `sha`."""
+    return bool(session.scalar(_SEEN, {"app_id": app_id, "sha": sha}))
 
 
 def by_request_id(session: Session, request_id: str) -> Deployment | None:
@@ -205,9 +203,6 @@ _INSERT_IDS = insert(_DEPLOYMENTS).returning(_DEPLOYMENTS.c.id, sort_by_paramete
 _INSERT_ID = insert(_DEPLOYMENTS).returning(_DEPLOYMENTS.c.id)
 _COLUMNS = [c for c in _DEPLOYMENTS.c if not c.primary_key]
 assert not any(c.server_default is not None for c in _COLUMNS), "insert_many_returning needs every default"
-_APPS_BY_NAME = select(App).where(App.name.in_(bindparam("names", expanding=True)))
-
-
 def _complete(values: dict) -> dict:
     """Every column's value of a new deployment: the given ones, the defaults for the rest."""
     row = {}
@@ -232,11 +227,6 @@ def insert_many_returning(session: Session, values: list[dict]) -> list[Deployme
     else:
         ids = list(connection.execute(_INSERT_IDS, rows).scalars())
     return [Deployment(id=deployment_id, **row) for deployment_id, row in zip(ids, rows)]
-
-
-def apps_by_name(session: Session, names: Iterable[str]) -> dict[str, App]:
-    """The apps of these names that exist (a group of creates looks its apps up in one query)."""
-    return {app.name: app for app in session.scalars(_APPS_BY_NAME, {"names": sorted(set(names))})}
 
 
 _NEWER = _DEPLOYMENTS.alias("newer")

@@ -166,18 +166,14 @@ class DeploymentService:
         outcomes: list = [None] * len(requests)
         made = []  # (index, request, app, trigger, older push or None)
         with self.db.session() as s:
-            apps = repo.apps_by_name(s, [r.app_name for r in requests])
-            # The older-push rule's facts for every webhook create at once (one statement).
-            asked = [(apps[r.app_name].id, r.commit_sha) for r in requests
-                     if r.app_name in apps and r.trigger == Trigger.WEBHOOK and r.commit_sha
-                     and not r.source_deployment]
-            facts = dict(zip(asked, repo.newest_pushes_and_seen(s, asked)))
+            # The apps and each one's newest push (the older-push rule's first fact) in one statement.
+            found = repo.apps_with_newest_push(s, [r.app_name for r in requests])
             values = []
             for i, r in enumerate(requests):
-                app = apps.get(r.app_name)
-                if app is None:
+                if r.app_name not in found:
                     outcomes[i] = AppNotFound(f"app {r.app_name!r} not found")
                     continue
+                app, newest_push = found[r.app_name]
                 trigger, source_id = r.trigger, None
                 if r.source_deployment:
                     source_id = parse_name(r.source_deployment)
@@ -191,7 +187,7 @@ class DeploymentService:
                             f"deployment {source_id} did not succeed: only a successful release can be redeployed")
                         continue
                     trigger = Trigger.ROLLBACK
-                older = (self._older_push(facts.get((app.id, r.commit_sha)), r.commit_sha, r.before_commit_sha)
+                older = (self._older_push(s, app.id, newest_push, r.commit_sha, r.before_commit_sha)
                          if trigger == Trigger.WEBHOOK else None)
                 row = dict(
                     app_id=app.id, state=str(State.QUEUED), phase=str(Phase.QUEUED), trigger=str(trigger),
@@ -237,14 +233,17 @@ class DeploymentService:
         return outcomes
 
     @staticmethod
-    def _older_push(facts, commit_sha: str, before_commit_sha: str) -> tuple[int, str] | None:
+    def _older_push(s, app_id: int, newest_push: tuple | None, commit_sha: str, before_commit_sha: str
+                    ) -> tuple[int, str] | None:
         """(the newest push's deployment id, why) when a pushed commit is older than that push;
-        `facts`: repo.newest_pushes_and_seen's (newest push, seen) for the app and commit."""
-        if not commit_sha or facts is None:
+        `newest_push`: repo.apps_with_newest_push's for the app. Whether the app saw the commit is
+        read only when it decides (a replay or a late delivery), not for the next push of a chain."""
+        if not commit_sha or newest_push is None:
             return None
-        row, seen = facts
-        newest = pushes.Push(*row) if row else None
-        reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, seen)
+        newest = pushes.Push(*newest_push)
+        if not pushes.seen_decides(commit_sha, before_commit_sha, newest):
+            return None
+        reason = pushes.older_than_newest(commit_sha, before_commit_sha, newest, repo.push_seen(s, app_id, commit_sha))
         return (newest.deployment_id, reason) if reason else None
 
     def _supersede_older(self, s, newer: dict[int, Deployment]) -> list[int]:
