@@ -10,7 +10,8 @@ a chain, each `before` being the previous push's `after`, so:
     "Redeliver", or a fresh delivery id), or a delivery that arrived after a newer one.
 Why not git ancestry: it needs a fetch of the repository on the control plane in the webhook's
 hot path (10 s budget, remotes that hang), while the chain is exact for what GitHub sends and costs
-two indexed queries.
+an index probe read with the app (the newest push) and, only for a push off the chain, a second
+(`seen`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 from services.core.states import State, Trigger
 from services.db.models import Job
 from services.deployments.events import EventLog
-from services.deployments.pushes import Push, older_than_newest
+from services.deployments.pushes import Push, older_than_newest, seen_decides
 from services.deployments.service import DeploymentService
 from services.jobs.cancels import CancelRegistry
 from services.jobs.queue import JobQueue
@@ -23,6 +23,14 @@ def test_the_rule():
     assert older_than_newest(A, C, newest, seen=True) == ""  # a force-push back to A continues the chain
     assert "older than cccccccccccc" in older_than_newest(A, "", newest, seen=True)
     assert older_than_newest(D, A, newest, seen=False) == ""  # never seen: nothing says it is older
+
+
+def test_only_a_push_off_the_chain_needs_to_know_what_was_seen():
+    newest = Push(7, C, B)
+    assert not seen_decides(A, "", None)  # the first push
+    assert not seen_decides(C, A, newest)  # the newest push again
+    assert not seen_decides(D, C, newest)  # the next push of the chain
+    assert seen_decides(A, "", newest) and seen_decides(D, A, newest)  # a replay, or a late delivery
 
 
 @pytest.fixture
