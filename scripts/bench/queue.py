@@ -18,9 +18,9 @@ Starts what it needs itself and removes it after: a PostgreSQL cluster of its ow
     webhook bridge calls it (webhook trigger, request id, supersede queued). Each caller deploys an
     app of its own (20 repositories pushed at once). The control plane runs no deploy workers
     (SERVERSINC_WORKERS=0: no agent is needed for the create call, and no job is left hanging on one).
-Part (b) runs first, on the fresh cluster; each database of (a) is dropped once its run is measured
-(then a CHECKPOINT), so that no measurement shares the machine with the server's clean-up of an
-earlier one (autovacuum of thousands of finished jobs, their writes' checkpoint).
+Each run's database is dropped once the run is measured (then a CHECKPOINT), so that no measurement
+shares the machine with the server's clean-up of an earlier one (autovacuum of thousands of
+finished jobs, their writes' checkpoint).
 Last line: one JSON object (targets: >= 1000 jobs/s with 4 workers, run_twice 0, create p99 <= 50 ms).
 """
 
@@ -344,6 +344,15 @@ def measure_create(url: str, work: Path, args) -> dict:
             "p99_ms": round(_stack.percentile(ms, 99), 2), "server_cpu_ms_per_call": round(used * 1000 / calls, 2)}
 
 
+def drop(pg: BenchCluster, url: str, work: Path) -> None:
+    """A measured run's database, gone before the next run starts (see BenchCluster)."""
+    if url.startswith("postgresql"):
+        pg.drop(url)
+    else:
+        for path in work.glob(Path(url.split("///", 1)[1]).name + "*"):  # with its -wal, -shm
+            path.unlink()
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--claim-worker":
         return claim_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
@@ -365,11 +374,6 @@ def main() -> None:
             configs = [("postgres_1", pg.new_database, 1, 1), ("postgres_2", pg.new_database, 1, 2),
                        ("postgres_4", pg.new_database, 2, 2),
                        ("sqlite_1", lambda: f"sqlite:///{work / uuid.uuid4().hex}.db", 1, 1)]
-            for label, url in (("create_postgres", pg.new_database()),
-                               ("create_sqlite", f"sqlite:///{work / 'create.db'}")):
-                print(f"(b) {label}: {args.creates} CreateDeployment calls, {args.callers} callers", flush=True)
-                detail[label] = measure_create(url, work, args)
-                print(f"    {json.dumps(detail[label])}", flush=True)
             if args.only_create:
                 configs = []
             for label, make_url, processes, threads in configs:
@@ -378,11 +382,13 @@ def main() -> None:
                 print(f"(a) {label}: {jobs} jobs, {processes} process(es) x {threads} worker thread(s)", flush=True)
                 detail[label] = run_queue(url, processes, threads, work)
                 print(f"    {json.dumps(detail[label])}", flush=True)
-                if url.startswith("postgresql"):
-                    pg.drop(url)
-                else:
-                    for path in work.glob(Path(url.split("///", 1)[1]).name + "*"):  # with its -wal, -shm
-                        path.unlink()
+                drop(pg, url, work)
+            for label, url in (("create_postgres", pg.new_database()),
+                               ("create_sqlite", f"sqlite:///{work / 'create.db'}")):
+                print(f"(b) {label}: {args.creates} CreateDeployment calls, {args.callers} callers", flush=True)
+                detail[label] = measure_create(url, work, args)
+                print(f"    {json.dumps(detail[label])}", flush=True)
+                drop(pg, url, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
