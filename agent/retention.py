@@ -5,8 +5,9 @@ The rule, in one place:
   (default 5), counted as distinct images in the order they last took traffic, so a rollback to
   an old release makes its image the newest again and two releases of one image count once;
 - kept as well: every image a remaining container uses (what serves now, an old release still
-  draining), and every image built after the last release took traffic (built for a deploy still
-  to come, or whose deploy failed: it goes with the next successful release's prune);
+  draining), and every image never released that was built after the last release took traffic
+  (built for a deploy still to come, or whose deploy failed: it goes with the next successful
+  release's prune);
 - removed: every other image labelled as the platform's for that app, and the app's stopped
   containers that neither serve nor drain.
 
@@ -128,10 +129,13 @@ def plan(history: History, images: list[Image], containers: list[Container], *,
     for image in images:
         if image.id in kept:
             continue
-        if image.created >= since and now - image.created < PENDING_BUILD_SECONDS:
+        deployments = releases_of(history, image.id)
+        # Only an image that never took traffic can be for a deploy to come (one that did and is
+        # built again for one is in `pending`): a release made within the clock slack of the last
+        # switch is past retention like any other.
+        if not deployments and image.created >= since and now - image.created < PENDING_BUILD_SECONDS:
             kept[image.id] = "built after the last release: for a deploy still to come"
             continue
-        deployments = releases_of(history, image.id)
         reason = (f"older than the last {history.retain} releases" if deployments
                   else "never released (its deploy failed or never came)")
         removals.append(Removal("image", image.id, ", ".join(image.tags) or image.id[:19], reason,

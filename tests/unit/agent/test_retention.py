@@ -52,6 +52,17 @@ def test_a_build_after_the_last_switch_waits_for_its_deploy():
     assert [r.reason for r in p.removals] == ["never released (its deploy failed or never came)"]
 
 
+def test_releases_seconds_apart_are_pruned_past_retention_whatever_their_images_creation_time():
+    # Three releases within the clock slack (a fast machine, images from the build cache): the engine
+    # stamps whole seconds, so the first image looks built "after" the last switch; it took traffic,
+    # so it is no deploy to come.
+    h = History(1, (Release(1, "a", "sha1", NOW), Release(2, "b", "sha2", NOW + 0.6), Release(3, "c", "sha3", NOW + 1.2)))
+    images = [Image(i, (f"app:{i}",), created=NOW, unique_bytes=10) for i in ("a", "b", "c")]
+    p = plan(h, images, [], now=NOW + 1.3)
+    assert _removed(p) == {"a", "b"} and set(p.kept) == {"c"}
+    assert {r.reason for r in p.removals} == {"older than the last 1 releases"}
+
+
 def test_history_file_records_and_forgets(tmp_path):
     store = ReleaseHistory(tmp_path)
     assert store.get("web") is None and store.apps() == []
