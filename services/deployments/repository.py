@@ -203,6 +203,8 @@ _INSERT_IDS = insert(_DEPLOYMENTS).returning(_DEPLOYMENTS.c.id, sort_by_paramete
 _INSERT_ID = insert(_DEPLOYMENTS).returning(_DEPLOYMENTS.c.id)
 _COLUMNS = [c for c in _DEPLOYMENTS.c if not c.primary_key]
 assert not any(c.server_default is not None for c in _COLUMNS), "insert_many_returning needs every default"
+
+
 def _complete(values: dict) -> dict:
     """Every column's value of a new deployment: the given ones, the defaults for the rest."""
     row = {}
