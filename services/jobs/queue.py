@@ -100,10 +100,15 @@ class JobQueue:
 
     def claim(self, worker: str) -> Claim | None:
         """The oldest claimable job, now leased to `worker`, or None."""
-        with self.db.session() as s:
-            # No clock of a test's: the leases are measured in the claim's own statements.
-            job = repo.claim_next(s, worker, self.lease, self._clock() if self._clock else None)
-            return Claim(job.id, job.deployment_id, worker, job.attempts) if job else None
+        # No clock of a test's: the leases are measured in the claim's own statements.
+        now = self._clock() if self._clock else None
+        if self.db.autocommits:  # the claim is one statement there: one round trip
+            with self.db.autocommit() as connection:
+                job = repo.claim_next_on_postgres(connection, worker, self.lease, now)
+        else:
+            with self.db.session() as s:
+                job = repo.claim_next(s, worker, self.lease, now)
+        return Claim(job.id, job.deployment_id, worker, job.attempts) if job else None
 
     def heartbeat(self, job_ids: list[int], worker: str) -> None:
         with self.db.session() as s:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, func, insert, select, text, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.db import locks
@@ -31,10 +32,11 @@ def claim_next(session: Session, worker: str, lease: timedelta, now: datetime | 
     holds it, the way SKIP LOCKED skips a row; holding it, it looks again at that app alone, in a
     statement of its own (a new snapshot under READ COMMITTED). A claim committed since the first
     look is seen then (the lock is released after the commit is visible), and the app's oldest
-    claimable job is the one taken: one app's jobs never run at once, nor out of order.
+    claimable job is the one taken: one app's jobs never run at once, nor out of order. Both looks
+    are statements of the function serversinc_claim_job (see claim_next_on_postgres).
     """
     if session.bind.dialect.name == "postgresql":
-        return _claim_under_app_lock(session, worker, lease, now)
+        return claim_next_on_postgres(session.connection(), worker, lease, now)
     now = now or _sqlite_now(session)
     first = _oldest_claimable(now).subquery()
     job = session.scalar(select(Job).where(Job.id == select(first.c.id).scalar_subquery()))
@@ -70,52 +72,22 @@ def _oldest_claimable(now: datetime):
     return select(both.c.id, both.c.app_id).order_by(both.c.id).limit(1)
 
 
-# PostgreSQL's claim, as two fixed statements (the claim is the queue's hot path: built once,
-# prepared by the server after a few runs, two round trips). Leases are naive UTC; `now` is the
-# caller's clock or, when NULL, the database's.
-_PG_NOW = "COALESCE(CAST(:now AS timestamp), statement_timestamp() AT TIME ZONE 'UTC')"
-_PG_BUSY = f"SELECT app_id FROM jobs WHERE status = 'claimed' AND lease_until > {_PG_NOW}"
-_PG_FIRST_LOOK = text(f"""
-SELECT c.app_id, pg_try_advisory_xact_lock(CAST(:space AS integer), c.app_id) AS locked
-FROM (
-  SELECT id, app_id FROM (
-    (SELECT id, app_id FROM jobs
-      WHERE status = 'queued' AND app_id NOT IN ({_PG_BUSY}) AND NOT (app_id = ANY(CAST(:skipped AS integer[])))
-      ORDER BY id LIMIT 1)
-    UNION ALL
-    (SELECT id, app_id FROM jobs
-      WHERE status = 'claimed' AND lease_until <= {_PG_NOW} AND app_id NOT IN ({_PG_BUSY})
-        AND NOT (app_id = ANY(CAST(:skipped AS integer[])))
-      ORDER BY id LIMIT 1)
-  ) AS candidates ORDER BY id LIMIT 1
-) AS c""")
-_PG_TAKE = text(f"""
-UPDATE jobs SET status = 'claimed', claimed_by = :worker, attempts = attempts + 1,
-  lease_until = {_PG_NOW} + CAST(:lease AS interval)
-WHERE id = (
-  SELECT id FROM jobs
-  WHERE app_id = :app AND app_id NOT IN ({_PG_BUSY})
-    AND (status = 'queued' OR (status = 'claimed' AND lease_until <= {_PG_NOW}))
-  ORDER BY id LIMIT 1 FOR UPDATE)
-RETURNING id, deployment_id, attempts""")
+# PostgreSQL's claim is the function serversinc_claim_job (migration 0014, where its statements
+# are): the queue's hot path in one statement, so in autocommit one round trip. Leases are naive
+# UTC; `now` is the caller's clock or, when NULL, the database's.
+_PG_CLAIM = text("SELECT job_id, job_deployment_id, job_attempts FROM serversinc_claim_job("
+                 "CAST(:space AS integer), CAST(:worker AS text), CAST(:lease AS interval), CAST(:now AS timestamp))")
 
 
-def _claim_under_app_lock(session: Session, worker: str, lease: timedelta, now: datetime | None) -> ClaimedJob | None:
+def claim_next_on_postgres(connection: Connection, worker: str, lease: timedelta,
+                             now: datetime | None = None) -> ClaimedJob | None:
+    """`claim_next` on PostgreSQL as one statement. On a connection in autocommit (Database.autocommit)
+    that statement is the claim's whole transaction: one round trip, no BEGIN or COMMIT, and the
+    app's advisory lock is released when it commits."""
     naive_now = now.astimezone(timezone.utc).replace(tzinfo=None) if now is not None else None
-    skipped: list[int] = []
-    while True:
-        row = session.execute(_PG_FIRST_LOOK, {"space": locks.APP_CLAIMS, "now": naive_now,
-                                               "skipped": skipped}).first()
-        if row is None:
-            return None
-        app_id, locked = row
-        skipped.append(app_id)
-        if not locked:
-            continue  # another replica's worker is claiming this app's job right now
-        taken = session.execute(_PG_TAKE, {"worker": worker, "app": app_id, "now": naive_now,
-                                           "lease": lease}).first()
-        if taken is not None:
-            return ClaimedJob(*taken)
+    row = connection.execute(_PG_CLAIM, {"space": locks.APP_CLAIMS, "worker": worker, "lease": lease,
+                                         "now": naive_now}).first()
+    return ClaimedJob(*row) if row is not None else None
 
 
 _INSERT = insert(Job.__table__)
