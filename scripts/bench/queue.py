@@ -68,6 +68,20 @@ class BenchCluster:
     def new_database(self) -> str:
         return self.cluster.create_database(f"bench_{uuid.uuid4().hex[:12]}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far: the postmaster with the backends that exited (its
+        children's times) and those still running."""
+        postmaster = int((self.cluster.root / "data" / "postmaster.pid").read_text().split()[0])
+        total = cpu_seconds(postmaster, with_children=True)
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                        total += cpu_seconds(int(proc.name))
+                except (OSError, ValueError):
+                    pass  # exited meanwhile: counted in the postmaster's children's times
+        return total
+
     def drop(self, url: str) -> None:
         from sqlalchemy.engine import make_url
 
@@ -204,7 +218,7 @@ def claim_worker(url: str, threads: int, out: str) -> None:
                                      "cpu": cpu}))
 
 
-def run_queue(url: str, processes: int, threads: int, work: Path) -> dict:
+def run_queue(url: str, processes: int, threads: int, work: Path, server_cpu=None) -> dict:
     """Runs `processes` replica processes of `threads` workers each on a seeded database; their
     claims, the throughput from "go" to the last finish, and the jobs run twice."""
     outs = [work / f"claims-{uuid.uuid4().hex[:8]}.json" for _ in range(processes)]
@@ -216,12 +230,14 @@ def run_queue(url: str, processes: int, threads: int, work: Path) -> dict:
             line = p.stdout.readline().strip()
             if line != "ready":
                 raise RuntimeError(f"claim worker did not start: {line!r}")
+        server_cpu_before = server_cpu() if server_cpu else 0.0
         for p in procs:  # all replicas are ready before any starts
             p.stdin.write("go\n")
             p.stdin.flush()
         for p in procs:
             if p.wait(600) != 0:
                 raise RuntimeError(f"claim worker exited {p.returncode}")
+        server_cpu_used = server_cpu() - server_cpu_before if server_cpu else None
     finally:
         for p in procs:
             if p.poll() is None:
@@ -249,6 +265,9 @@ def run_queue(url: str, processes: int, threads: int, work: Path) -> dict:
         "empty_claims": sum(result["idle"] for result in results),
         # The workers' own CPU (Python, SQLAlchemy, the driver), not the database server's.
         "worker_cpu_ms_per_job": round(sum(result["cpu"] for result in results) * 1000 / len(records), 3),
+        # The database server's CPU (PostgreSQL's processes; None for SQLite, which runs in the workers).
+        "db_server_cpu_ms_per_job": (round(server_cpu_used * 1000 / len(records), 3)
+                                     if server_cpu_used is not None else None),
     }
 
 
@@ -324,10 +343,11 @@ def create_latency(address: str, token: str, ca: bytes, callers: int, per_caller
     return latencies, codes
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User + system CPU time a process has used so far (Linux /proc); with the children it waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure_create(url: str, work: Path, args) -> dict:
@@ -380,7 +400,8 @@ def main() -> None:
                 url = make_url()
                 jobs = seed(url, args.apps, args.jobs_per_app)
                 print(f"(a) {label}: {jobs} jobs, {processes} process(es) x {threads} worker thread(s)", flush=True)
-                detail[label] = run_queue(url, processes, threads, work)
+                detail[label] = run_queue(url, processes, threads, work,
+                                          pg.cpu_seconds if url.startswith("postgresql") else None)
                 print(f"    {json.dumps(detail[label])}", flush=True)
                 drop(pg, url, work)
             for label, url in (("create_postgres", pg.new_database()),
@@ -401,6 +422,10 @@ def main() -> None:
         "sqlite_jobs_per_s": detail["sqlite_1"]["jobs_per_s"] if ran else None,
         "claim_p99_ms": detail["postgres_4"]["claim_p99_ms"] if ran else None,
         "run_twice": sum(detail[k]["run_twice"] for k in queue_runs) if ran else None,
+        # CPU per job with 4 workers: the workers' (2 processes) and the PostgreSQL server's. On 2
+        # cores their sum bounds the throughput; it moves less with the machine's load than jobs/s.
+        "worker_cpu_ms_per_job_4_workers": detail["postgres_4"]["worker_cpu_ms_per_job"] if ran else None,
+        "db_cpu_ms_per_job_4_workers": detail["postgres_4"]["db_server_cpu_ms_per_job"] if ran else None,
         "create_p99_ms_postgres": detail["create_postgres"]["p99_ms"],
         "create_p99_ms_sqlite": detail["create_sqlite"]["p99_ms"],
         "create_errors": sum(n for k in ("create_postgres", "create_sqlite")
