@@ -24,8 +24,9 @@ branch_labels = None
 depends_on = None
 
 # Leases are naive UTC; p_now is a test's clock or, when NULL, the database's (the time the calling
-# statement started). p_skipped: apps the loop already looked at (locked by another claimer, or
-# no claimable job left once locked).
+# statement started). v_skipped: apps the loop already looked at (locked by another claimer, or
+# no claimable job left once locked). Once released, a migration is never edited: a change to the
+# claim is a new migration with CREATE OR REPLACE.
 _BUSY = "SELECT b.app_id FROM jobs b WHERE b.status = 'claimed' AND b.lease_until > v_now"
 CLAIM_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION serversinc_claim_job(p_space integer, p_worker text, p_lease interval,
