@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
 
-from sqlalchemy import Integer, cast, func, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -45,12 +45,6 @@ def held(engine: Engine, lock: Lock) -> Iterator[None]:
 
 
 # The key space of per-app claim locks: (APP_CLAIMS, app id), two 32-bit keys (PostgreSQL keeps
-# two-key and one-key advisory locks apart, so these never meet `Lock`).
+# two-key and one-key advisory locks apart, so these never meet `Lock`); taken by the function
+# serversinc_claim_job (migration 0014).
 APP_CLAIMS = 0x5E5C
-
-
-def try_app_claim(app_id):
-    """PostgreSQL: the SQL expression that takes the app's claim lock for the caller's transaction
-    (true), or is false at once when another transaction holds it (services.jobs.repository).
-    `app_id` is a value or a column."""
-    return func.pg_try_advisory_xact_lock(cast(APP_CLAIMS, Integer), cast(app_id, Integer))
