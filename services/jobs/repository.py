@@ -80,7 +80,7 @@ _PG_CLAIM = text("SELECT job_id, job_deployment_id, job_attempts FROM serversinc
 
 
 def claim_next_on_postgres(connection: Connection, worker: str, lease: timedelta,
-                             now: datetime | None = None) -> ClaimedJob | None:
+                           now: datetime | None = None) -> ClaimedJob | None:
     """`claim_next` on PostgreSQL as one statement. On a connection in autocommit (Database.autocommit)
     that statement is the claim's whole transaction: one round trip, no BEGIN or COMMIT, and the
     app's advisory lock is released when it commits."""
