@@ -1,6 +1,7 @@
 """Shipping: the compose file validates, every image builds from the local base (no network in
 any build), the agent image builds and deploys the sample app against the real engine from
-inside its container, and the control-plane image starts and answers gRPC health.
+inside its container, and the control-plane image starts and answers gRPC health, on its own
+SQLite and, as the compose postgres profile runs it, migrated and serving on a real PostgreSQL.
 
 The images are built once per session by scripts/images.py and cached by a hash of their
 sources (label io.serversinc.source), so a re-run with nothing changed builds nothing. The base
@@ -331,6 +332,47 @@ def test_control_plane_image_inits_and_answers_health(built_images, docker_clien
                            volumes={data: {"bind": "/data", "mode": "rw"}})
     assert again.wait(timeout=60)["StatusCode"] == 0, _logs(again)
     assert api.exec_run(["cat", "/data/agent/.env", "/data/certs/ca.pem"]).output == before
+
+
+def test_control_plane_image_runs_the_compose_postgres_path(built_images, made, postgres_url):
+    """The postgres profile's two steps with the image itself against a real PostgreSQL: `db
+    upgrade` (the migrate service) brings the empty database to the newest schema, then the api
+    runs on it (the driver is in the image) and keeps its rows there, with no SQLite file."""
+    import sqlalchemy as sa
+
+    from services.db import schema
+
+    data = made.volume()
+    init = made.container(images.image_name("api"), user="0:0", entrypoint=["serversinc-entrypoint"],
+                          command=["init"], network_mode="none",
+                          volumes={data: {"bind": "/data", "mode": "rw"}})
+    assert init.wait(timeout=60)["StatusCode"] == 0, _logs(init)
+    env = {"SERVERSINC_DATABASE_URL": postgres_url, "SERVERSINC_METRICS": ""}
+    # Host network, as in the compose file: the test's server listens on the host's 127.0.0.1.
+    migrate = made.container(images.image_name("api"), command=["db", "upgrade"], network_mode="host",
+                             environment=env, volumes={data: {"bind": "/data", "mode": "rw"}})
+    assert migrate.wait(timeout=120)["StatusCode"] == 0, _logs(migrate)
+    assert migrate.logs(stdout=True, stderr=False).decode().split()[0] == schema.head(), _logs(migrate)
+
+    port = free_port()
+    api = made.container(images.image_name("api"),
+                         command=["--listen", f"127.0.0.1:{port}", "--agent", "127.0.0.1:1"],
+                         environment=env, init=True, network_mode="host",
+                         volumes={data: {"bind": "/data", "mode": "rw"}}, healthcheck=FAST_HEALTH)
+    code, ca = api.exec_run(["cat", "/data/certs/ca.pem"])
+    assert code == 0, ca
+    _grpc_serving(f"127.0.0.1:{port}", timeout=60, container=api, ca=ca)
+
+    engine = sa.create_engine(postgres_url)
+    try:
+        assert schema.current(engine) == schema.head()
+        with engine.connect() as c:
+            # The bootstrap API token the api made at its first start is a row of PostgreSQL's.
+            assert c.execute(sa.text("SELECT count(*) FROM api_tokens")).scalar_one() == 1
+    finally:
+        engine.dispose()
+    code, out = api.exec_run(["ls", "/data"])
+    assert code == 0 and "api-token" in out.decode() and "serversinc.db" not in out.decode(), out
 
 
 # ---- the webhook and dashboard images start and report healthy -------------------------------
