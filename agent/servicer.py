@@ -158,10 +158,17 @@ class TugboatServicer(pb_grpc.TugboatServiceServicer):
             with self.operations.run(spec.deployment_id) as token:
                 async for item in in_thread(self.builder.build(spec, token), token.cancel):
                     if isinstance(item, SlotNeeded):
-                        if not self.build_slots.free():
+                        queued = not self.build_slots.free()
+                        if queued:  # the caller's deadline stops until the slot is ours
                             yield pb.BuildEvent(line=self.build_slots.waiting_line)
+                            yield pb.BuildEvent(waiting_for_slot=True)
+                            since = asyncio.get_running_loop().time()
                         # False: cancelled while waiting; the builder then ends as cancelled.
                         held = await self.build_slots.acquire(token)
+                        if queued and held:
+                            waited = asyncio.get_running_loop().time() - since
+                            yield pb.BuildEvent(line=f"got a build slot after waiting {waited:.1f}s")
+                            yield pb.BuildEvent(waiting_for_slot=False)
                         continue
                     if held and isinstance(item, (BuildSucceeded, BuildFailed)):
                         held = False  # the engine is done: the next build may start

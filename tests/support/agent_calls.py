@@ -26,6 +26,8 @@ class BuildSeen:
     result: pb.BuildResult | None = None
     error: str = ""
     cancelled: bool = False
+    # Set by a waiting_for_slot event: True when the build starts to wait for a slot, False when it got one.
+    waiting_for_slot: bool | None = None
 
 
 def build_seen(ev: pb.BuildEvent) -> BuildSeen:
@@ -36,6 +38,8 @@ def build_seen(ev: pb.BuildEvent) -> BuildSeen:
         return BuildSeen(result=ev.result)
     if kind == "error":
         return BuildSeen(error=ev.error.message, cancelled=ev.error.cancelled)
+    if kind == "waiting_for_slot":
+        return BuildSeen(waiting_for_slot=ev.waiting_for_slot)
     return BuildSeen(line=ev.line)
 
 
