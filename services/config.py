@@ -42,6 +42,9 @@ class Settings:
     # Phase deadlines (seconds); per-app values override build and health.
     resolve_timeout: float = 30.0
     build_timeout: float = 900.0
+    # How long a build may wait for a build slot on its server (other builds hold them) before it
+    # fails; the wait does not count against the build timeout (services.agents.build_deadline).
+    build_slot_wait: float = 3600.0
     health_timeout: int = 30
     # Start + switch + stop-old, beyond the health timeout.
     deploy_margin: float = 60.0
@@ -91,6 +94,7 @@ class Settings:
             local_agent_address=os.environ.get(AGENT_ENV, DEFAULT_AGENT),
             workers=int(os.environ.get("SERVERSINC_WORKERS", "4")),
             job_lease_seconds=float(os.environ.get("SERVERSINC_JOB_LEASE_SECONDS", "30")),
+            build_slot_wait=float(os.environ.get("SERVERSINC_BUILD_SLOT_WAIT_SECONDS", "3600")),
             webhook_url=os.environ.get("SERVERSINC_WEBHOOK_URL", f"http://{DEFAULT_WEBHOOK}"),
             agent_tls=os.environ.get("SERVERSINC_AGENT_TLS", "on").lower() not in ("off", "0", "false", "no"),
             local_agent_secret=os.environ.get("SERVERSINC_AGENT_SECRET", ""),

@@ -15,6 +15,7 @@ from tugboat.v1 import tugboat_pb2 as pb
 from tugboat.v1 import tugboat_pb2_grpc
 
 from common.phases import Phase
+from services.agents.build_deadline import BUILD, SLOT_WAIT, BuildDeadline
 from services.certificates.repository import CertificateView
 from services.retention.views import AgentImage, AppImages, PrunedItem, PruneResult
 from services.agents.port import (
@@ -22,6 +23,7 @@ from services.agents.port import (
     AgentCancelled,
     AgentError,
     AgentInfo,
+    AgentSlotWaitTimeout,
     AgentTimeout,
     AgentUnavailable,
     AppRemoval,
@@ -186,16 +188,32 @@ class AgentClient:
             return AgentBusy(err.details() or "the deployment already has a Build or Deploy running")
         return AgentError(f"agent error ({code.name}): {err.details()}")
 
-    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]:
+    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken,
+              slot_wait: float) -> Iterator[BuildUpdate]:
         request = pb.BuildRequest(
             app=spec.app, deployment_id=spec.deployment_id, repo_url=spec.repo_url, commit_sha=spec.commit_sha,
             dockerfile=spec.dockerfile, context_dir=spec.context_dir, force=spec.force,
             resources=pb.Resources(memory_bytes=spec.memory_bytes, cpu_millis=spec.cpu_millis),
         )
         self._connected()
-        call = self.stub.Build(request, timeout=timeout, metadata=self.metadata, wait_for_ready=True)
-        for ev in self._stream(call, cancel):
-            yield _build_update(ev)
+        # No gRPC deadline: it would go on while the build waits for a slot. The BuildDeadline
+        # stops then, and cancels the call when it expires.
+        call = self.stub.Build(request, metadata=self.metadata, wait_for_ready=True)
+        deadline = BuildDeadline(timeout, slot_wait, call.cancel)
+        try:
+            for ev in self._stream(call, cancel):
+                if ev.WhichOneof("event") == "waiting_for_slot":
+                    deadline.waiting(ev.waiting_for_slot)
+                    continue
+                yield _build_update(ev)
+        except AgentError:
+            if deadline.expired == BUILD:
+                raise AgentTimeout("deadline exceeded") from None
+            if deadline.expired == SLOT_WAIT:
+                raise AgentSlotWaitTimeout(f"waited {slot_wait:g}s for a build slot on {self.who}") from None
+            raise
+        finally:
+            deadline.close()
 
     def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]:
         request = pb.DeployRequest(

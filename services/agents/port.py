@@ -29,6 +29,10 @@ class AgentTimeout(AgentError):
     """The call ran past its deadline."""
 
 
+class AgentSlotWaitTimeout(AgentTimeout):
+    """A build waited for one of the server's build slots past its bound (other builds held them)."""
+
+
 class AgentCancelled(AgentError):
     """The call was cancelled by us."""
 
@@ -226,7 +230,11 @@ class UnknownRunOnAgent(AgentError):
 
 
 class Agent(Protocol):
-    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken) -> Iterator[BuildUpdate]: ...
+    def build(self, spec: BuildSpec, *, timeout: float, cancel: CancelToken,
+              slot_wait: float) -> Iterator[BuildUpdate]:
+        """The build's stream. `timeout` counts the build's own seconds: not those it waits for a
+        build slot behind the server's other builds, which `slot_wait` bounds on its own."""
+        ...
 
     def deploy(self, spec: ReleaseSpec, *, timeout: float, cancel: CancelToken) -> Iterator[DeployUpdate]: ...
 

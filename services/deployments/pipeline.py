@@ -24,6 +24,7 @@ from services.agents.port import (
     AgentBusy,
     AgentCancelled,
     AgentError,
+    AgentSlotWaitTimeout,
     AgentTimeout,
     RUN_SETTINGS,
     BuildSpec,
@@ -382,7 +383,8 @@ class DeployPipeline:
         try:
             # Read the stream to its end, not just to the result: only then has the agent
             # finished the operation (and freed the deployment id for Deploy).
-            for update in self._when_free(rec, lambda: agent.build(spec, timeout=timeout, cancel=cancel), cancel):
+            for update in self._when_free(rec, lambda: agent.build(spec, timeout=timeout, cancel=cancel,
+                                                                   slot_wait=self.settings.build_slot_wait), cancel):
                 if update.line:
                     rec.log(prefix + update.line)
                 if update.step_current and update.step_total and not server:
@@ -404,6 +406,9 @@ class DeployPipeline:
                     result = update.image, update.image_id
         except AgentCancelled:
             raise Cancelled() from None
+        except AgentSlotWaitTimeout as err:
+            raise PhaseFailed(Phase.BUILD, f"{prefix}{err}: the server's other builds held every slot "
+                                           f"(TUGBOAT_BUILD_CONCURRENCY on its agent); the build did not start") from None
         except AgentTimeout:
             raise PhaseFailed(Phase.BUILD, f"build exceeded its deadline of {timeout:g}s") from None
         if result is None:

@@ -298,6 +298,8 @@ def test_builds_wait_their_turn(agent, app_name, make_app_name, docker_client, t
         before_wait, waiting = _next_until(second, lambda e: "waiting for another build" in e.line)
         assert waiting.line == BuildSlots(1).waiting_line
         assert not any(e.step_current for e in before_wait), before_wait
+        # ... and says so in a form its caller's deadline reads (it stops while the build waits).
+        assert build_seen(next(second)).waiting_for_slot is True
 
         docker_client.containers.get(first_step).exec_run(["/bin/busybox", "touch", "/go"])
         first_rest = [build_seen(e) for e in first]
@@ -307,6 +309,11 @@ def test_builds_wait_their_turn(agent, app_name, make_app_name, docker_client, t
     finally:
         engine_events.close()
         watcher.join(timeout=10)
+    # The wait's end came before the second build's first step: got a slot, then built.
+    got = next(i for i, e in enumerate(second_rest) if e.waiting_for_slot is not None)
+    assert second_rest[got].waiting_for_slot is False
+    assert second_rest[got - 1].line.startswith("got a build slot after waiting ")
+    assert not any(e.step_current for e in second_rest[:got]), second_rest[:got]
     # Every docker step of the second build streamed after its wait line ...
     assert [e.step_current for e in second_rest if e.step_current][:1] == [1]
     run_step = next(i for i, e in enumerate(second_rest) if e.step_current and " : RUN " in e.line)
@@ -314,3 +321,77 @@ def test_builds_wait_their_turn(agent, app_name, make_app_name, docker_client, t
     # ... and the engine created its step container only after the first build's had exited.
     order = [(action, cid[:12]) for action, cid in seen_by_engine]
     assert order.index(("create", second_step)) > order.index(("die", first_step)), order
+
+
+def test_the_wait_for_a_slot_does_not_count_against_a_callers_build_deadline(agent, app_name, make_app_name,
+                                                                             docker_client, tmp_path):
+    """The control plane's client (services.agents.client) against the real agent: while a first
+    build holds the server's one slot, a second build with a 2 s deadline waits longer than that
+    and still builds once the slot is free; a third, whose wait is bounded to 1 s, fails as a slot
+    wait (not as its build) and leaves the queue."""
+    from common.cancel import CancelToken
+    from common.specs import BuildSpec
+    from services.agents.client import AgentClient
+    from services.agents.port import AgentSlotWaitTimeout
+
+    DEADLINE = 4.0  # the second build's: room for its fetch and its (cached) steps on a busy machine
+    first_repo = make_sample_repo(tmp_path / "first")
+    first_sha = commit_files(first_repo, {"Dockerfile": (
+        'FROM scratch\nCOPY busybox /bin/busybox\n' + _nonce() +
+        'RUN ["/bin/busybox","sh","-c","until [ -e /go ]; do /bin/busybox sleep 0.1; done"]\n')},
+        "waits for /go")
+    quick = {"Dockerfile": 'FROM scratch\nCOPY busybox /bin/busybox\n'}  # cached steps: its build is quick
+    second_app, third_app = make_app_name(), make_app_name()
+    second_repo, third_repo = make_sample_repo(tmp_path / "second"), make_sample_repo(tmp_path / "third")
+    second_sha = commit_files(second_repo, quick, "quick")
+    third_sha = commit_files(third_repo, quick, "quick")
+    client = AgentClient(agent.address, channel=agent.channel)
+    outcomes: dict[str, object] = {}
+    waiting = {"second": threading.Event(), "third": threading.Event()}
+
+    def run(name, spec, timeout, slot_wait):
+        updates = []
+        try:
+            for update in client.build(spec, timeout=timeout, cancel=CancelToken(), slot_wait=slot_wait):
+                updates.append(update)
+                if "waiting for another build" in update.line:
+                    waiting[name].set()
+            outcomes[name] = updates
+        except Exception as err:  # noqa: BLE001 - the test reads what each build got
+            outcomes[name] = err
+
+    first = agent.stub.Build(pb.BuildRequest(app=app_name, deployment_id=81, repo_url=repo_url(first_repo),
+                                             commit_sha=first_sha, dockerfile="Dockerfile"), timeout=120)
+    _next_until(first, lambda e: e.step_current and " : RUN " in e.line)
+    _, running = _next_until(first, lambda e: e.line.startswith(" ---> Running in "))  # the RUN's container
+    threads = {
+        "second": threading.Thread(target=run, args=("second", BuildSpec(second_app, 82, repo_url(second_repo), second_sha), DEADLINE, 600.0)),
+        "third": threading.Thread(target=run, args=("third", BuildSpec(third_app, 83, repo_url(third_repo), third_sha), 600.0, 1.0)),
+    }
+    for t in threads.values():
+        t.start()
+    try:
+        assert waiting["second"].wait(60)
+        second_waits = time.monotonic()  # it waited from before this
+        assert waiting["third"].wait(60)
+        threads["third"].join(60)
+        assert isinstance(outcomes["third"], AgentSlotWaitTimeout), outcomes["third"]
+        assert "build slot" in str(outcomes["third"])
+        # The point of the test is time: the second build waits past its own deadline.
+        time.sleep(max(0.0, DEADLINE + 1 - (time.monotonic() - second_waits)))
+        assert threads["second"].is_alive()
+    finally:
+        docker_client.containers.get(running.line.split()[-1]).exec_run(["/bin/busybox", "touch", "/go"])
+        for t in threads.values():
+            t.join(120)  # (the client's channel is the fixture's: closed with the agent)
+    assert [build_seen(e) for e in first][-1].error == ""
+    second = outcomes["second"]
+    assert not isinstance(second, Exception), second
+    assert second[-1].done and not second[-1].error and second[-1].image == f"{second_app}:{second_sha}", second[-1]
+    waited = next(u.line for u in second if u.line.startswith("got a build slot after waiting "))
+    assert float(waited.split()[-1].rstrip("s")) > DEADLINE, waited  # it waited longer than its deadline
+    # The third left the queue: its deployment id is free for a build of its own again.
+    again = [build_seen(e) for e in agent.stub.Build(pb.BuildRequest(
+        app=third_app, deployment_id=83, repo_url=repo_url(third_repo), commit_sha=third_sha,
+        dockerfile="Dockerfile"), timeout=60)]
+    assert again[-1].error == "" and again[-1].result.image == f"{third_app}:{third_sha}", again[-1]

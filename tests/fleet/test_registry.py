@@ -64,7 +64,7 @@ def app(fleet):
 
 def build(agent, app: str, repo) -> str:
     updates = list(agent.build(BuildSpec(app, 1, repo_url(repo), repo.head.commit.hexsha),
-                               timeout=300, cancel=CancelToken()))
+                               timeout=300, cancel=CancelToken(), slot_wait=300))
     assert updates[-1].done and not updates[-1].error, updates[-1]
     return updates[-1].image
 

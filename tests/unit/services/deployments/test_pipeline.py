@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from services.agents.port import AgentCancelled, BuildUpdate, CancelToken, ContainerView, DeployUpdate
+from services.agents.port import AgentCancelled, AgentSlotWaitTimeout, BuildUpdate, CancelToken, ContainerView, DeployUpdate
 from services.config import Settings
 from services.core.errors import FailedPrecondition
 from services.core.states import EventKind, Phase
@@ -46,11 +46,15 @@ class FakeAgent:
         self.failure: DeployUpdate | None = None
         self.during: dict[str, callable] = {}
         self.containers: list[ContainerView] = []
-        self.builds, self.deploys = [], []
+        self.builds, self.deploys, self.slot_waits = [], [], []
 
-    def build(self, spec, *, timeout, cancel):
+    def build(self, spec, *, timeout, cancel, slot_wait):
         self.builds.append(spec)
-        yield from self.build_updates
+        self.slot_waits.append(slot_wait)
+        for update in self.build_updates:
+            if isinstance(update, Exception):
+                raise update
+            yield update
 
     def deploy(self, spec, *, timeout, cancel):
         self.deploys.append(spec)
@@ -151,6 +155,21 @@ def test_a_build_failure_ends_at_build_and_never_deploys(world):
 
     dep = world.deployment(dep_id)
     assert (dep.state, dep.failure_phase, dep.failure_reason) == ("FAILED", "BUILD", "build failed: exit code 1")
+    assert world.agent.deploys == [] and world.app().current_deployment_id is None
+
+
+def test_a_build_that_never_got_a_slot_says_so_and_never_deploys(world):
+    world.agent.build_updates = [
+        BuildUpdate(line="waiting for another build on this server to finish"),
+        AgentSlotWaitTimeout("waited 3600s for a build slot on server 'local' (agent at 127.0.0.1:1)")]
+    dep_id = world.service.create("web").row.id
+    world.run_next()
+
+    dep = world.deployment(dep_id)
+    assert (dep.state, dep.failure_phase) == ("FAILED", "BUILD")
+    assert dep.failure_reason.startswith("waited 3600s for a build slot on server 'local'")
+    assert "TUGBOAT_BUILD_CONCURRENCY" in dep.failure_reason and "deadline" not in dep.failure_reason
+    assert world.agent.slot_waits == [3600.0]  # Settings.build_slot_wait
     assert world.agent.deploys == [] and world.app().current_deployment_id is None
 
 
