@@ -326,7 +326,7 @@ def test_builds_wait_their_turn(agent, app_name, make_app_name, docker_client, t
 def test_the_wait_for_a_slot_does_not_count_against_a_callers_build_deadline(agent, app_name, make_app_name,
                                                                              docker_client, tmp_path):
     """The control plane's client (services.agents.client) against the real agent: while a first
-    build holds the server's one slot, a second build with a 2 s deadline waits longer than that
+    build holds the server's one slot, a second build with a 4 s deadline waits longer than that
     and still builds once the slot is free; a third, whose wait is bounded to 1 s, fails as a slot
     wait (not as its build) and leaves the queue."""
     from common.cancel import CancelToken
@@ -364,9 +364,11 @@ def test_the_wait_for_a_slot_does_not_count_against_a_callers_build_deadline(age
                                              commit_sha=first_sha, dockerfile="Dockerfile"), timeout=120)
     _next_until(first, lambda e: e.step_current and " : RUN " in e.line)
     _, running = _next_until(first, lambda e: e.line.startswith(" ---> Running in "))  # the RUN's container
-    threads = {
-        "second": threading.Thread(target=run, args=("second", BuildSpec(second_app, 82, repo_url(second_repo), second_sha), DEADLINE, 600.0)),
-        "third": threading.Thread(target=run, args=("third", BuildSpec(third_app, 83, repo_url(third_repo), third_sha), 600.0, 1.0)),
+    second_spec = BuildSpec(second_app, 82, repo_url(second_repo), second_sha)
+    third_spec = BuildSpec(third_app, 83, repo_url(third_repo), third_sha)
+    threads = {  # (name, spec, build deadline, bound of the slot wait)
+        "second": threading.Thread(target=run, args=("second", second_spec, DEADLINE, 600.0)),
+        "third": threading.Thread(target=run, args=("third", third_spec, 600.0, 1.0)),
     }
     for t in threads.values():
         t.start()
